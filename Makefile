@@ -1,0 +1,47 @@
+# SIT-FER pipeline. Each stage is its own binary reading and writing exchange files under artifacts/:
+#
+#   raw data --shard--> artifacts/shards/<dataset>/ --shard split--> artifacts/splits/<split>.parquet
+#   pipelines/text/*.toml --embed-text--> artifacts/text/<encoder>/<set>/
+#   shards + split + text --train--> artifacts/runs/<run>/ --audit--> artifacts/reports/<run>/
+#
+# Every stage skips work whose inputs and config are unchanged ("up to date"); FORCE=1 reruns it.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+DATASET ?= synthetic
+SPLIT ?= synthetic_10pct
+ON_ERROR ?= fail
+FERPLUS_DIR ?= data/raw/ferplus
+RAFDB_DIR ?= data/raw/rafdb
+AFFECTNET_DIR ?= data/raw/affectnet
+export FERPLUS_DIR RAFDB_DIR AFFECTNET_DIR
+
+CARGO ?= cargo
+RELEASE ?= --release
+FORCE_FLAG := $(if $(FORCE),--force,)
+
+.PHONY: help setup test doctor shard split demo build
+
+help: ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: ## install libtorch (torch 2.13.0 wheel) and the offline text model into ~/.cache/sitfer (once)
+	@bash scripts/setup.sh
+
+build: setup ## build every stage (release)
+	$(CARGO) build --workspace $(RELEASE)
+
+test: setup ## what CI runs: format check, clippy, every test
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace
+
+doctor: setup ## report libtorch, CUDA, text model and data roots
+	$(CARGO) run $(RELEASE) -q -p train -- doctor
+
+shard: ## raw dataset -> artifacts/shards/$(DATASET)  (DATASET=synthetic|ferplus|rafdb|affectnet|folder)
+	$(CARGO) run $(RELEASE) -q -p shard -- $(DATASET) $(FORCE_FLAG) --on-error $(ON_ERROR)
+
+split: ## shards -> artifacts/splits/$(SPLIT).parquet from pipelines/splits/$(SPLIT).toml
+	$(CARGO) run $(RELEASE) -q -p shard -- split $(SPLIT) $(FORCE_FLAG)

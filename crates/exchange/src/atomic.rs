@@ -1,0 +1,229 @@
+//! Temp-file-and-rename writing, so readers see either the previous output or the complete new one.
+//!
+//! [`AtomicFile`] stages one file next to its destination (same folder, so the rename cannot cross
+//! filesystems), fsyncs it and renames it into place on [`AtomicFile::commit`]; dropped without a commit
+//! (error, panic, Ctrl-C unwinding) it deletes the temp file and the destination is untouched.
+//! [`StagingDir`] does the same for a whole output folder (a dataset's shards plus manifest).
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A hidden sibling path unique to this process and call: `<dir>/.<name>.<tag>-<pid>-<n>`.
+fn sibling(dest: &Path, tag: &str) -> PathBuf {
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    dest.with_file_name(format!(".{name}.{tag}-{}-{n}", std::process::id()))
+}
+
+fn parent_of(dest: &Path) -> &Path {
+    match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// fsync a directory so a rename inside it survives a crash (no-op where directories cannot be opened).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// A file written beside its destination and renamed over it on commit.
+pub struct AtomicFile {
+    dest: PathBuf,
+    tmp: PathBuf,
+    out: Option<BufWriter<File>>,
+}
+
+impl AtomicFile {
+    /// Starts writing `dest` (its folder is created if missing). Nothing at `dest` changes until commit.
+    pub fn create(dest: impl AsRef<Path>) -> Result<Self> {
+        let dest = dest.as_ref().to_path_buf();
+        let dir = parent_of(&dest);
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp = sibling(&dest, "tmp");
+        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(Self { dest, tmp, out: Some(BufWriter::with_capacity(1 << 20, file)) })
+    }
+
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Flushes, fsyncs and renames the temp file over the destination.
+    pub fn commit(mut self) -> Result<()> {
+        let out = self.out.take().expect("AtomicFile used after commit");
+        let file = out.into_inner().map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
+        drop(file);
+        fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
+        sync_dir(parent_of(&self.dest));
+        Ok(())
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.as_mut().expect("AtomicFile used after commit").write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.as_mut().expect("AtomicFile used after commit").flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes `bytes` to `dest` atomically.
+pub fn write_bytes(dest: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+    let mut f = AtomicFile::create(dest)?;
+    f.write_all(bytes).map_err(|e| Error::io(&f.tmp, e))?;
+    f.commit()
+}
+
+/// Writes `value` as pretty JSON to `dest` atomically.
+pub fn write_json<T: serde::Serialize>(dest: impl AsRef<Path>, value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| Error::io(dest.as_ref(), e.into()))?;
+    text.push('\n');
+    write_bytes(dest, text.as_bytes())
+}
+
+/// A folder built beside its destination and swapped into place on commit.
+///
+/// The swap is two renames (old away, new in); a crash between them leaves the old output under a hidden
+/// `.name.old-*` sibling rather than losing it.
+pub struct StagingDir {
+    dest: PathBuf,
+    tmp: PathBuf,
+    committed: bool,
+}
+
+impl StagingDir {
+    pub fn create(dest: impl AsRef<Path>) -> Result<Self> {
+        let dest = dest.as_ref().to_path_buf();
+        let dir = parent_of(&dest);
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tmp = sibling(&dest, "staging");
+        fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(Self { dest, tmp, committed: false })
+    }
+
+    /// Where to write the new folder's files.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Replaces the destination folder with the staged one.
+    pub fn commit(mut self) -> Result<()> {
+        sync_dir(&self.tmp);
+        let old = sibling(&self.dest, "old");
+        let had_old = self.dest.exists();
+        if had_old {
+            fs::rename(&self.dest, &old).map_err(|e| Error::io(&self.dest, e))?;
+        }
+        if let Err(e) = fs::rename(&self.tmp, &self.dest) {
+            if had_old {
+                let _ = fs::rename(&old, &self.dest);
+            }
+            return Err(Error::io(&self.dest, e));
+        }
+        self.committed = true;
+        sync_dir(parent_of(&self.dest));
+        if had_old {
+            let _ = fs::remove_dir_all(&old);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StagingDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<_> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn commit_replaces_and_drop_keeps_previous() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("a.bin");
+        write_bytes(&dest, b"old").unwrap();
+        {
+            let mut f = AtomicFile::create(&dest).unwrap();
+            f.write_all(b"half of the new conte").unwrap();
+            // dropped: an interrupted write
+        }
+        assert_eq!(fs::read(&dest).unwrap(), b"old");
+        assert_eq!(entries(dir.path()), ["a.bin"], "temp file must be cleaned up");
+        write_bytes(&dest, b"new").unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"new");
+        assert_eq!(entries(dir.path()), ["a.bin"]);
+    }
+
+    #[test]
+    fn panic_mid_write_keeps_previous() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("m.json");
+        write_json(&dest, &serde_json::json!({"v": 1})).unwrap();
+        let d2 = dest.clone();
+        let r = std::panic::catch_unwind(move || {
+            let mut f = AtomicFile::create(&d2).unwrap();
+            f.write_all(b"{\"v\": 2").unwrap();
+            panic!("killed mid-write");
+        });
+        assert!(r.is_err());
+        let v: serde_json::Value = serde_json::from_slice(&fs::read(&dest).unwrap()).unwrap();
+        assert_eq!(v["v"], 1);
+        assert_eq!(entries(dir.path()), ["m.json"]);
+    }
+
+    #[test]
+    fn staging_dir_swaps_whole_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("shards").join("ds");
+        let s = StagingDir::create(&dest).unwrap();
+        fs::write(s.path().join("part-0.parquet"), b"1").unwrap();
+        s.commit().unwrap();
+        assert_eq!(entries(&dest), ["part-0.parquet"]);
+
+        let s = StagingDir::create(&dest).unwrap();
+        fs::write(s.path().join("part-9.parquet"), b"2").unwrap();
+        drop(s); // failed run
+        assert_eq!(entries(&dest), ["part-0.parquet"]);
+        assert_eq!(entries(&root.path().join("shards")), ["ds"]);
+
+        let s = StagingDir::create(&dest).unwrap();
+        fs::write(s.path().join("part-1.parquet"), b"3").unwrap();
+        s.commit().unwrap();
+        assert_eq!(entries(&dest), ["part-1.parquet"]);
+        assert_eq!(entries(&root.path().join("shards")), ["ds"]);
+    }
+}

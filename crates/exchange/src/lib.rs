@@ -1,0 +1,28 @@
+//! The contracts between the SIT-FER pipeline stages.
+//!
+//! Stages (`shard`, `embed-text`, `train`, `audit`) never import each other: they meet only at the files
+//! described here. This crate owns
+//!
+//! * [`labels`]: the canonical expression label space and every dataset's id map into it;
+//! * [`schema`]: one typed row struct and Arrow schema per exchange file — **this is the column reference
+//!   users read** (see each module: [`schema::shard`], [`schema::split`], [`schema::text`],
+//!   [`schema::pseudo_label`], [`schema::metrics`]);
+//! * [`parquet_io`]: atomic Parquet writing and tolerant reading (Binary/LargeBinary/BinaryView, Utf8View,
+//!   LargeList … as written by polars, pyarrow or DuckDB);
+//! * [`manifest`]: what every stage output records about its inputs and config, and the "is this output up to
+//!   date?" check that lets stages skip work;
+//! * [`atomic`]: temp-file-and-rename helpers so a failed or interrupted run never corrupts earlier output.
+//!
+//! It must not depend on libtorch, polars or any stage.
+
+pub mod atomic;
+mod columns;
+pub mod error;
+pub mod labels;
+pub mod manifest;
+pub mod parquet_io;
+pub mod schema;
+
+pub use error::{Error, Result};
+pub use labels::Expression;
+pub use schema::Table;

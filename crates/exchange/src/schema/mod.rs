@@ -1,0 +1,125 @@
+//! One typed row struct and Arrow schema per exchange file.
+//!
+//! | file | written by | read by | module |
+//! |---|---|---|---|
+//! | `artifacts/shards/<dataset>/part-NNNNN.parquet` | shard | train, audit | [`shard`] |
+//! | `artifacts/splits/<split>.parquet` | shard split | train, audit | [`split`] |
+//! | `artifacts/text/<encoder>/<set>/embeddings.parquet`, `prototypes.parquet` | embed-text | train | [`text`] |
+//! | `artifacts/runs/<run>/pseudo_labels/epoch-NNNN.parquet` | train | audit | [`pseudo_label`] |
+//! | `artifacts/runs/<run>/metrics.parquet` | train | audit, users | [`metrics`] |
+//!
+//! Every file carries its table name and schema version in the Parquet key-value metadata
+//! (`sitfer.table`, `sitfer.schema_version`); readers refuse another table or version, and accept files
+//! without those keys (written by a notebook) when their columns fit. Class columns hold **canonical ids**
+//! ([`crate::labels`]), probability vectors are indexed by the *run's* class list, recorded in the run's
+//! config and in the file metadata key `sitfer.classes`.
+
+pub mod metrics;
+pub mod pseudo_label;
+pub mod shard;
+pub mod split;
+pub mod text;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float32Builder, Int32Builder, ListArray, ListBuilder, RecordBatch};
+use arrow::datatypes::{DataType, Field, Float32Type, Int32Type, Schema, SchemaRef};
+use arrow::error::ArrowError;
+
+/// Parquet/Arrow metadata key holding the table name.
+pub const TABLE_KEY: &str = "sitfer.table";
+/// Parquet/Arrow metadata key holding the schema version.
+pub const VERSION_KEY: &str = "sitfer.schema_version";
+/// Metadata key with the comma-separated class names that index probability vectors.
+pub const CLASSES_KEY: &str = "sitfer.classes";
+
+/// An exchange table: its name, version, columns and row conversion.
+pub trait Table: Sized + Send {
+    /// Table name written to `sitfer.table`.
+    const NAME: &'static str;
+    /// Bumped on any incompatible column change.
+    const VERSION: u32;
+
+    /// Columns in file order.
+    fn fields() -> Vec<Field>;
+
+    /// The Arrow schema with table name and version in its metadata.
+    fn schema() -> SchemaRef {
+        let meta = HashMap::from([
+            (TABLE_KEY.to_string(), Self::NAME.to_string()),
+            (VERSION_KEY.to_string(), Self::VERSION.to_string()),
+        ]);
+        Arc::new(Schema::new_with_metadata(Self::fields(), meta))
+    }
+
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError>;
+
+    /// Decodes a batch already normalised to [`Table::schema`]; errors carry the row index in the batch.
+    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, (usize, String)>;
+}
+
+pub(crate) fn field(name: &str, dt: DataType, nullable: bool) -> Field {
+    Field::new(name, dt, nullable)
+}
+
+pub(crate) fn list_of(dt: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("item", dt, true)))
+}
+
+pub(crate) fn f32_lists<'a>(items: impl Iterator<Item = Option<&'a [f32]>>) -> ArrayRef {
+    let mut b = ListBuilder::new(Float32Builder::new());
+    for item in items {
+        match item {
+            Some(v) => {
+                b.values().append_slice(v);
+                b.append(true);
+            }
+            None => b.append(false),
+        }
+    }
+    Arc::new(b.finish())
+}
+
+pub(crate) fn i32_lists<'a>(items: impl Iterator<Item = Option<&'a [i32]>>) -> ArrayRef {
+    let mut b = ListBuilder::new(Int32Builder::new());
+    for item in items {
+        match item {
+            Some(v) => {
+                b.values().append_slice(v);
+                b.append(true);
+            }
+            None => b.append(false),
+        }
+    }
+    Arc::new(b.finish())
+}
+
+pub(crate) fn f32_list_at(col: &ListArray, i: usize) -> Option<Vec<f32>> {
+    col.is_valid(i).then(|| col.value(i).as_primitive::<Float32Type>().values().to_vec())
+}
+
+pub(crate) fn i32_list_at(col: &ListArray, i: usize) -> Option<Vec<i32>> {
+    col.is_valid(i).then(|| col.value(i).as_primitive::<Int32Type>().values().to_vec())
+}
+
+/// A column of a normalised batch by position, as the concrete array type.
+pub(crate) fn col(batch: &RecordBatch, i: usize) -> &ArrayRef {
+    batch.column(i)
+}
+
+/// Checks that a probability vector is a distribution over `n` classes (length, finite, non-negative, sums
+/// to 1 within `tol`). Shared by the pseudo-label writer and readers such as audit.
+pub fn check_distribution(p: &[f32], n: usize, tol: f32) -> Result<(), String> {
+    if p.len() != n {
+        return Err(format!("probability vector has length {}, expected {n}", p.len()));
+    }
+    if p.iter().any(|x| !x.is_finite() || *x < 0.0) {
+        return Err("probability vector has a negative or non-finite entry".into());
+    }
+    let s: f32 = p.iter().sum();
+    if (s - 1.0).abs() > tol {
+        return Err(format!("probability vector sums to {s}, expected 1"));
+    }
+    Ok(())
+}

