@@ -21,7 +21,7 @@ CARGO ?= cargo
 RELEASE ?= --release
 FORCE_FLAG := $(if $(FORCE),--force,)
 
-.PHONY: help setup test doctor shard split demo build
+.PHONY: help setup test doctor shard split demo build bench
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,3 +45,13 @@ shard: ## raw dataset -> artifacts/shards/$(DATASET)  (DATASET=synthetic|ferplus
 
 split: ## shards -> artifacts/splits/$(SPLIT).parquet from pipelines/splits/$(SPLIT).toml
 	$(CARGO) run $(RELEASE) -q -p shard -- split $(SPLIT) $(FORCE_FLAG)
+
+demo: setup ## the main job on the built-in synthetic faces (stages landed so far: shard + splits)
+	$(CARGO) build $(RELEASE) -q -p shard
+	./target/release/shard synthetic $(FORCE_FLAG) --preview artifacts/synthetic-preview.png
+	./target/release/shard split synthetic_10pct $(FORCE_FLAG)
+	./target/release/shard split synthetic_full $(FORCE_FLAG)
+
+bench: setup ## benchmarks with ratios against reference implementations (BENCH_QUICK=1 for a short run)
+	$(CARGO) build $(RELEASE) -q -p shard
+	bash bench/shard_ferplus.sh

@@ -28,8 +28,16 @@ if [ ! -f "$venv/.complete" ]; then
   log "installing torch==$TORCH_VERSION into $venv (first time only: ~5 GB, a few minutes)"
   rm -rf "$venv"
   "$python" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION" numpy
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
   touch "$venv/.complete"
+fi
+# Python-side references and cross-checks (pyarrow/pandas readability tests, golden vectors, the PyTorch
+# training-step reference). Never used by the product itself.
+extras="numpy pyarrow pandas pillow"
+if [ "$(cat "$venv/.extras" 2>/dev/null)" != "$extras" ]; then
+  log "installing reference packages into the venv: $extras"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check $extras
+  echo "$extras" > "$venv/.extras"
 fi
 torch_dir=$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
 got=$("$venv/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])')

@@ -15,7 +15,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use parquet::format::KeyValue;
+use parquet::file::metadata::KeyValue;
 
 use crate::atomic::AtomicFile;
 use crate::columns::normalize;
@@ -45,7 +45,7 @@ impl<T: Table> TableWriter<T> {
         kv.extend(metadata.iter().map(|(k, v)| KeyValue::new(k.to_string(), v.clone())));
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid zstd level")))
-            .set_max_row_group_size(row_group_rows.max(1))
+            .set_max_row_group_row_count(Some(row_group_rows.max(1)))
             .set_key_value_metadata(Some(kv))
             .build();
         let writer = ArrowWriter::try_new(file, T::schema(), Some(props))

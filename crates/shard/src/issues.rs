@@ -41,8 +41,4 @@ impl Issues {
             }
         }
     }
-
-    pub fn total(&self) -> u64 {
-        self.skipped.values().sum()
-    }
 }

@@ -66,10 +66,6 @@ impl Scan {
     pub fn drop_row(&mut self, split: &str, reason: impl Into<String>) {
         *self.dropped.entry(split.to_string()).or_default().entry(reason.into()).or_default() += 1;
     }
-
-    pub fn dropped_total(&self) -> u64 {
-        self.dropped.values().flat_map(|m| m.values()).sum()
-    }
 }
 
 /// Rejects (or, under `--on-error skip`, drops) records whose id repeats an earlier one.

@@ -421,6 +421,9 @@ fn visibility(f: &Face) -> [f32; N_AU] {
     w
 }
 
+/// Squared AU energy an annotator needs to see before voting for an expression rather than neutral.
+const EXPRESSION_EVIDENCE: f32 = 0.04;
+
 /// Ten FER+-style vote counts (8 classes, unknown, NF).
 fn votes(f: &Face, annotators: usize, rng: &mut ChaCha8Rng) -> [i32; 10] {
     let w = visibility(f);
@@ -429,8 +432,10 @@ fn votes(f: &Face, annotators: usize, rng: &mut ChaCha8Rng) -> [i32; 10] {
         let p = prototype(k);
         let pp: f32 = p.iter().zip(&w).map(|(x, w)| w * x * x).sum();
         let scale = if pp > 0.0 { (p.iter().zip(&f.au).zip(&w).map(|((x, a), w)| w * x * a).sum::<f32>() / pp).clamp(0.0, 1.3) } else { 0.0 };
-        // residual after explaining the face as class k at its best-fitting intensity
-        *d = p.iter().zip(&f.au).zip(&w).map(|((x, a), w)| w * (a - scale * x).powi(2)).sum();
+        // residual after explaining the face as class k at its best-fitting intensity, plus the evidence an
+        // annotator wants before calling anything but neutral (small resting asymmetries are not expressions)
+        let prior = if k == 0 { 0.0 } else { EXPRESSION_EVIDENCE };
+        *d = p.iter().zip(&f.au).zip(&w).map(|((x, a), w)| w * (a - scale * x).powi(2)).sum::<f32>() + prior;
     }
     // image quality: heavy blur/noise makes "unknown" and "not a face" votes likelier
     let quality_issue = (f.blur / 1.1) * 0.5 + (f.noise / 0.07) * 0.5;
