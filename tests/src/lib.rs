@@ -1,10 +1,10 @@
 //! Helpers for the end-to-end tests in `tests/tests/`: where the repo, the real FERPlus data and the
-//! reference Python are, and how to run a stage binary. The tests drive stages only through their CLIs and
+//! reference Python are, and how to run a stage binary. Stage crates use it as a dev-dependency for their
+//! CLI tests (which get their binary from Cargo as `CARGO_BIN_EXE_<name>`). The tests drive stages only through their CLIs and
 //! exchange files, as users do.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 /// The workspace root.
 pub fn repo_root() -> PathBuf {
@@ -34,29 +34,9 @@ pub fn reference_python() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
-/// Path to a stage binary, built once per test process with the same profile as the tests.
-pub fn bin(package: &str) -> PathBuf {
-    static BUILT: OnceLock<std::sync::Mutex<Vec<String>>> = OnceLock::new();
-    let built = BUILT.get_or_init(Default::default);
-    let mut done = built.lock().unwrap_or_else(|e| e.into_inner());
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"));
-    let path = target.join("debug").join(package);
-    if !done.iter().any(|p| p == package) {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(repo_root())
-            .args(["build", "-q", "-p", package, "--bin", package])
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "cargo build -p {package} failed");
-        done.push(package.to_string());
-    }
-    path
-}
-
-/// Runs a stage binary in `cwd` and returns its output (never panics on a non-zero exit).
-pub fn run(package: &str, cwd: &Path, args: &[&str]) -> Output {
-    Command::new(bin(package)).current_dir(cwd).args(args).output().expect("starting stage binary")
+/// Runs a binary in `cwd` and returns its output (never panics on a non-zero exit).
+pub fn run(bin: &Path, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(bin).current_dir(cwd).args(args).output().expect("starting stage binary")
 }
 
 /// `stdout + stderr` of an output, for assertions and failure messages.

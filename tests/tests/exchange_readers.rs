@@ -66,7 +66,12 @@ fn every_schema_is_readable_by_polars() {
     write_and_check_polars(
         dir.path(),
         "text",
-        &[TextEmbeddingRow { class: 1, class_name: "happiness".into(), description: "lip corners up".into(), vector: vec![0.6, 0.8] }],
+        &[TextEmbeddingRow {
+            class: 1,
+            class_name: "happiness".into(),
+            description: "lip corners up".into(),
+            vector: vec![0.6, 0.8],
+        }],
     );
     write_and_check_polars(
         dir.path(),
@@ -97,7 +102,8 @@ fn every_schema_is_readable_by_polars() {
 fn polars_written_shard_with_binary_column_is_readable() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("polars.parquet");
-    let votes: ListChunked = vec![Some(Series::new("".into(), &[3i32, 7, 0, 0, 0, 0, 0, 0, 0, 0])), None].into_iter().collect();
+    let votes: ListChunked =
+        vec![Some(Series::new("".into(), &[3i32, 7, 0, 0, 0, 0, 0, 0, 0, 0])), None].into_iter().collect();
     let mut df = DataFrame::new(vec![
         Column::new("id".into(), &["x/train/1", "x/test/2"]),
         Column::new("dataset".into(), &["x", "x"]),

@@ -154,10 +154,7 @@ pub fn parse_class_list(names: &[String]) -> Result<Vec<Expression>, String> {
     let mut out = Vec::with_capacity(names.len());
     for n in names {
         let e = Expression::parse(n).ok_or_else(|| {
-            format!(
-                "unknown class `{n}` (known: {})",
-                ALL.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")
-            )
+            format!("unknown class `{n}` (known: {})", ALL.iter().map(|e| e.name()).collect::<Vec<_>>().join(", "))
         })?;
         if out.contains(&e) {
             return Err(format!("class `{n}` is listed twice"));
@@ -183,10 +180,7 @@ mod tests {
         }
         assert_eq!(Expression::from_id(8), None);
         let names: Vec<_> = FERPLUS_CLASSES.iter().map(|e| e.name()).collect();
-        assert_eq!(
-            names,
-            ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
-        );
+        assert_eq!(names, ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]);
     }
 
     #[test]

@@ -111,7 +111,13 @@ impl InputRecord {
         let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if meta.is_file() {
             let (size, h) = hash_file(path)?;
-            return Ok(Self { path: path.display().to_string(), kind: InputKind::File, size, files: 1, blake3: h.to_hex().to_string() });
+            return Ok(Self {
+                path: path.display().to_string(),
+                kind: InputKind::File,
+                size,
+                files: 1,
+                blake3: h.to_hex().to_string(),
+            });
         }
         let mut files = Vec::new();
         walk(path, path, &mut files)?;
@@ -145,8 +151,10 @@ pub fn fingerprint(stage: &str, tool_version: &str, config: &serde_json::Value, 
 impl Manifest {
     /// A manifest for a run about to happen; outputs and counts are added as they are written.
     pub fn new(stage: &str, tool_version: &str, config: &impl Serialize, inputs: Vec<InputRecord>) -> Result<Self> {
-        let config = serde_json::to_value(config)
-            .map_err(|e| Error::Manifest { path: PathBuf::from(stage), message: format!("config is not serialisable: {e}") })?;
+        let config = serde_json::to_value(config).map_err(|e| Error::Manifest {
+            path: PathBuf::from(stage),
+            message: format!("config is not serialisable: {e}"),
+        })?;
         Ok(Self {
             stage: stage.into(),
             tool_version: tool_version.into(),

@@ -14,8 +14,8 @@ use arrow::array::RecordBatch;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
 
 use crate::atomic::AtomicFile;
 use crate::columns::normalize;
@@ -130,7 +130,12 @@ impl<T: Table> TableReader<T> {
             }
             let version = metadata.get(VERSION_KEY).cloned().unwrap_or_default();
             if version != T::VERSION.to_string() {
-                return Err(Error::SchemaVersion { path, table: T::NAME.into(), found: version, supported: T::VERSION });
+                return Err(Error::SchemaVersion {
+                    path,
+                    table: T::NAME.into(),
+                    found: version,
+                    supported: T::VERSION,
+                });
             }
         }
         let total_rows = builder.metadata().file_metadata().num_rows().max(0) as usize;
@@ -250,7 +255,12 @@ mod tests {
             description: "brows raised".into(),
             vector: vec![0.6, 0.8],
         }]);
-        round_trip(vec![PrototypeRow { class: 7, class_name: "contempt".into(), n_descriptions: 3, vector: vec![1.0, 0.0] }]);
+        round_trip(vec![PrototypeRow {
+            class: 7,
+            class_name: "contempt".into(),
+            n_descriptions: 3,
+            vector: vec![1.0, 0.0],
+        }]);
         round_trip(vec![
             PseudoLabelRow {
                 id: "x".into(),
@@ -277,7 +287,15 @@ mod tests {
         ]);
         round_trip(vec![
             MetricRow::scalar(1, 800, "val", "acc_cls", 0.5),
-            MetricRow { epoch: 1, step: 800, split: "test".into(), metric: "confusion_cls".into(), class: Some(2), pred: Some(3), value: 7.0 },
+            MetricRow {
+                epoch: 1,
+                step: 800,
+                split: "test".into(),
+                metric: "confusion_cls".into(),
+                class: Some(2),
+                pred: Some(3),
+                value: 7.0,
+            },
         ]);
     }
 

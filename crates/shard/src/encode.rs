@@ -61,7 +61,13 @@ fn load(src: &ImageSource) -> Result<DynamicImage, String> {
 }
 
 fn is_grey(img: &DynamicImage) -> bool {
-    matches!(img, DynamicImage::ImageLuma8(_) | DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA8(_) | DynamicImage::ImageLumaA16(_))
+    matches!(
+        img,
+        DynamicImage::ImageLuma8(_)
+            | DynamicImage::ImageLuma16(_)
+            | DynamicImage::ImageLumaA8(_)
+            | DynamicImage::ImageLumaA16(_)
+    )
 }
 
 /// Loads, converts, resizes and PNG-encodes one image.
@@ -117,9 +123,14 @@ mod tests {
         let p = dir.path().join("t.png");
         let good = process(&grey_src(), &ImageOptions { resize: None, color: Color::Keep }).unwrap().png;
         std::fs::write(&p, &good[..good.len() / 2]).unwrap();
-        let err = process(&ImageSource::File(p.clone()), &ImageOptions { resize: None, color: Color::Keep }).unwrap_err();
+        let err =
+            process(&ImageSource::File(p.clone()), &ImageOptions { resize: None, color: Color::Keep }).unwrap_err();
         assert!(err.contains("t.png"), "{err}");
-        let missing = process(&ImageSource::File(dir.path().join("none.png")), &ImageOptions { resize: None, color: Color::Keep }).unwrap_err();
+        let missing = process(
+            &ImageSource::File(dir.path().join("none.png")),
+            &ImageOptions { resize: None, color: Color::Keep },
+        )
+        .unwrap_err();
         assert!(missing.contains("none.png"));
     }
 }

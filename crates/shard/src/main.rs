@@ -181,7 +181,13 @@ struct SplitArgs {
     json: bool,
 }
 
-fn shard(dataset: &str, source: serde_json::Value, common: &Common, scan: Scan, mut issues: Issues) -> anyhow::Result<()> {
+fn shard(
+    dataset: &str,
+    source: serde_json::Value,
+    common: &Common,
+    scan: Scan,
+    mut issues: Issues,
+) -> anyhow::Result<()> {
     let mut scan = scan;
     sources::dedup_ids(&mut scan, &mut issues)?;
     let image = ImageOptions { resize: common.resize, color: common.color };
@@ -233,11 +239,22 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Synthetic(a) => {
-            let cfg = synthetic::GenConfig { seed: a.seed, size: a.size, train: a.train, valid: a.valid, test: a.test, annotators: 10 };
+            let cfg = synthetic::GenConfig {
+                seed: a.seed,
+                size: a.size,
+                train: a.train,
+                valid: a.valid,
+                test: a.test,
+                annotators: 10,
+            };
             let fresh = synthetic::generate(&a.raw_dir, &cfg, a.common.force, a.common.quiet || a.common.json)
                 .with_context(|| format!("generating synthetic faces into {}", a.raw_dir.display()))?;
             if fresh && !a.common.json {
-                println!("synthetic: generated {} faces into {}", cfg.train + cfg.valid + cfg.test, a.raw_dir.display());
+                println!(
+                    "synthetic: generated {} faces into {}",
+                    cfg.train + cfg.valid + cfg.test,
+                    a.raw_dir.display()
+                );
             }
             if let Some(p) = &a.preview {
                 preview::write(p, &cfg, 10)?;
@@ -246,15 +263,32 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             let mut issues = Issues::new(a.common.on_error);
-            let opts = ferplus::Options { dataset: "synthetic", layout: ferplus::Layout::Folders, protocol: a.protocol, limit_per_split: a.common.limit_per_split };
+            let opts = ferplus::Options {
+                dataset: "synthetic",
+                layout: ferplus::Layout::Folders,
+                protocol: a.protocol,
+                limit_per_split: a.common.limit_per_split,
+            };
             let scan = ferplus::scan(&a.raw_dir, &opts, &mut issues)?;
-            shard("synthetic", json!({"reader": "ferplus", "generator": cfg, "protocol": a.protocol}), &a.common, scan, issues)
+            shard(
+                "synthetic",
+                json!({"reader": "ferplus", "generator": cfg, "protocol": a.protocol}),
+                &a.common,
+                scan,
+                issues,
+            )
         }
         Command::Ferplus(a) => {
             let mut issues = Issues::new(a.common.on_error);
-            let opts = ferplus::Options { dataset: &a.name, layout: a.layout, protocol: a.protocol, limit_per_split: a.common.limit_per_split };
+            let opts = ferplus::Options {
+                dataset: &a.name,
+                layout: a.layout,
+                protocol: a.protocol,
+                limit_per_split: a.common.limit_per_split,
+            };
             let scan = ferplus::scan(&a.root, &opts, &mut issues)?;
-            let source = json!({"reader": "ferplus", "root": root_json(&a.root), "layout": a.layout, "protocol": a.protocol});
+            let source =
+                json!({"reader": "ferplus", "root": root_json(&a.root), "layout": a.layout, "protocol": a.protocol});
             shard(&a.name, source, &a.common, scan, issues)
         }
         Command::Rafdb(a) => {
@@ -263,10 +297,17 @@ fn main() -> anyhow::Result<()> {
             shard(&a.name, json!({"reader": "rafdb", "root": root_json(&a.root)}), &a.common, scan, issues)
         }
         Command::Affectnet(a) => {
-            let name = a.name.clone().unwrap_or_else(|| if a.classes == 7 { "affectnet7".into() } else { "affectnet".into() });
+            let name =
+                a.name.clone().unwrap_or_else(|| if a.classes == 7 { "affectnet7".into() } else { "affectnet".into() });
             let mut issues = Issues::new(a.common.on_error);
             let scan = sources::affectnet::scan(&a.root, &name, a.classes, a.common.limit_per_split, &mut issues)?;
-            shard(&name, json!({"reader": "affectnet", "root": root_json(&a.root), "classes": a.classes}), &a.common, scan, issues)
+            shard(
+                &name,
+                json!({"reader": "affectnet", "root": root_json(&a.root), "classes": a.classes}),
+                &a.common,
+                scan,
+                issues,
+            )
         }
         Command::Folder(a) => {
             let mut issues = Issues::new(a.common.on_error);

@@ -70,8 +70,10 @@ pub fn run(job: &Job, scan: Scan, issues: &mut Issues) -> anyhow::Result<Outcome
     let staging = StagingDir::create(&job.out_dir)?;
     let bar = if job.quiet { ProgressBar::hidden() } else { ProgressBar::new(scan.records.len() as u64) };
     bar.set_style(
-        ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} faces ({per_sec}, eta {eta})")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} faces ({per_sec}, eta {eta})",
+        )
+        .expect("valid template"),
     );
     bar.set_prefix(format!("shard {}", job.dataset));
 
@@ -96,7 +98,8 @@ pub fn run(job: &Job, scan: Scan, issues: &mut Issues) -> anyhow::Result<Outcome
                     continue;
                 }
             };
-            let class = r.label.and_then(Expression::from_id).map(|c| c.name().to_string()).unwrap_or_else(|| "(none)".into());
+            let class =
+                r.label.and_then(Expression::from_id).map(|c| c.name().to_string()).unwrap_or_else(|| "(none)".into());
             *rows_by.entry(r.split.to_string()).or_default().entry(class).or_default() += 1;
             rows.push(ShardRow {
                 id: r.id.clone(),
@@ -116,7 +119,8 @@ pub fn run(job: &Job, scan: Scan, issues: &mut Issues) -> anyhow::Result<Outcome
         }
         let name = format!("part-{part:05}.parquet");
         let path = staging.path().join(&name);
-        let mut w = TableWriter::<ShardRow>::create(&path, &[("sitfer.dataset", job.dataset.clone())], job.row_group_rows)?;
+        let mut w =
+            TableWriter::<ShardRow>::create(&path, &[("sitfer.dataset", job.dataset.clone())], job.row_group_rows)?;
         w.write(&rows)?;
         let n = w.finish()?;
         manifest.add_output(staging.path(), &name, Some(n))?;

@@ -167,7 +167,10 @@ fn budget_counts(b: &Budget, classes: &[Expression], sizes: &[usize]) -> anyhow:
     let mut fixed = vec![None; classes.len()];
     for (name, n) in &b.fixed {
         let e = Expression::parse(name).with_context(|| format!("[labeled] fixed: unknown class `{name}`"))?;
-        let i = classes.iter().position(|c| *c == e).with_context(|| format!("[labeled] fixed: `{name}` is not in the split's classes"))?;
+        let i = classes
+            .iter()
+            .position(|c| *c == e)
+            .with_context(|| format!("[labeled] fixed: `{name}` is not in the split's classes"))?;
         if *n > sizes[i] {
             anyhow::bail!("[labeled] fixed: {name} = {n} but the pool has only {} {name} samples", sizes[i]);
         }
@@ -188,7 +191,10 @@ fn budget_counts(b: &Budget, classes: &[Expression], sizes: &[usize]) -> anyhow:
         match b.mode {
             Mode::Stratified if b.fraction.is_some() && b.fixed.is_empty() => {
                 // per-class rounding of the fraction, as "10 % of each class" is usually meant
-                free_sizes.iter().map(|&s| ((s as f64) * b.fraction.unwrap_or(0.0)).round().max(1.0).min(s as f64) as usize).collect()
+                free_sizes
+                    .iter()
+                    .map(|&s| ((s as f64) * b.fraction.unwrap_or(0.0)).round().max(1.0).min(s as f64) as usize)
+                    .collect()
             }
             Mode::Stratified => proportional(&free_sizes, rest),
             Mode::Balanced => balanced(&free_sizes, rest),
@@ -261,7 +267,13 @@ fn take_stratified(pool: &mut Vec<&Sample>, counts: &[usize], n_classes: usize) 
     chosen
 }
 
-pub fn run(name: &str, cfg_path: &Path, shards_root: &Path, out_dir: &Path, force: bool) -> anyhow::Result<SplitOutcome> {
+pub fn run(
+    name: &str,
+    cfg_path: &Path,
+    shards_root: &Path,
+    out_dir: &Path,
+    force: bool,
+) -> anyhow::Result<SplitOutcome> {
     let cfg = load_config(cfg_path)?;
     let classes = classes(&cfg)?;
     let shard_dir = shards_root.join(&cfg.dataset);
@@ -287,7 +299,11 @@ pub fn run(name: &str, cfg_path: &Path, shards_root: &Path, out_dir: &Path, forc
             if !known.contains(s.as_str()) {
                 let mut k: Vec<_> = known.iter().collect();
                 k.sort();
-                anyhow::bail!("{}: [{role}] takes source split `{s}`, but the {} shards have only {k:?}", cfg_path.display(), cfg.dataset);
+                anyhow::bail!(
+                    "{}: [{role}] takes source split `{s}`, but the {} shards have only {k:?}",
+                    cfg_path.display(),
+                    cfg.dataset
+                );
             }
         }
     }
@@ -328,7 +344,8 @@ pub fn run(name: &str, cfg_path: &Path, shards_root: &Path, out_dir: &Path, forc
         }
     }
     let mut pool = free(&role_of, &cfg.labeled.from);
-    let counts = budget_counts(&cfg.labeled, &classes, &sizes_of(&pool)).with_context(|| cfg_path.display().to_string())?;
+    let counts =
+        budget_counts(&cfg.labeled, &classes, &sizes_of(&pool)).with_context(|| cfg_path.display().to_string())?;
     let labeled: HashSet<String> = take_stratified(&mut pool, &counts, n_classes).into_iter().collect();
     for s in &order {
         if labeled.contains(&s.id) {
@@ -341,7 +358,8 @@ pub fn run(name: &str, cfg_path: &Path, shards_root: &Path, out_dir: &Path, forc
         }
     }
 
-    let mut rows: Vec<(&Sample, Role)> = samples.iter().filter_map(|s| role_of.get(s.id.as_str()).map(|r| (s, *r))).collect();
+    let mut rows: Vec<(&Sample, Role)> =
+        samples.iter().filter_map(|s| role_of.get(s.id.as_str()).map(|r| (s, *r))).collect();
     rows.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.id.cmp(&b.0.id)));
     let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for (s, r) in &rows {
@@ -355,7 +373,11 @@ pub fn run(name: &str, cfg_path: &Path, shards_root: &Path, out_dir: &Path, forc
     let n = write_table(
         &out,
         &split_rows,
-        &[(CLASSES_KEY, class_names.join(",")), ("sitfer.dataset", cfg.dataset.clone()), ("sitfer.split", name.to_string())],
+        &[
+            (CLASSES_KEY, class_names.join(",")),
+            ("sitfer.dataset", cfg.dataset.clone()),
+            ("sitfer.split", name.to_string()),
+        ],
     )?;
     manifest.add_output(out_dir, &format!("{name}.parquet"), Some(n))?;
     manifest.counts.insert("roles".into(), serde_json::to_value(&counts)?);
@@ -407,7 +429,14 @@ mod tests {
 
     #[test]
     fn fraction_is_per_class() {
-        let b = Budget { from: vec![], fraction: Some(0.1), total: None, per_class: None, mode: Mode::Stratified, fixed: BTreeMap::new() };
+        let b = Budget {
+            from: vec![],
+            fraction: Some(0.1),
+            total: None,
+            per_class: None,
+            mode: Mode::Stratified,
+            fixed: BTreeMap::new(),
+        };
         let classes = exchange::labels::ALL.to_vec();
         let c = budget_counts(&b, &classes, &[1000, 500, 204, 206, 3, 0, 1, 15]).unwrap();
         assert_eq!(c, vec![100, 50, 20, 21, 1, 0, 1, 2]);

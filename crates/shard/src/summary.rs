@@ -33,7 +33,8 @@ pub fn table(rows: &[Vec<String>]) -> String {
 /// Split order for display: train, valid, test, then anything else.
 fn split_order(splits: impl Iterator<Item = String>) -> Vec<String> {
     let mut v: Vec<String> = splits.collect::<BTreeSet<_>>().into_iter().collect();
-    let rank = |s: &str| ["labeled", "unlabeled", "train", "valid", "val", "test"].iter().position(|x| *x == s).unwrap_or(6);
+    let rank =
+        |s: &str| ["labeled", "unlabeled", "train", "valid", "val", "test"].iter().position(|x| *x == s).unwrap_or(6);
     v.sort_by_key(|s| (rank(s), s.clone()));
     v
 }
@@ -47,23 +48,39 @@ pub fn class_split_table(rows: &BTreeMap<String, BTreeMap<String, u64>>) -> Stri
             classes.push(extra.clone());
         }
     }
-    let mut t = vec![std::iter::once("class".to_string()).chain(splits.iter().cloned()).chain(["total".into()]).collect()];
+    let mut t =
+        vec![std::iter::once("class".to_string()).chain(splits.iter().cloned()).chain(["total".into()]).collect()];
     for c in &classes {
-        let counts: Vec<u64> = splits.iter().map(|s| rows.get(s).and_then(|m| m.get(c)).copied().unwrap_or(0)).collect();
+        let counts: Vec<u64> =
+            splits.iter().map(|s| rows.get(s).and_then(|m| m.get(c)).copied().unwrap_or(0)).collect();
         if counts.iter().all(|&n| n == 0) {
             continue;
         }
         let total: u64 = counts.iter().sum();
-        t.push(std::iter::once(c.clone()).chain(counts.iter().map(u64::to_string)).chain([total.to_string()]).collect());
+        t.push(
+            std::iter::once(c.clone()).chain(counts.iter().map(u64::to_string)).chain([total.to_string()]).collect(),
+        );
     }
     let col_totals: Vec<u64> = splits.iter().map(|s| rows.get(s).map(|m| m.values().sum()).unwrap_or(0)).collect();
     let all: u64 = col_totals.iter().sum();
-    t.push(std::iter::once("total".to_string()).chain(col_totals.iter().map(u64::to_string)).chain([all.to_string()]).collect());
+    t.push(
+        std::iter::once("total".to_string())
+            .chain(col_totals.iter().map(u64::to_string))
+            .chain([all.to_string()])
+            .collect(),
+    );
     table(&t)
 }
 
 pub fn print_shard(s: &Summary) {
-    println!("shard {}: {} faces in {} part(s), {:.1} MB -> {}", s.dataset, s.total_rows, s.parts, s.bytes as f64 / 1e6, s.out_dir);
+    println!(
+        "shard {}: {} faces in {} part(s), {:.1} MB -> {}",
+        s.dataset,
+        s.total_rows,
+        s.parts,
+        s.bytes as f64 / 1e6,
+        s.out_dir
+    );
     print!("{}", class_split_table(&s.rows));
     if !s.dropped.is_empty() {
         println!("  dropped by the protocol:");

@@ -75,7 +75,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     ];
     // The shared real FERPlus copy that tests and benchmarks use.
     let shared = std::env::var("SITFER_SHARED_FERPLUS").unwrap_or_else(|_| "../shared/data/ferplus".into());
-    data_roots.push(DataRoot { dataset: "ferplus (shared)", present: Path::new(&shared).is_dir(), path: shared, env: "SITFER_SHARED_FERPLUS" });
+    data_roots.push(DataRoot {
+        dataset: "ferplus (shared)",
+        present: Path::new(&shared).is_dir(),
+        path: shared,
+        env: "SITFER_SHARED_FERPLUS",
+    });
     let report = Report {
         train_version: env!("CARGO_PKG_VERSION"),
         libtorch_version: env!("SITFER_LIBTORCH_VERSION"),
@@ -87,7 +92,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         cudnn_version: tch::Cuda::cudnn_is_available().then(tch::utils::version_cudnn),
         cpu_threads: tch::get_num_threads(),
         mkldnn: tch::utils::has_mkldnn(),
-        text_model_present: text_model.join("model.safetensors").is_file() && text_model.join("tokenizer.json").is_file(),
+        text_model_present: text_model.join("model.safetensors").is_file()
+            && text_model.join("tokenizer.json").is_file(),
         text_model: text_model.display().to_string(),
         data_roots,
     };

@@ -77,7 +77,8 @@ impl Table for MetricRow {
         let class = col(b, 4).as_primitive::<Int32Type>();
         let pred = col(b, 5).as_primitive::<Int32Type>();
         let value = col(b, 6).as_primitive::<Float64Type>();
-        let opt = |a: &arrow::array::PrimitiveArray<Int32Type>, i: usize| a.is_valid(i).then(|| a.value(i).max(0) as u32);
+        let opt =
+            |a: &arrow::array::PrimitiveArray<Int32Type>, i: usize| a.is_valid(i).then(|| a.value(i).max(0) as u32);
         Ok((0..b.num_rows())
             .map(|i| MetricRow {
                 epoch: epoch.value(i).max(0) as u32,

@@ -15,9 +15,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, AsArray, BinaryArray, Int32Array, RecordBatch, StringArray,
-};
+use arrow::array::{ArrayRef, AsArray, BinaryArray, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Int32Type};
 use arrow::error::ArrowError;
 
@@ -155,7 +153,12 @@ impl Table for ShardIndexRow {
                     true => Some(checked_label(label.value(i)).map_err(|m| (i, m))?),
                     false => None,
                 };
-                Ok(ShardIndexRow { id: id.value(i).to_string(), split: split.value(i).to_string(), label, votes: i32_list_at(votes, i) })
+                Ok(ShardIndexRow {
+                    id: id.value(i).to_string(),
+                    split: split.value(i).to_string(),
+                    label,
+                    votes: i32_list_at(votes, i),
+                })
             })
             .collect()
     }

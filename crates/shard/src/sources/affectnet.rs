@@ -25,7 +25,11 @@ pub fn scan(
     if classes != 7 && classes != 8 {
         anyhow::bail!("AffectNet protocol must have 7 or 8 classes, not {classes}");
     }
-    let images = if root.join("Manually_Annotated_Images").is_dir() { root.join("Manually_Annotated_Images") } else { root.to_path_buf() };
+    let images = if root.join("Manually_Annotated_Images").is_dir() {
+        root.join("Manually_Annotated_Images")
+    } else {
+        root.to_path_buf()
+    };
     let mut scan = Scan::default();
     for (file, split) in [("training.csv", "train"), ("validation.csv", "valid")] {
         let path = root.join(file);
@@ -37,10 +41,18 @@ pub fn scan(
             .with_context(|| format!("{}: cannot open", path.display()))?;
         let h = rdr.headers()?.clone();
         let col = |name: &str| {
-            h.iter().position(|c| c.trim() == name).with_context(|| format!("{}: no `{name}` column in the header", path.display()))
+            h.iter()
+                .position(|c| c.trim() == name)
+                .with_context(|| format!("{}: no `{name}` column in the header", path.display()))
         };
-        let (c_path, c_x, c_y, c_w, c_h, c_expr) =
-            (col("subDirectory_filePath")?, col("face_x")?, col("face_y")?, col("face_width")?, col("face_height")?, col("expression")?);
+        let (c_path, c_x, c_y, c_w, c_h, c_expr) = (
+            col("subDirectory_filePath")?,
+            col("face_x")?,
+            col("face_y")?,
+            col("face_width")?,
+            col("face_height")?,
+            col("expression")?,
+        );
         let mut kept = 0usize;
         for (i, rec) in rdr.into_records().enumerate() {
             let origin = Origin { file: path.clone(), line: i as u64 + 2 };
@@ -53,7 +65,9 @@ pub fn scan(
             };
             let get = |c: usize| rec.get(c).unwrap_or("").trim();
             let num = |c: usize| get(c).parse::<f64>().ok().map(|v| v.round() as i64);
-            let (Some(x), Some(y), Some(w), Some(hh), Some(expr)) = (num(c_x), num(c_y), num(c_w), num(c_h), num(c_expr)) else {
+            let (Some(x), Some(y), Some(w), Some(hh), Some(expr)) =
+                (num(c_x), num(c_y), num(c_w), num(c_h), num(c_expr))
+            else {
                 issues.bad("malformed row", format!("{origin}: face box and expression must be numbers"))?;
                 continue;
             };
@@ -82,7 +96,8 @@ pub fn scan(
             kept += 1;
             let rel = get(c_path).to_string();
             let sub = rel.replace('\\', "/");
-            let id_part = sub.rsplit_once('/').map(|(d, f)| format!("{d}_{}", stem(f))).unwrap_or_else(|| stem(&sub).to_string());
+            let id_part =
+                sub.rsplit_once('/').map(|(d, f)| format!("{d}_{}", stem(f))).unwrap_or_else(|| stem(&sub).to_string());
             scan.records.push(RawRecord {
                 id: format!("{dataset}/{split}/{id_part}"),
                 split,

@@ -16,8 +16,11 @@ use anyhow::Context;
 use super::{require_dir, require_file, stem, ImageSource, Origin, RawRecord, Scan};
 use crate::issues::Issues;
 
-pub const SPLITS: [(&str, &str, &str); 3] =
-    [("train", "FER2013Train", "Training"), ("valid", "FER2013Valid", "PublicTest"), ("test", "FER2013Test", "PrivateTest")];
+pub const SPLITS: [(&str, &str, &str); 3] = [
+    ("train", "FER2013Train", "Training"),
+    ("valid", "FER2013Valid", "PublicTest"),
+    ("test", "FER2013Test", "PrivateTest"),
+];
 
 const LAYOUT: &str = "FERPlus as FER2013{Train,Valid,Test}/ folders with PNGs and label.csv, \
                       or Kaggle fer2013.csv beside fer2013new.csv";
@@ -115,7 +118,8 @@ fn parse_votes(fields: &[&str]) -> Result<Vec<i32>, String> {
         .map(|(i, f)| {
             let f = f.trim();
             // generate_training_data.py writes ints; some copies carry floats like "4.0".
-            let v = f.parse::<i32>().ok().or_else(|| f.parse::<f64>().ok().filter(|x| x.fract() == 0.0).map(|x| x as i32));
+            let v =
+                f.parse::<i32>().ok().or_else(|| f.parse::<f64>().ok().filter(|x| x.fract() == 0.0).map(|x| x as i32));
             match v {
                 Some(v) if v >= 0 => Ok(v),
                 Some(v) => Err(format!("vote count {} is negative ({v})", i + 1)),
@@ -188,7 +192,10 @@ fn scan_folders(root: &Path, opts: &Options, issues: &mut Issues) -> anyhow::Res
             if fields.len() != 2 + VOTES {
                 issues.bad(
                     "malformed row",
-                    format!("{origin}: expected 12 fields (image name, face box, 10 vote counts), found {}", fields.len()),
+                    format!(
+                        "{origin}: expected 12 fields (image name, face box, 10 vote counts), found {}",
+                        fields.len()
+                    ),
                 )?;
                 continue;
             }
@@ -233,7 +240,9 @@ fn scan_csv(root: &Path, opts: &Options, issues: &mut Issues) -> anyhow::Result<
     let mut px = csv_reader(&pixels_csv, true)?;
     let mut vt = csv_reader(&votes_csv, true)?;
     let col = |h: &csv::StringRecord, name: &str, file: &PathBuf| {
-        h.iter().position(|c| c.trim() == name).with_context(|| format!("{}: no `{name}` column in the header", file.display()))
+        h.iter()
+            .position(|c| c.trim() == name)
+            .with_context(|| format!("{}: no `{name}` column in the header", file.display()))
     };
     let ph = px.headers()?.clone();
     let (c_pixels, c_usage) = (col(&ph, "pixels", &pixels_csv)?, col(&ph, "Usage", &pixels_csv)?);
@@ -275,11 +284,15 @@ fn scan_csv(root: &Path, opts: &Options, issues: &mut Issues) -> anyhow::Result<
         }
         let usage = p.get(c_usage).unwrap_or("").trim();
         let Some(&(split, _, _)) = SPLITS.iter().find(|s| s.2 == usage) else {
-            issues.bad("malformed row", format!("{origin}: Usage `{usage}` is not Training, PublicTest or PrivateTest"))?;
+            issues.bad(
+                "malformed row",
+                format!("{origin}: Usage `{usage}` is not Training, PublicTest or PrivateTest"),
+            )?;
             continue;
         };
         if v.get(v_usage).unwrap_or("").trim() != usage {
-            issues.bad("malformed row", format!("{vorigin}: Usage differs from {origin}; the files are not aligned"))?;
+            issues
+                .bad("malformed row", format!("{vorigin}: Usage differs from {origin}; the files are not aligned"))?;
             continue;
         }
         let name = v.get(v_name).unwrap_or("").trim();

@@ -74,7 +74,8 @@ pub fn dedup_ids(scan: &mut Scan, issues: &mut Issues) -> anyhow::Result<()> {
     let mut keep = Vec::with_capacity(scan.records.len());
     for r in std::mem::take(&mut scan.records) {
         if let Some(first) = seen.get(&r.id) {
-            issues.bad("duplicate id", format!("{}: duplicate sample id `{}` (first seen at {first})", r.origin, r.id))?;
+            issues
+                .bad("duplicate id", format!("{}: duplicate sample id `{}` (first seen at {first})", r.origin, r.id))?;
             continue;
         }
         seen.insert(r.id.clone(), r.origin.clone());

@@ -38,7 +38,8 @@ pub fn scan(root: &Path, dataset: &str, limit_per_split: Option<usize>, issues: 
         } else if name.starts_with("test") {
             "test"
         } else {
-            issues.bad("malformed row", format!("{origin}: image name `{name}` starts with neither train_ nor test_"))?;
+            issues
+                .bad("malformed row", format!("{origin}: image name `{name}` starts with neither train_ nor test_"))?;
             continue;
         };
         let Some(class) = label.parse::<i64>().ok().and_then(labels::rafdb) else {

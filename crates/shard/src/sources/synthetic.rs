@@ -51,14 +51,14 @@ fn prototype(class: usize) -> [f32; N_AU] {
     let mut p = [0.0; N_AU];
     let set = |p: &mut [f32; N_AU], v: &[(usize, f32)]| v.iter().for_each(|&(i, x)| p[i] = x);
     match class {
-        0 => {}                                                                                   // neutral
-        1 => set(&mut p, &[(AU6, 0.9), (AU12, 1.0), (AU26, 0.3)]),                                 // happiness
-        2 => set(&mut p, &[(AU1, 1.0), (AU2, 1.0), (AU5, 1.0), (AU26, 1.0)]),                      // surprise
-        3 => set(&mut p, &[(AU1, 0.9), (AU4, 0.6), (AU7, 0.3), (AU15, 1.0)]),                      // sadness
-        4 => set(&mut p, &[(AU4, 1.0), (AU5, 0.4), (AU7, 0.8), (AU24, 1.0)]),                      // anger
-        5 => set(&mut p, &[(AU4, 0.4), (AU9, 1.0), (AU10, 1.0), (AU15, 0.4)]),                     // disgust
+        0 => {}                                                                                        // neutral
+        1 => set(&mut p, &[(AU6, 0.9), (AU12, 1.0), (AU26, 0.3)]),                                     // happiness
+        2 => set(&mut p, &[(AU1, 1.0), (AU2, 1.0), (AU5, 1.0), (AU26, 1.0)]),                          // surprise
+        3 => set(&mut p, &[(AU1, 0.9), (AU4, 0.6), (AU7, 0.3), (AU15, 1.0)]),                          // sadness
+        4 => set(&mut p, &[(AU4, 1.0), (AU5, 0.4), (AU7, 0.8), (AU24, 1.0)]),                          // anger
+        5 => set(&mut p, &[(AU4, 0.4), (AU9, 1.0), (AU10, 1.0), (AU15, 0.4)]),                         // disgust
         6 => set(&mut p, &[(AU1, 0.9), (AU2, 0.6), (AU4, 0.6), (AU5, 1.0), (AU20, 1.0), (AU26, 0.5)]), // fear
-        7 => set(&mut p, &[(AU14, 1.0), (AU7, 0.2)]),                                               // contempt
+        7 => set(&mut p, &[(AU14, 1.0), (AU7, 0.2)]),                                                  // contempt
         _ => unreachable!("8 classes"),
     }
     p
@@ -217,7 +217,12 @@ impl Canvas {
 
     /// Pixels whose centre may lie within `r` (face units) of the face-space box.
     fn bbox(&self, u0: f32, v0: f32, u1: f32, v1: f32, r: f32) -> (usize, usize, usize, usize) {
-        let corners = [self.to_px(u0 - r, v0 - r), self.to_px(u1 + r, v0 - r), self.to_px(u0 - r, v1 + r), self.to_px(u1 + r, v1 + r)];
+        let corners = [
+            self.to_px(u0 - r, v0 - r),
+            self.to_px(u1 + r, v0 - r),
+            self.to_px(u0 - r, v1 + r),
+            self.to_px(u1 + r, v1 + r),
+        ];
         let lo_x = corners.iter().map(|c| c.0).fold(f32::MAX, f32::min).floor().max(0.0) as usize;
         let hi_x = (corners.iter().map(|c| c.0).fold(f32::MIN, f32::max).ceil().max(0.0) as usize).min(self.n);
         let lo_y = corners.iter().map(|c| c.1).fold(f32::MAX, f32::min).floor().max(0.0) as usize;
@@ -306,7 +311,12 @@ fn render(f: &Face, size: u32, rng: &mut ChaCha8Rng) -> GrayImage {
     if fore > 0.25 {
         for k in 0..2 {
             let y = f.eye_y - f.brow_gap - 0.13 - 0.07 * k as f32;
-            c.stroke(&Canvas::curve((-0.3, y + 0.02), (0.0, y - 0.02), (0.3, y + 0.02)), 0.012, dark, (fore - 0.25) * 0.9);
+            c.stroke(
+                &Canvas::curve((-0.3, y + 0.02), (0.0, y - 0.02), (0.3, y + 0.02)),
+                0.012,
+                dark,
+                (fore - 0.25) * 0.9,
+            );
         }
     }
     // eyes, brows and cheeks, mirrored; AU14 acts on the right corner only
@@ -349,7 +359,12 @@ fn render(f: &Face, size: u32, rng: &mut ChaCha8Rng) -> GrayImage {
         if fold > 0.15 {
             let top = (side * 0.11, f.nose_y - 0.01);
             let bottom = (side * (f.mouth_w + 0.06), f.mouth_y + 0.02);
-            c.stroke(&Canvas::curve(top, (side * (f.mouth_w + 0.08), f.nose_y + 0.08), bottom), 0.011, dark, (fold - 0.15).min(0.8));
+            c.stroke(
+                &Canvas::curve(top, (side * (f.mouth_w + 0.08), f.nose_y + 0.08), bottom),
+                0.011,
+                dark,
+                (fold - 0.15).min(0.8),
+            );
         }
     }
     // mouth
@@ -431,7 +446,11 @@ fn votes(f: &Face, annotators: usize, rng: &mut ChaCha8Rng) -> [i32; 10] {
     for (k, d) in dist.iter_mut().enumerate() {
         let p = prototype(k);
         let pp: f32 = p.iter().zip(&w).map(|(x, w)| w * x * x).sum();
-        let scale = if pp > 0.0 { (p.iter().zip(&f.au).zip(&w).map(|((x, a), w)| w * x * a).sum::<f32>() / pp).clamp(0.0, 1.3) } else { 0.0 };
+        let scale = if pp > 0.0 {
+            (p.iter().zip(&f.au).zip(&w).map(|((x, a), w)| w * x * a).sum::<f32>() / pp).clamp(0.0, 1.3)
+        } else {
+            0.0
+        };
         // residual after explaining the face as class k at its best-fitting intensity, plus the evidence an
         // annotator wants before calling anything but neutral (small resting asymmetries are not expressions)
         let prior = if k == 0 { 0.0 } else { EXPRESSION_EVIDENCE };

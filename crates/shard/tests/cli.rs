@@ -8,7 +8,11 @@ use exchange::manifest::Manifest;
 use exchange::parquet_io::read_table;
 use exchange::schema::shard::ShardRow;
 use exchange::schema::split::{Role, SplitRow};
-use pipeline_tests::{ferplus_dir, repo_root, run, text};
+use pipeline_tests::{ferplus_dir, repo_root, text};
+
+fn run(cwd: &Path, args: &[&str]) -> std::process::Output {
+    pipeline_tests::run(Path::new(env!("CARGO_BIN_EXE_shard")), cwd, args)
+}
 
 fn grey_png(path: &Path, seed: u8, size: u32) {
     let img = image::GrayImage::from_fn(size, size, |x, y| image::Luma([(x * 5 + y * 3) as u8 ^ seed]));
@@ -44,20 +48,23 @@ fn ferplus_fixture(root: &Path, n: usize) {
 }
 
 fn shards(dir: &Path) -> Vec<ShardRow> {
-    let mut parts: Vec<PathBuf> =
-        fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "parquet")).collect();
+    let mut parts: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
     parts.sort();
     parts.iter().flat_map(|p| read_table::<ShardRow>(p).unwrap()).collect()
 }
 
 fn shard_ok(cwd: &Path, args: &[&str]) -> String {
-    let o = run("shard", cwd, args);
+    let o = run(cwd, args);
     assert!(o.status.success(), "shard {args:?} failed:\n{}", text(&o));
     text(&o)
 }
 
 fn shard_err(cwd: &Path, args: &[&str]) -> String {
-    let o = run("shard", cwd, args);
+    let o = run(cwd, args);
     assert!(!o.status.success(), "shard {args:?} should have failed:\n{}", text(&o));
     text(&o)
 }
@@ -99,8 +106,11 @@ fn both_ferplus_layouts_give_identical_shards_from_real_pngs() {
     let kaggle = t.path().join("kaggle");
     fs::create_dir_all(&kaggle).unwrap();
     let mut px_csv = String::from("emotion,pixels,Usage\n");
-    let mut votes_csv = String::from("Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n");
-    for (folder, usage) in [("FER2013Train", "Training"), ("FER2013Valid", "PublicTest"), ("FER2013Test", "PrivateTest")] {
+    let mut votes_csv =
+        String::from("Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF\n");
+    for (folder, usage) in
+        [("FER2013Train", "Training"), ("FER2013Valid", "PublicTest"), ("FER2013Test", "PrivateTest")]
+    {
         fs::create_dir_all(folders.join(folder)).unwrap();
         let labels = fs::read_to_string(real.join(folder).join("label.csv")).unwrap();
         let mut kept = String::new();
@@ -130,7 +140,10 @@ fn both_ferplus_layouts_give_identical_shards_from_real_pngs() {
     assert!(a.len() >= 30, "most of 45 real faces pass the majority protocol: {}", a.len());
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
-        assert_eq!(ShardRow { source_path: String::new(), ..x.clone() }, ShardRow { source_path: String::new(), ..y.clone() });
+        assert_eq!(
+            ShardRow { source_path: String::new(), ..x.clone() },
+            ShardRow { source_path: String::new(), ..y.clone() }
+        );
         assert!(x.source_path.starts_with("FER2013") && y.source_path.starts_with("fer2013.csv:"));
     }
 }
@@ -173,7 +186,8 @@ fn rafdb_affectnet_and_folder_fixtures() {
     // AffectNet: crop by box, 7 vs 8 classes, non-expressions dropped
     let a = t.path().join("affectnet");
     fs::create_dir_all(a.join("Manually_Annotated_Images/101")).unwrap();
-    let head = "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal\n";
+    let head =
+        "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,expression,valence,arousal\n";
     let mut train = head.to_string();
     for (i, expr) in [(0, 1), (1, 7), (2, 9)] {
         rgb_jpg(&a.join(format!("Manually_Annotated_Images/101/img{i}.jpg")), i as u8, 40);
@@ -260,7 +274,8 @@ fn bad_input_is_reported_with_file_and_line_or_skipped_and_counted() {
     assert!(err.contains("FER2013Valid/label.csv:3") && err.contains("fer0000002.png"), "{err}");
     assert_eq!(shards(&out_dir), before, "a failed run leaves the previous output untouched");
     assert_eq!(fs::read(out_dir.join("manifest.json")).unwrap(), manifest_before);
-    let leftovers: Vec<_> = fs::read_dir(t.path().join("artifacts/shards")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let leftovers: Vec<_> =
+        fs::read_dir(t.path().join("artifacts/shards")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers, vec![std::ffi::OsString::from("ferplus")], "no staging folders left behind");
     let out = shard_ok(t.path(), &["ferplus", "--root", "raw", "--on-error", "skip", "-q"]);
     assert!(out.contains("unreadable image"), "{out}");
@@ -303,7 +318,12 @@ fn synthetic_data_and_splits_are_deterministic_and_stratified() {
     let labeled: Vec<&SplitRow> = a.iter().filter(|r| r.role == Role::Labeled).collect();
     let unlabeled = a.iter().filter(|r| r.role == Role::Unlabeled).count();
     assert_eq!(labeled.len() + unlabeled, train.len(), "train = labeled + unlabeled");
-    assert!((labeled.len() as f64 - 0.1 * train.len() as f64).abs() <= 8.0, "{} labeled of {}", labeled.len(), train.len());
+    assert!(
+        (labeled.len() as f64 - 0.1 * train.len() as f64).abs() <= 8.0,
+        "{} labeled of {}",
+        labeled.len(),
+        train.len()
+    );
     assert_eq!(a.iter().filter(|r| r.role == Role::Val).count(), rows.iter().filter(|r| r.split == "valid").count());
     assert_eq!(a.iter().filter(|r| r.role == Role::Test).count(), rows.iter().filter(|r| r.split == "test").count());
     let ids: std::collections::HashSet<&str> = a.iter().map(|r| r.id.as_str()).collect();
@@ -317,7 +337,9 @@ fn synthetic_data_and_splits_are_deterministic_and_stratified() {
 
     // A config naming a source split the shards lack is refused with both names.
     fs::create_dir_all(t.path().join("cfg")).unwrap();
-    let bad = fs::read_to_string(repo_root().join("pipelines/splits/synthetic_10pct.toml")).unwrap().replace("from = [\"valid\"]", "from = [\"dev\"]");
+    let bad = fs::read_to_string(repo_root().join("pipelines/splits/synthetic_10pct.toml"))
+        .unwrap()
+        .replace("from = [\"valid\"]", "from = [\"dev\"]");
     fs::write(t.path().join("cfg/bad.toml"), bad).unwrap();
     let err = shard_err(t.path(), &["split", "bad", "--splits-dir", "cfg"]);
     assert!(err.contains("`dev`") && err.contains("bad.toml"), "{err}");

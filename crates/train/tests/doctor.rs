@@ -1,11 +1,17 @@
 //! The libtorch chain: `train doctor` runs without LD_LIBRARY_PATH, reports torch 2.13.0, and the binary's
 //! libtorch resolves through its rpath.
 
-use pipeline_tests::{bin, repo_root, run, text};
+use std::path::Path;
+
+use pipeline_tests::{repo_root, run, text};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_train"))
+}
 
 #[test]
 fn doctor_reports_libtorch_and_the_binary_needs_no_ld_library_path() {
-    let o = std::process::Command::new(bin("train"))
+    let o = std::process::Command::new(bin())
         .current_dir(repo_root())
         .env_remove("LD_LIBRARY_PATH")
         .args(["doctor", "--json"])
@@ -20,10 +26,10 @@ fn doctor_reports_libtorch_and_the_binary_needs_no_ld_library_path() {
     let roots = report["data_roots"].as_array().unwrap();
     assert!(roots.iter().any(|r| r["dataset"] == "ferplus"));
 
-    let human = run("train", &repo_root(), &["doctor"]);
+    let human = run(bin(), &repo_root(), &["doctor"]);
     assert!(text(&human).contains("libtorch        2.13.0"), "{}", text(&human));
 
-    let ldd = std::process::Command::new("ldd").arg(bin("train")).env_remove("LD_LIBRARY_PATH").output().unwrap();
+    let ldd = std::process::Command::new("ldd").arg(bin()).env_remove("LD_LIBRARY_PATH").output().unwrap();
     let libs = String::from_utf8_lossy(&ldd.stdout);
     assert!(libs.contains("libtorch_cpu.so =>"), "{libs}");
     assert!(!libs.contains("not found"), "every library resolves without LD_LIBRARY_PATH:\n{libs}");
