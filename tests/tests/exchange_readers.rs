@@ -104,19 +104,22 @@ fn polars_written_shard_with_binary_column_is_readable() {
     let p = dir.path().join("polars.parquet");
     let votes: ListChunked =
         vec![Some(Series::new("".into(), &[3i32, 7, 0, 0, 0, 0, 0, 0, 0, 0])), None].into_iter().collect();
-    let mut df = DataFrame::new(vec![
-        Column::new("id".into(), &["x/train/1", "x/test/2"]),
-        Column::new("dataset".into(), &["x", "x"]),
-        Column::new("split".into(), &["train", "test"]),
-        Column::new("label".into(), &[Some(1i32), None]),
-        votes.into_series().with_name("votes".into()).into(),
-        Column::new("image".into(), &[&b"\x89PNGa"[..], &b"\x89PNGbb"[..]]),
-        Column::new("height".into(), &[48i64, 48]),
-        Column::new("width".into(), &[48i64, 48]),
-        Column::new("channels".into(), &[1i64, 3]),
-        Column::new("source_path".into(), &["a.png", "b.png"]),
-        Column::new("notebook_extra".into(), &[1.5f64, 2.5]),
-    ])
+    let mut df = DataFrame::new(
+        2,
+        vec![
+            Column::new("id".into(), &["x/train/1", "x/test/2"]),
+            Column::new("dataset".into(), &["x", "x"]),
+            Column::new("split".into(), &["train", "test"]),
+            Column::new("label".into(), &[Some(1i32), None]),
+            votes.into_series().with_name("votes".into()).into(),
+            Column::new("image".into(), &[&b"\x89PNGa"[..], &b"\x89PNGbb"[..]]),
+            Column::new("height".into(), &[48i64, 48]),
+            Column::new("width".into(), &[48i64, 48]),
+            Column::new("channels".into(), &[1i64, 3]),
+            Column::new("source_path".into(), &["a.png", "b.png"]),
+            Column::new("notebook_extra".into(), &[1.5f64, 2.5]),
+        ],
+    )
     .unwrap();
     ParquetWriter::new(std::fs::File::create(&p).unwrap()).finish(&mut df).unwrap();
 

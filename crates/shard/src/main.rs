@@ -240,6 +240,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Synthetic(a) => {
             let cfg = synthetic::GenConfig {
+                version: synthetic::GENERATOR_VERSION,
                 seed: a.seed,
                 size: a.size,
                 train: a.train,
