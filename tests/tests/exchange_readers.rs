@@ -141,8 +141,8 @@ fn pyarrow_and_pandas_read_every_schema() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    write_table(&dir.path().join("shard.parquet"), &shard_rows(), &[]).unwrap();
-    write_table(&dir.path().join("split.parquet"), &[SplitRow { id: "a".into(), role: Role::Val }], &[]).unwrap();
+    write_table(dir.path().join("shard.parquet"), &shard_rows(), &[]).unwrap();
+    write_table(dir.path().join("split.parquet"), &[SplitRow { id: "a".into(), role: Role::Val }], &[]).unwrap();
     let script = r#"
 import sys, pyarrow.parquet as pq, pandas as pd
 d = sys.argv[1]

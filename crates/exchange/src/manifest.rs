@@ -84,7 +84,7 @@ fn hash_file(path: &Path) -> Result<(u64, blake3::Hash)> {
     Ok((size, h.finalize()))
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)
         .map_err(|e| Error::io(dir, e))?
         .collect::<std::io::Result<Vec<_>>>()
@@ -96,7 +96,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         }
         let p = e.path();
         if p.is_dir() {
-            walk(root, &p, out)?;
+            walk(&p, out)?;
         } else {
             out.push(p);
         }
@@ -120,7 +120,7 @@ impl InputRecord {
             });
         }
         let mut files = Vec::new();
-        walk(path, path, &mut files)?;
+        walk(path, &mut files)?;
         let hashes: Vec<(u64, blake3::Hash)> = files.par_iter().map(|f| hash_file(f)).collect::<Result<_>>()?;
         let mut h = blake3::Hasher::new();
         let mut size = 0;

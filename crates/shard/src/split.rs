@@ -313,7 +313,7 @@ pub fn run(
     order.sort_by(|a, b| a.id.cmp(&b.id));
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     order.shuffle(&mut rng);
-    let in_splits = |from: &[String], s: &Sample| from.iter().any(|f| *f == s.split);
+    let in_splits = |from: &[String], s: &Sample| from.contains(&s.split);
     let mut role_of: HashMap<&str, Role> = HashMap::new();
 
     for s in order.iter().filter(|s| in_splits(&cfg.test.from, s)) {

@@ -573,7 +573,7 @@ mod tests {
             assert_eq!(v.iter().sum::<i32>(), 10);
             let top = (0..10).max_by_key(|&k| (v[k], -(k as i32))).unwrap();
             agree += (top == class) as usize;
-            unanimous += (v.iter().any(|&x| x == 10)) as usize;
+            unanimous += v.contains(&10) as usize;
         }
         let n = cfg.train as f64;
         assert!(agree as f64 / n > 0.55, "annotators should mostly see the drawn class: {agree}/{n}");
