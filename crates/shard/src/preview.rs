@@ -70,8 +70,7 @@ pub fn write(path: &Path, cfg: &GenConfig, per_class: usize) -> anyhow::Result<(
     let mut rows: Vec<Vec<GrayImage>> = vec![Vec::new(); ALL.len()];
     let mut i = 0;
     while rows.iter().any(|r| r.len() < per_class) && i < 200_000 {
-        let (img, votes, class) = face(cfg, 0, i);
-        let _ = votes;
+        let (img, _votes, class) = face(cfg, 0, i);
         if rows[class].len() < per_class {
             rows[class].push(img);
         }

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, BinaryArray, Int32Array, RecordBatch, StringArray};
+use arrow::array::{Array as _, ArrayRef, AsArray, BinaryArray, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Int32Type};
 use arrow::error::ArrowError;
 
@@ -107,8 +107,6 @@ impl Table for ShardRow {
             .collect()
     }
 }
-
-use arrow::array::Array as _;
 
 /// The light columns of a shard row (no image): what split-making and label lookups need. Reading with
 /// this table only decodes these columns.
