@@ -11,6 +11,8 @@ SHELL := /bin/bash
 
 DATASET ?= synthetic
 SPLIT ?= synthetic_10pct
+ENCODER ?= minilm
+TEXT_SET ?=
 ON_ERROR ?= fail
 FERPLUS_DIR ?= data/raw/ferplus
 RAFDB_DIR ?= data/raw/rafdb
@@ -21,7 +23,7 @@ CARGO ?= cargo
 RELEASE ?= --release
 FORCE_FLAG := $(if $(FORCE),--force,)
 
-.PHONY: help setup test doctor shard split demo build bench
+.PHONY: help setup test doctor shard split embed-text demo build bench
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +47,9 @@ shard: ## raw dataset -> artifacts/shards/$(DATASET)  (DATASET=synthetic|ferplus
 
 split: ## shards -> artifacts/splits/$(SPLIT).parquet from pipelines/splits/$(SPLIT).toml
 	$(CARGO) run $(RELEASE) -q -p shard -- split $(SPLIT) $(FORCE_FLAG)
+
+embed-text: setup ## descriptions -> artifacts/text/$(ENCODER)/<set>/ (ENCODER=minilm|random|clip-text, TEXT_SET=facs|template)
+	$(CARGO) run $(RELEASE) -q -p embed-text -- --encoder $(ENCODER) $(if $(TEXT_SET),--set $(TEXT_SET),) $(FORCE_FLAG)
 
 demo: setup ## the main job on the built-in synthetic faces (stages landed so far: shard + splits)
 	$(CARGO) build $(RELEASE) -q -p shard

@@ -33,7 +33,7 @@ if [ ! -f "$venv/.complete" ]; then
 fi
 # Python-side references and cross-checks (pyarrow/pandas readability tests, golden vectors, the PyTorch
 # training-step reference). Never used by the product itself.
-extras="numpy pyarrow pandas pillow"
+extras="numpy pyarrow pandas pillow sentence-transformers==5.1.0 transformers==4.57.6"
 if [ "$(cat "$venv/.extras" 2>/dev/null)" != "$extras" ]; then
   log "installing reference packages into the venv: $extras"
   "$venv/bin/pip" install --quiet --disable-pip-version-check $extras

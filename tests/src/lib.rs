@@ -43,3 +43,16 @@ pub fn run(bin: &Path, cwd: &Path, args: &[&str]) -> Output {
 pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
+
+/// The MiniLM folder `make setup` links as `.text-model` (or `$SITFER_TEXT_MODEL`), or `None` after saying
+/// loudly that the test is skipped.
+pub fn text_model_dir(test: &str) -> Option<PathBuf> {
+    let dir =
+        std::env::var_os("SITFER_TEXT_MODEL").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".text-model"));
+    if dir.join("model.safetensors").is_file() {
+        Some(dir)
+    } else {
+        eprintln!("\n!!! SKIPPED {test}: text model not found at {} (run `make setup`) !!!\n", dir.display());
+        None
+    }
+}

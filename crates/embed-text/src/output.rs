@@ -1,0 +1,31 @@
+//! Writes `artifacts/text/<encoder>/<set>/{embeddings,prototypes}.parquet` + `manifest.json`, staged and
+//! swapped in whole, so a failed run leaves the previous embeddings as they were.
+
+use std::path::Path;
+
+use exchange::atomic::StagingDir;
+use exchange::manifest::{Manifest, MANIFEST_FILE};
+use exchange::parquet_io::write_table;
+use exchange::schema::text::{PrototypeRow, TextEmbeddingRow};
+
+pub const EMBEDDINGS_FILE: &str = "embeddings.parquet";
+pub const PROTOTYPES_FILE: &str = "prototypes.parquet";
+
+pub fn write(
+    dest: &Path,
+    encoder: &str,
+    set: &str,
+    rows: &[TextEmbeddingRow],
+    protos: &[PrototypeRow],
+    mut manifest: Manifest,
+) -> exchange::Result<Manifest> {
+    let staging = StagingDir::create(dest)?;
+    let meta = [("sitfer.encoder", encoder.to_string()), ("sitfer.description_set", set.to_string())];
+    let n = write_table(staging.path().join(EMBEDDINGS_FILE), rows, &meta)?;
+    manifest.add_output(staging.path(), EMBEDDINGS_FILE, Some(n))?;
+    let n = write_table(staging.path().join(PROTOTYPES_FILE), protos, &meta)?;
+    manifest.add_output(staging.path(), PROTOTYPES_FILE, Some(n))?;
+    manifest.write(staging.path().join(MANIFEST_FILE))?;
+    staging.commit()?;
+    Ok(manifest)
+}
