@@ -58,5 +58,6 @@ demo: setup ## the main job on the built-in synthetic faces (stages landed so fa
 	./target/release/shard split synthetic_full $(FORCE_FLAG)
 
 bench: setup ## benchmarks with ratios against reference implementations (BENCH_QUICK=1 for a short run)
-	$(CARGO) build $(RELEASE) -q -p shard
+	$(CARGO) build $(RELEASE) -q -p shard -p embed-text
 	bash bench/shard_ferplus.sh
+	bash bench/embed_text.sh
