@@ -23,7 +23,7 @@ CARGO ?= cargo
 RELEASE ?= --release
 FORCE_FLAG := $(if $(FORCE),--force,)
 
-.PHONY: help setup test doctor shard split embed-text demo build bench
+.PHONY: help setup test doctor shard split embed-text audit demo build bench
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ split: ## shards -> artifacts/splits/$(SPLIT).parquet from pipelines/splits/$(SP
 embed-text: setup ## descriptions -> artifacts/text/$(ENCODER)/<set>/ (ENCODER=minilm|random|clip-text, TEXT_SET=facs|template)
 	$(CARGO) run $(RELEASE) -q -p embed-text -- --encoder $(ENCODER) $(if $(TEXT_SET),--set $(TEXT_SET),) $(FORCE_FLAG)
 
+audit: ## pseudo-label quality report of the latest run (RUN=<name> for another) -> artifacts/reports/
+	$(CARGO) run $(RELEASE) -q -p audit -- $(RUN)
+
 demo: setup ## the main job on the built-in synthetic faces (stages landed so far: shard + splits)
 	$(CARGO) build $(RELEASE) -q -p shard
 	./target/release/shard synthetic $(FORCE_FLAG) --preview artifacts/synthetic-preview.png
@@ -58,6 +61,7 @@ demo: setup ## the main job on the built-in synthetic faces (stages landed so fa
 	./target/release/shard split synthetic_full $(FORCE_FLAG)
 
 bench: setup ## benchmarks with ratios against reference implementations (BENCH_QUICK=1 for a short run)
-	$(CARGO) build $(RELEASE) -q -p shard -p embed-text
+	$(CARGO) build $(RELEASE) -q -p shard -p embed-text -p audit --bins --examples
 	bash bench/shard_ferplus.sh
 	bash bench/embed_text.sh
+	bash bench/audit_1m.sh

@@ -35,6 +35,8 @@ pub enum Error {
     Row { path: PathBuf, row: usize, message: String },
     #[error("{path}: invalid manifest: {message}")]
     Manifest { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

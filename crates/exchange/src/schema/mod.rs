@@ -7,6 +7,7 @@
 //! | `artifacts/text/<encoder>/<set>/embeddings.parquet`, `prototypes.parquet` | embed-text | train | [`text`] |
 //! | `artifacts/runs/<run>/pseudo_labels/epoch-NNNN.parquet` | train | audit | [`pseudo_label`] |
 //! | `artifacts/runs/<run>/metrics.parquet` | train | audit, users | [`metrics`] |
+//! | `artifacts/runs/<run>/run.json` (JSON) | train | audit | [`run_info`] |
 //!
 //! Every file carries its table name and schema version in the Parquet key-value metadata
 //! (`sitfer.table`, `sitfer.schema_version`); readers refuse another table or version, and accept files
@@ -16,6 +17,7 @@
 
 pub mod metrics;
 pub mod pseudo_label;
+pub mod run_info;
 pub mod shard;
 pub mod split;
 pub mod text;

@@ -1,0 +1,83 @@
+//! `audit`: offline review of a SIT-FER run's pseudo-labels — per level (semantic, text, instance, fused),
+//! per class and per epoch — joined with the shards' ground truth, which the trainer never sees.
+//!
+//! Rooms: [`load`] (run folder + shards, validated, via polars), [`fusion`] (replaying fusion rules),
+//! [`metrics`] (pure functions over flat arrays), [`analysis`] (one epoch's report), [`what_if`]
+//! (other fusions and weights at equal quantity), [`report`] (terminal, HTML, JSON/Parquet).
+//! It needs no libtorch and never writes into a run folder.
+
+pub mod analysis;
+pub mod fixture;
+pub mod fusion;
+pub mod load;
+pub mod metrics;
+pub mod report;
+pub mod what_if;
+
+use std::path::{Path, PathBuf};
+
+use analysis::{analyse, Override};
+use exchange::schema::run_info::RunInfo;
+use report::RunReport;
+
+pub struct Options {
+    pub shards: Option<PathBuf>,
+    pub split: Option<PathBuf>,
+    pub over: Override,
+    /// Epoch shown in detail and replayed by what-if (default: the last).
+    pub epoch: Option<u32>,
+    /// Weight-grid step of what-if; `None` skips it.
+    pub what_if_step: Option<f32>,
+}
+
+pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
+    if !dir.join(exchange::schema::run_info::RUN_INFO_FILE).is_file() {
+        anyhow::bail!("{}: not a run folder (no run.json; train writes it when a run starts)", dir.display());
+    }
+    let info = RunInfo::read(dir)?;
+    let info_path = dir.join(exchange::schema::run_info::RUN_INFO_FILE);
+    let class_ids = load::class_ids(&info, &info_path)?;
+    let files = load::epoch_files(dir)?;
+    let shards = opts.shards.clone().unwrap_or_else(|| PathBuf::from(&info.shards));
+    let split = opts.split.clone().unwrap_or_else(|| PathBuf::from(&info.split));
+    let truth = load::read_truth(&shards)?;
+    let prior = load::labeled_prior(&split, &truth, &class_ids)?;
+
+    let detail = match opts.epoch {
+        Some(e) if !files.iter().any(|(n, _)| *n == e) => anyhow::bail!(
+            "{}: no pseudo-labels for epoch {e} (epochs present: {})",
+            dir.display(),
+            files.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+        Some(e) => e,
+        None => files.last().map(|f| f.0).unwrap_or(0),
+    };
+    let mut warnings = Vec::new();
+    let mut epochs = Vec::new();
+    let mut what_if = None;
+    for (epoch, path) in files.iter().filter(|(e, _)| *e <= detail) {
+        let data = load::read_epoch(*epoch, path, &info, &class_ids, &truth, &mut warnings)?;
+        epochs.push(analyse(&data, &info.classes, &prior, &opts.over));
+        if *epoch == detail {
+            what_if = opts.what_if_step.map(|step| what_if::what_if(&data, &opts.over, step));
+        }
+    }
+    let setting = if opts.over.is_some() {
+        let d = epochs.last().expect("at least one epoch");
+        format!("what-if: fusion {} at threshold {}", d.fusion, d.threshold)
+    } else {
+        "as trained".to_string()
+    };
+    Ok(RunReport {
+        run: info.run.clone(),
+        dir: dir.display().to_string(),
+        preset: info.preset.clone(),
+        dataset: info.dataset.clone(),
+        classes: info.classes.clone(),
+        setting,
+        warnings,
+        labeled_prior: prior,
+        epochs,
+        what_if,
+    })
+}

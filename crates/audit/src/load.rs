@@ -1,0 +1,323 @@
+//! Reads a run folder: `run.json`, every `pseudo_labels/epoch-NNNN.parquet`, and the ground truth of the
+//! run's shards (id, label, votes — never the image bytes), joined with polars. It validates what it reads
+//! (vector lengths, distributions summing to 1, ids known to the shards) and hands the metrics flat,
+//! row-major `n × C` arrays. It computes no metric itself.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use exchange::schema::run_info::{Fusion, RunInfo, FUSION_KEY, PSEUDO_LABEL_DIR, THRESHOLD_KEY};
+use exchange::Expression;
+use polars::prelude::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Input(String),
+    #[error("{path}: {source}")]
+    Polars { path: PathBuf, source: PolarsError },
+    #[error(transparent)]
+    Exchange(#[from] exchange::Error),
+}
+
+type Result<T> = std::result::Result<T, LoadError>;
+
+fn pe(path: &Path) -> impl FnOnce(PolarsError) -> LoadError + '_ {
+    move |source| LoadError::Polars { path: path.to_path_buf(), source }
+}
+
+/// A few unknown ids are tolerated with a warning (a shard rebuilt after a crash, a hand-edited file);
+/// more than this share is an error, because the audit would then describe a different dataset.
+pub const MAX_UNKNOWN_SHARE: f64 = 0.01;
+
+/// Ground truth of the shards: id -> (canonical label, FERPlus-style vote vector if any).
+pub struct Truth {
+    pub by_id: HashMap<String, (Option<u8>, Option<Vec<f32>>)>,
+    pub has_votes: bool,
+}
+
+/// One epoch's pseudo-labels joined with the truth, restricted to rows whose true class is in the run's
+/// class list. Probability arrays are `n × classes`, row-major.
+pub struct EpochData {
+    pub epoch: u32,
+    pub path: PathBuf,
+    pub classes: usize,
+    pub n: usize,
+    /// semantic, text, instance (None when the level is off).
+    pub levels: [Option<Vec<f32>>; 3],
+    pub fused: Vec<f32>,
+    pub truth: Vec<u8>,
+    /// Annotator votes over the run's classes, when the dataset has them.
+    pub votes: Option<Vec<f32>>,
+    pub threshold: f32,
+    pub fusion: Fusion,
+    pub dropped: Dropped,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Dropped {
+    /// Pseudo-label ids the shards do not have.
+    pub unknown_ids: usize,
+    /// Rows whose shard row has no label (unlabeled-only data): not auditable.
+    pub no_label: usize,
+    /// Rows whose true class is outside the run's class list.
+    pub outside_classes: usize,
+}
+
+/// The run's classes as canonical ids.
+pub fn class_ids(info: &RunInfo, path: &Path) -> Result<Vec<u8>> {
+    info.classes
+        .iter()
+        .map(|n| {
+            Expression::parse(n).map(|e| e.id()).ok_or_else(|| {
+                LoadError::Input(format!("{}: class `{n}` in `classes` is not a known expression", path.display()))
+            })
+        })
+        .collect()
+}
+
+/// Epoch files of a run, in epoch order.
+pub fn epoch_files(run_dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
+    let dir = run_dir.join(PSEUDO_LABEL_DIR);
+    let entries = std::fs::read_dir(&dir).map_err(|_| {
+        LoadError::Input(format!(
+            "{}: no pseudo-label folder; a run writes pseudo_labels/epoch-NNNN.parquet at each epoch end \
+             (is this a run folder, and did it finish an epoch?)",
+            dir.display()
+        ))
+    })?;
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(n) = name.strip_prefix("epoch-").and_then(|s| s.strip_suffix(".parquet")) {
+            if let Ok(epoch) = n.parse::<u32>() {
+                out.push((epoch, e.path()));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(LoadError::Input(format!("{}: no epoch-NNNN.parquet pseudo-label files in it", dir.display())));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn shard_glob(shards: &Path) -> Result<String> {
+    if !shards.is_dir() {
+        return Err(LoadError::Input(format!(
+            "shards not found at {} (the run's run.json names it; rerun `make shard`, or pass --shards <dir>)",
+            shards.display()
+        )));
+    }
+    let has_parts = std::fs::read_dir(shards)
+        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("part-")))
+        .unwrap_or(false);
+    if !has_parts {
+        return Err(LoadError::Input(format!("{}: no part-NNNNN.parquet shard files", shards.display())));
+    }
+    Ok(shards.join("part-*.parquet").display().to_string())
+}
+
+/// Reads id, label and votes of every shard row (projection: the image column is never read).
+pub fn read_truth(shards: &Path) -> Result<Truth> {
+    let glob = shard_glob(shards)?;
+    let df = LazyFrame::scan_parquet(PlRefPath::new(glob.as_str()), ScanArgsParquet::default())
+        .and_then(|lf| lf.select([col("id"), col("label"), col("votes")]).collect())
+        .map_err(pe(shards))?;
+    let ids = df.column("id").and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(shards))?;
+    let labels =
+        df.column("label").and_then(|c| c.as_materialized_series().cast(&DataType::Int32)).map_err(pe(shards))?;
+    let labels = labels.i32().map_err(pe(shards))?;
+    let votes_col = df.column("votes").map_err(pe(shards))?.as_materialized_series().clone();
+    let has_votes = votes_col.null_count() < votes_col.len();
+    let votes = if has_votes { Some(votes_col.list().map_err(pe(shards))?.clone()) } else { None };
+    let mut by_id = HashMap::with_capacity(df.height());
+    for i in 0..df.height() {
+        let Some(id) = ids.get(i) else { continue };
+        let label = labels.get(i).and_then(|l| u8::try_from(l).ok());
+        let v = votes.as_ref().and_then(|v| v.get_as_series(i)).and_then(|s| {
+            s.cast(&DataType::Float32)
+                .ok()
+                .and_then(|s| s.f32().ok().map(|ca| ca.into_no_null_iter().collect::<Vec<f32>>()))
+        });
+        by_id.insert(id.to_string(), (label, v));
+    }
+    Ok(Truth { by_id, has_votes })
+}
+
+/// Share of labeled samples per run class (the prior the pseudo-label histogram is compared with).
+pub fn labeled_prior(split: &Path, truth: &Truth, class_ids: &[u8]) -> Result<Vec<f64>> {
+    if !split.is_file() {
+        return Err(LoadError::Input(format!(
+            "split file not found at {} (run.json names it; rerun `make split`, or pass --split <file>)",
+            split.display()
+        )));
+    }
+    let df = LazyFrame::scan_parquet(PlRefPath::new(split.display().to_string().as_str()), ScanArgsParquet::default())
+        .and_then(|lf| lf.filter(col("role").eq(lit("labeled"))).select([col("id")]).collect())
+        .map_err(pe(split))?;
+    let ids = df.column("id").and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(split))?;
+    let mut counts = vec![0f64; class_ids.len()];
+    for id in ids.iter().flatten() {
+        if let Some((Some(l), _)) = truth.by_id.get(id) {
+            if let Some(k) = class_ids.iter().position(|c| c == l) {
+                counts[k] += 1.0;
+            }
+        }
+    }
+    let total: f64 = counts.iter().sum();
+    Ok(counts.iter().map(|c| if total > 0.0 { c / total } else { 0.0 }).collect())
+}
+
+/// A list column as a flat `n × c` array; `None` when the whole column is null (level switched off).
+fn flat_probs(df: &DataFrame, name: &str, c: usize, path: &Path, ids: &StringChunked) -> Result<Option<Vec<f32>>> {
+    let s = df.column(name).map_err(pe(path))?.as_materialized_series().clone();
+    if s.null_count() == s.len() {
+        return Ok(None);
+    }
+    let ca = s
+        .list()
+        .map_err(|_| LoadError::Input(format!("{}: column `{name}` is not a list of floats", path.display())))?;
+    let ca = ca.rechunk();
+    let arr = ca.downcast_as_array();
+    let offsets = arr.offsets().as_slice();
+    let inner = ca.get_inner().cast(&DataType::Float32).map_err(pe(path))?;
+    let inner = inner.f32().map_err(pe(path))?.rechunk();
+    let values = inner.cont_slice().map_err(|_| {
+        LoadError::Input(format!("{}: column `{name}` has null entries inside probability vectors", path.display()))
+    })?;
+    if ca.null_count() > 0 {
+        let i = ca.is_null().iter().position(|v| v == Some(true)).unwrap_or(0);
+        let id = ids.get(i).unwrap_or("?");
+        return Err(LoadError::Input(format!("{}: row {i} (id {id}): `{name}` is null", path.display())));
+    }
+    let mut out = Vec::with_capacity(df.height() * c);
+    for i in 0..df.height() {
+        let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+        let id = ids.get(i).unwrap_or("?");
+        if b - a != c {
+            return Err(LoadError::Input(format!(
+                "{}: row {i} (id {id}): `{name}` has {} values, the run has {c} classes",
+                path.display(),
+                b - a
+            )));
+        }
+        let row = &values[a..b];
+        let sum: f32 = row.iter().sum();
+        if !(sum - 1.0).abs().le(&1e-3) || row.iter().any(|p| !(0.0..=1.0 + 1e-6).contains(p)) {
+            return Err(LoadError::Input(format!(
+                "{}: row {i} (id {id}): `{name}` is not a probability distribution (sums to {sum})",
+                path.display()
+            )));
+        }
+        out.extend_from_slice(row);
+    }
+    Ok(Some(out))
+}
+
+/// Reads one epoch file and joins it with the truth.
+pub fn read_epoch(
+    epoch: u32,
+    path: &Path,
+    info: &RunInfo,
+    class_ids: &[u8],
+    truth: &Truth,
+    warnings: &mut Vec<String>,
+) -> Result<EpochData> {
+    let c = class_ids.len();
+    let meta = exchange::parquet_io::file_metadata(path)?;
+    let fusion: Fusion = match meta.get(FUSION_KEY) {
+        Some(json) => serde_json::from_str(json)
+            .map_err(|e| LoadError::Input(format!("{}: metadata {FUSION_KEY}: {e}", path.display())))?,
+        None => info.fusion,
+    };
+    let threshold = meta.get(THRESHOLD_KEY).and_then(|t| t.parse().ok()).unwrap_or(info.threshold);
+
+    let df = LazyFrame::scan_parquet(PlRefPath::new(path.display().to_string().as_str()), ScanArgsParquet::default())
+        .and_then(|lf| lf.collect())
+        .map_err(pe(path))?;
+    for needed in ["id", "p_sem", "p_fused"] {
+        if df.column(needed).is_err() {
+            return Err(LoadError::Input(format!(
+                "{}: missing column `{needed}` (not a pseudo-label file?)",
+                path.display()
+            )));
+        }
+    }
+    let ids = df.column("id").and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(path))?;
+    let opt = |name: &str| -> Result<Option<Vec<f32>>> {
+        if df.column(name).is_err() {
+            return Ok(None);
+        }
+        flat_probs(&df, name, c, path, &ids)
+    };
+    let sem = opt("p_sem")?.ok_or_else(|| LoadError::Input(format!("{}: `p_sem` is entirely null", path.display())))?;
+    let text = opt("p_text")?;
+    let ins = opt("p_ins")?;
+    let fused =
+        opt("p_fused")?.ok_or_else(|| LoadError::Input(format!("{}: `p_fused` is entirely null", path.display())))?;
+
+    // Join with the truth and keep auditable rows.
+    let mut dropped = Dropped::default();
+    let mut keep = Vec::with_capacity(df.height());
+    let mut truth_idx = Vec::with_capacity(df.height());
+    let mut votes = truth.has_votes.then(Vec::new);
+    let mut first_unknown = None;
+    for (i, id) in ids.iter().enumerate() {
+        let id = id.unwrap_or("");
+        match truth.by_id.get(id) {
+            None => {
+                dropped.unknown_ids += 1;
+                first_unknown.get_or_insert_with(|| id.to_string());
+            }
+            Some((None, _)) => dropped.no_label += 1,
+            Some((Some(l), v)) => match class_ids.iter().position(|k| k == l) {
+                None => dropped.outside_classes += 1,
+                Some(k) => {
+                    keep.push(i);
+                    truth_idx.push(k as u8);
+                    if let Some(out) = votes.as_mut() {
+                        let v = v.as_deref().unwrap_or(&[]);
+                        out.extend(class_ids.iter().map(|&cid| v.get(cid as usize).copied().unwrap_or(0.0)));
+                    }
+                }
+            },
+        }
+    }
+    let rows = df.height();
+    if dropped.unknown_ids > 0 {
+        let share = dropped.unknown_ids as f64 / rows.max(1) as f64;
+        let msg = format!(
+            "{}: {} of {rows} pseudo-label ids are not in the shards (first: {:?})",
+            path.display(),
+            dropped.unknown_ids,
+            first_unknown.unwrap_or_default()
+        );
+        if share > MAX_UNKNOWN_SHARE {
+            return Err(LoadError::Input(format!("{msg}; the run and the shards do not belong together (--shards?)")));
+        }
+        warnings.push(format!("{msg}; they are left out"));
+    }
+    if keep.is_empty() {
+        return Err(LoadError::Input(format!("{}: no row has a true label in the run's classes", path.display())));
+    }
+    let pick = |v: Vec<f32>| -> Vec<f32> {
+        if keep.len() == rows {
+            return v;
+        }
+        keep.iter().flat_map(|&i| v[i * c..(i + 1) * c].iter().copied()).collect()
+    };
+    Ok(EpochData {
+        epoch,
+        path: path.to_path_buf(),
+        classes: c,
+        n: keep.len(),
+        levels: [Some(pick(sem)), text.map(pick), ins.map(pick)],
+        fused: pick(fused),
+        truth: truth_idx,
+        votes,
+        threshold,
+        fusion,
+        dropped,
+    })
+}

@@ -1,0 +1,208 @@
+//! `audit`: review a run's pseudo-labels against the truth, replay other fusion settings, compare runs.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use audit::analysis::Override;
+use audit::report::{html, summary, terminal};
+use audit::{audit_run, Options};
+use clap::Parser;
+use exchange::schema::run_info::{Fusion, FusionMode, RUN_INFO_FILE};
+
+#[derive(Parser)]
+#[command(
+    name = "audit",
+    version,
+    about = "Offline review of pseudo-label quality per level, class and epoch",
+    long_about = "Joins every epoch's pseudo-labels of a run (artifacts/runs/<run>/pseudo_labels/) with the true labels \
+                  from its shards and reports, per level (semantic, text, instance, fused): quantity and quality at the \
+                  run's threshold, argmax accuracy, agreement between levels, per-class precision/recall and histogram \
+                  against the labeled prior, calibration (ECE, reliability), a threshold sweep, the fused confusion matrix \
+                  and, with annotator votes, how often a wrong pseudo-label is the annotators' second choice.\n\n\
+                  Because each level's probabilities are stored, --fusion/--weights/--threshold recompute everything for \
+                  another setting without retraining, and the what-if table ranks fusion settings at equal quantity.\n\n\
+                  Writes artifacts/reports/<run>/{index.html,summary.json,summary.parquet}; with several runs also a \
+                  comparison page.",
+    after_help = "Examples:\n  audit                                   # the latest run under artifacts/runs\n  \
+                  audit sitfer-10pct fixmatch-10pct       # two runs side by side\n  \
+                  audit RUN --fusion weighted-logit --weights 0.3,0.2,0.5 --threshold 0.8\n  \
+                  audit RUN --json > summary.json"
+)]
+struct Cli {
+    /// Run folders or run names under --runs-root (default: the most recent run).
+    runs: Vec<String>,
+    #[arg(long, default_value = "artifacts/runs")]
+    runs_root: PathBuf,
+    #[arg(long, default_value = "artifacts/reports")]
+    reports_root: PathBuf,
+    /// Shard folder with the true labels (default: the one the run names in run.json).
+    #[arg(long)]
+    shards: Option<PathBuf>,
+    /// Split file (default: the run's); gives the labeled prior.
+    #[arg(long)]
+    split: Option<PathBuf>,
+    /// What-if: fuse the stored levels with this rule instead of the run's.
+    #[arg(long, value_parser = ["mean-prob", "weighted-logit"])]
+    fusion: Option<String>,
+    /// What-if: weights of semantic,text,instance (e.g. 0.3,0.2,0.5).
+    #[arg(long)]
+    weights: Option<String>,
+    /// What-if: pseudo-label threshold (selected = confidence > threshold).
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Epoch to show in detail and replay in what-if (default: the last).
+    #[arg(long)]
+    epoch: Option<u32>,
+    /// Step of the what-if weight grid on the simplex (0 turns what-if off).
+    #[arg(long, default_value_t = 0.1)]
+    grid_step: f32,
+    /// Skip the HTML page.
+    #[arg(long)]
+    no_html: bool,
+    /// Print the report as JSON on stdout (tables go nowhere).
+    #[arg(long)]
+    json: bool,
+    /// No tables, only where the reports went.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+fn parse_weights(s: &str) -> anyhow::Result<[f32; 3]> {
+    let v: Vec<f32> = s
+        .split(',')
+        .map(|x| x.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("--weights {s:?}: expected three numbers, e.g. 0.3,0.2,0.5"))?;
+    match v.as_slice() {
+        [a, b, c] if v.iter().all(|x| *x >= 0.0 && x.is_finite()) && a + b + c > 0.0 => Ok([*a, *b, *c]),
+        _ => bail!("--weights {s:?}: expected three non-negative numbers (semantic,text,instance) not all zero"),
+    }
+}
+
+fn latest_run(root: &Path) -> anyhow::Result<PathBuf> {
+    let entries = std::fs::read_dir(root).with_context(|| {
+        format!("no runs folder at {} (train writes runs there; or name a run folder)", root.display())
+    })?;
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    for e in entries.flatten() {
+        let info = e.path().join(RUN_INFO_FILE);
+        if let Ok(t) = info.metadata().and_then(|m| m.modified()) {
+            if best.as_ref().is_none_or(|(b, _)| t > *b) {
+                best = Some((t, e.path()));
+            }
+        }
+    }
+    best.map(|b| b.1).with_context(|| format!("no run folder (with run.json) under {}", root.display()))
+}
+
+fn resolve(cli: &Cli) -> anyhow::Result<Vec<PathBuf>> {
+    if cli.runs.is_empty() {
+        return Ok(vec![latest_run(&cli.runs_root)?]);
+    }
+    cli.runs
+        .iter()
+        .map(|r| {
+            let p = PathBuf::from(r);
+            if p.join(RUN_INFO_FILE).is_file() || p.is_dir() {
+                return Ok(p);
+            }
+            let under = cli.runs_root.join(r);
+            if under.is_dir() {
+                Ok(under)
+            } else {
+                bail!("run {r:?}: neither a folder nor a run under {}", cli.runs_root.display())
+            }
+        })
+        .collect()
+}
+
+fn slug(over: &Override) -> String {
+    let mut s = String::from("what-if");
+    if let Some(f) = over.fusion {
+        s += &format!("-{}-{}-{}-{}", f.mode.name(), f.weights[0], f.weights[1], f.weights[2]);
+    }
+    if let Some(t) = over.threshold {
+        s += &format!("-t{t}");
+    }
+    s
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let started = Instant::now();
+    let weights = cli.weights.as_deref().map(parse_weights).transpose()?;
+    if let Some(t) = cli.threshold {
+        if !(0.0..1.0).contains(&t) {
+            bail!("--threshold {t}: expected a number in [0, 1)");
+        }
+    }
+    let runs = resolve(&cli)?;
+    let mut reports = Vec::new();
+    for dir in &runs {
+        let info = exchange::schema::run_info::RunInfo::read(dir).ok();
+        let fusion = match (&cli.fusion, weights) {
+            (None, None) => None,
+            (mode, w) => {
+                let base = info.as_ref().map(|i| i.fusion).unwrap_or(Fusion {
+                    mode: FusionMode::MeanProb,
+                    weights: [1.0, 1.0, 1.0],
+                    tau_text: 1.0,
+                    tau_ins: 1.0,
+                });
+                let mode = mode.as_deref().and_then(FusionMode::parse).unwrap_or(base.mode);
+                let default_w = if mode == FusionMode::WeightedLogit { [0.3, 0.2, 0.5] } else { [1.0, 1.0, 1.0] };
+                let keep_base = mode == base.mode && w.is_none();
+                Some(Fusion { mode, weights: w.unwrap_or(if keep_base { base.weights } else { default_w }), ..base })
+            }
+        };
+        let opts = Options {
+            shards: cli.shards.clone(),
+            split: cli.split.clone(),
+            over: Override { fusion, threshold: cli.threshold },
+            epoch: cli.epoch,
+            what_if_step: (cli.grid_step > 0.0).then_some(cli.grid_step),
+        };
+        let report = audit_run(dir, &opts).with_context(|| format!("auditing {}", dir.display()))?;
+        let name =
+            if opts.over.is_some() { format!("{}--{}", report.run, slug(&opts.over)) } else { report.run.clone() };
+        let out = cli.reports_root.join(&name);
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        summary::write(&out, &report)?;
+        if !cli.no_html {
+            exchange::atomic::write_bytes(out.join("index.html"), html::run_page(&report).as_bytes())?;
+        }
+        if !cli.json && !cli.quiet {
+            print!("{}", terminal::render(&report));
+        }
+        if !cli.json {
+            eprintln!("report: {}", out.join(if cli.no_html { "summary.json" } else { "index.html" }).display());
+        }
+        reports.push(report);
+    }
+    if reports.len() > 1 {
+        let name = format!("compare-{}", reports.iter().map(|r| r.run.as_str()).collect::<Vec<_>>().join("-vs-"));
+        let out = cli.reports_root.join(name);
+        std::fs::create_dir_all(&out)?;
+        exchange::atomic::write_json(out.join("summary.json"), &reports)?;
+        if !cli.no_html {
+            exchange::atomic::write_bytes(out.join("index.html"), html::compare_page(&reports).as_bytes())?;
+        }
+        if !cli.json && !cli.quiet {
+            println!("\n{}", terminal::render_compare(&reports));
+        }
+        if !cli.json {
+            eprintln!("comparison: {}", out.display());
+        }
+    }
+    if cli.json {
+        if reports.len() == 1 {
+            println!("{}", serde_json::to_string_pretty(&reports[0])?);
+        } else {
+            println!("{}", serde_json::to_string_pretty(&reports)?);
+        }
+    } else if !cli.quiet {
+        eprintln!("audit took {:.2} s", started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}

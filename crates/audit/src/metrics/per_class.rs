@@ -1,0 +1,117 @@
+//! Per class: precision and recall of the selected pseudo-labels, the pseudo-label class histogram
+//! against the labeled prior and the true unlabeled distribution; the fused confusion matrix; and, for data
+//! with annotator votes, how often a wrong pseudo-label is the annotators' second choice.
+
+use serde::Serialize;
+
+use super::{ratio, Decisions};
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ClassRow {
+    pub class: String,
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    /// Share of the selected pseudo-labels that are this class.
+    pub pseudo_share: Option<f64>,
+    pub labeled_prior: f64,
+    /// Share of the unlabeled set that truly is this class (known only offline).
+    pub true_share: f64,
+}
+
+pub fn per_class(d: &Decisions, truth: &[u8], threshold: f32, names: &[String], prior: &[f64]) -> Vec<ClassRow> {
+    let c = names.len();
+    let (mut sel_pred, mut sel_ok, mut true_n) = (vec![0usize; c], vec![0usize; c], vec![0usize; c]);
+    for ((p, conf), t) in d.pred.iter().zip(&d.conf).zip(truth) {
+        true_n[*t as usize] += 1;
+        if *conf > threshold {
+            sel_pred[*p as usize] += 1;
+            sel_ok[*p as usize] += usize::from(p == t);
+        }
+    }
+    let total_sel: usize = sel_pred.iter().sum();
+    (0..c)
+        .map(|k| ClassRow {
+            class: names[k].clone(),
+            precision: ratio(sel_ok[k], sel_pred[k]),
+            recall: ratio(sel_ok[k], true_n[k]),
+            pseudo_share: ratio(sel_pred[k], total_sel),
+            labeled_prior: prior.get(k).copied().unwrap_or(0.0),
+            true_share: ratio(true_n[k], truth.len()).unwrap_or(0.0),
+        })
+        .collect()
+}
+
+/// `m[true][pred]` counts over every row.
+pub fn confusion(pred: &[u8], truth: &[u8], c: usize) -> Vec<Vec<u64>> {
+    let mut m = vec![vec![0u64; c]; c];
+    for (p, t) in pred.iter().zip(truth) {
+        m[*t as usize][*p as usize] += 1;
+    }
+    m
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct VotesReport {
+    /// Wrong pseudo-labels on rows with at least one vote for another class.
+    pub wrong: usize,
+    /// …of which the pseudo-label is the annotators' second choice (most votes after the true class).
+    pub second_choice: usize,
+    pub rate: Option<f64>,
+    /// The same among selected rows only.
+    pub wrong_selected: usize,
+    pub rate_selected: Option<f64>,
+    /// Wrong pseudo-labels that got no annotator vote at all.
+    pub no_vote_share: Option<f64>,
+}
+
+pub fn second_choice(d: &Decisions, truth: &[u8], votes: &[f32], c: usize, threshold: f32) -> VotesReport {
+    let (mut wrong, mut second, mut wrong_sel, mut second_sel, mut zero) = (0, 0, 0, 0, 0);
+    for i in 0..truth.len() {
+        let (p, t) = (d.pred[i] as usize, truth[i] as usize);
+        if p == t {
+            continue;
+        }
+        let v = &votes[i * c..(i + 1) * c];
+        let Some(runner_up) = (0..c).filter(|&k| k != t && v[k] > 0.0).max_by(|&a, &b| v[a].total_cmp(&v[b])) else {
+            continue;
+        };
+        let is_second = v[p] > 0.0 && v[p] == v[runner_up];
+        wrong += 1;
+        second += usize::from(is_second);
+        zero += usize::from(v[p] == 0.0);
+        if d.conf[i] > threshold {
+            wrong_sel += 1;
+            second_sel += usize::from(is_second);
+        }
+    }
+    VotesReport {
+        wrong,
+        second_choice: second,
+        rate: ratio(second, wrong),
+        wrong_selected: wrong_sel,
+        rate_selected: ratio(second_sel, wrong_sel),
+        no_vote_share: ratio(zero, wrong),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_per_class_confusion_and_votes() {
+        let d = Decisions { pred: vec![0, 0, 1, 1], conf: vec![0.9, 0.9, 0.9, 0.5] };
+        let truth = [0, 1, 1, 1];
+        let names = vec!["a".to_string(), "b".to_string()];
+        let rows = per_class(&d, &truth, 0.75, &names, &[0.5, 0.5]);
+        assert_eq!(rows[0].precision, Some(0.5));
+        assert_eq!(rows[1].recall, Some(1.0 / 3.0));
+        assert_eq!(rows[0].pseudo_share, Some(2.0 / 3.0));
+        assert_eq!(rows[1].true_share, 0.75);
+        assert_eq!(confusion(&d.pred, &truth, 2), vec![vec![1, 0], vec![1, 2]]);
+        // Row 1 (true b, predicted a): votes a=3, b=6 -> a is the runner-up.
+        let votes = [9.0, 0.0, 3.0, 6.0, 0.0, 9.0, 0.0, 9.0];
+        let v = second_choice(&d, &truth, &votes, 2, 0.75);
+        assert_eq!((v.wrong, v.second_choice, v.wrong_selected), (1, 1, 1));
+    }
+}

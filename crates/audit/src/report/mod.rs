@@ -1,0 +1,42 @@
+//! Everything the audit shows: the report data (serialisable as it is to JSON), the terminal tables,
+//! the HTML page with its charts, and the flat Parquet summary for notebooks.
+
+pub mod charts;
+pub mod html;
+pub mod summary;
+pub mod terminal;
+
+use serde::Serialize;
+
+use crate::analysis::EpochReport;
+use crate::what_if::WhatIf;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub run: String,
+    pub dir: String,
+    pub preset: String,
+    pub dataset: String,
+    pub classes: Vec<String>,
+    /// "as trained", or the what-if setting that replaced the run's fusion/threshold.
+    pub setting: String,
+    pub warnings: Vec<String>,
+    pub labeled_prior: Vec<f64>,
+    pub epochs: Vec<EpochReport>,
+    pub what_if: Option<WhatIf>,
+}
+
+impl RunReport {
+    /// The epoch shown in detail (the last one audited).
+    pub fn detail(&self) -> &EpochReport {
+        self.epochs.last().expect("a report has at least one epoch")
+    }
+}
+
+pub fn pct(v: Option<f64>) -> String {
+    v.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "—".into())
+}
+
+pub fn delta_pts(v: Option<f64>) -> String {
+    v.map(|v| format!("{:+.1}", v * 100.0)).unwrap_or_else(|| "—".into())
+}

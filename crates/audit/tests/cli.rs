@@ -1,0 +1,181 @@
+//! `audit` as users run it: reports written, what-if and comparison, clear refusals on bad run folders,
+//! and the HTML page rendered by headless Chromium.
+
+use std::path::{Path, PathBuf};
+
+use audit::fixture::{self, FixtureSpec};
+use exchange::parquet_io::{read_table, write_table};
+use exchange::schema::pseudo_label::PseudoLabelRow;
+use exchange::schema::run_info::FusionMode;
+use pipeline_tests::{run, text};
+
+const BIN: &str = env!("CARGO_BIN_EXE_audit");
+
+fn fixture(dir: &Path, run: &str, seed: u64) -> PathBuf {
+    let spec = FixtureSpec { unlabeled: 1500, labeled: 200, epochs: 2, seed, fusion: FusionMode::MeanProb };
+    fixture::write(dir, run, &spec).unwrap()
+}
+
+fn audit(cwd: &Path, args: &[&str]) -> (bool, String) {
+    let o = run(Path::new(BIN), cwd, args);
+    (o.status.success(), text(&o))
+}
+
+#[test]
+fn latest_run_report_what_if_and_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture(dir.path(), "a-run", 1);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    fixture(&dir.path().join("b"), "b-run", 2);
+    // b-run lives elsewhere; the latest run under artifacts/runs is a-run.
+    std::fs::create_dir_all(dir.path().join("artifacts")).unwrap();
+    std::fs::rename(dir.path().join("runs"), dir.path().join("artifacts/runs")).unwrap();
+    let (ok, out) = audit(dir.path(), &[]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("audit a-run") && out.contains("what-if at equal quantity") && out.contains("per class"),
+        "{out}"
+    );
+    let report = dir.path().join("artifacts/reports/a-run");
+    for f in ["index.html", "summary.json", "summary.parquet"] {
+        assert!(report.join(f).is_file(), "{f} written");
+    }
+
+    let (ok, out) = audit(dir.path(), &["a-run", "--fusion", "weighted-logit", "--threshold", "0.6", "--json"]);
+    assert!(ok, "{out}");
+    let j: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(
+        j["setting"].as_str().unwrap().contains("weighted-logit 0.30/0.20/0.50 at threshold 0.6"),
+        "{}",
+        j["setting"]
+    );
+    assert!(dir.path().join("artifacts/reports/a-run--what-if-weighted-logit-0.3-0.2-0.5-t0.6/summary.json").is_file());
+
+    let b = dir.path().join("b/runs/b-run");
+    let (ok, out) = audit(dir.path(), &["a-run", b.to_str().unwrap(), "--no-html"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("metric (last epoch)") && out.contains("fused quality"), "{out}");
+    assert!(dir.path().join("artifacts/reports/compare-a-run-vs-b-run/summary.json").is_file());
+}
+
+#[test]
+fn bad_run_folders_are_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = fixture(dir.path(), "r", 3);
+    let r = run_dir.to_str().unwrap();
+
+    let (ok, out) = audit(dir.path(), &[dir.path().join("nothing").to_str().unwrap()]);
+    assert!(!ok && out.contains("neither a folder nor a run"), "{out}");
+    let (ok, out) = audit(dir.path(), &[r, "--shards", "/nonexistent/shards"]);
+    assert!(!ok && out.contains("shards not found at /nonexistent/shards"), "{out}");
+    let (ok, out) = audit(dir.path(), &[r, "--weights", "1,2"]);
+    assert!(!ok && out.contains("expected three"), "{out}");
+    let (ok, out) = audit(dir.path(), &[r, "--epoch", "9"]);
+    assert!(!ok && out.contains("no pseudo-labels for epoch 9"), "{out}");
+
+    let file = run_dir.join("pseudo_labels/epoch-0002.parquet");
+    let rows: Vec<PseudoLabelRow> = read_table(&file).unwrap();
+    let meta = exchange::parquet_io::file_metadata(&file).unwrap();
+    let meta: Vec<(&str, String)> = meta
+        .iter()
+        .filter(|(k, _)| k.starts_with("sitfer.") && !k.contains("table") && !k.contains("version"))
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let rewrite = |f: &dyn Fn(&mut Vec<PseudoLabelRow>)| {
+        let mut r2 = rows.clone();
+        f(&mut r2);
+        write_table(&file, &r2, &meta).unwrap();
+    };
+
+    // A few unknown ids: a warning with the count; many: an error.
+    rewrite(&|r| r[0].id = "ghost".into());
+    let (ok, out) = audit(dir.path(), &[r, "--no-html"]);
+    assert!(ok && out.contains("warning") && out.contains("1 of 1500 pseudo-label ids are not in the shards"), "{out}");
+    rewrite(&|r| r.iter_mut().take(100).for_each(|x| x.id = format!("ghost{}", x.id)));
+    let (ok, out) = audit(dir.path(), &[r, "--no-html"]);
+    assert!(!ok && out.contains("100 of 1500") && out.contains("do not belong together"), "{out}");
+
+    rewrite(&|r| r[7].p_ins = Some(vec![0.5, 0.5]));
+    let (ok, out) = audit(dir.path(), &[r, "--no-html"]);
+    assert!(
+        !ok && out.contains("epoch-0002.parquet: row 7") && out.contains("`p_ins` has 2 values, the run has 8 classes"),
+        "{out}"
+    );
+    rewrite(&|r| r[3].p_sem[0] += 0.5);
+    let (ok, out) = audit(dir.path(), &[r, "--no-html"]);
+    assert!(!ok && out.contains("row 3") && out.contains("`p_sem` is not a probability distribution"), "{out}");
+
+    std::fs::remove_dir_all(run_dir.join("pseudo_labels")).unwrap();
+    let (ok, out) = audit(dir.path(), &[r]);
+    assert!(!ok && out.contains("no pseudo-label folder"), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|b| {
+        std::process::Command::new("which")
+            .arg(b)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+    })
+}
+
+#[test]
+fn html_report_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        panic!("headless Chromium not found: `make setup` installs Debian's chromium (apt-get install chromium)");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = fixture(dir.path(), "h", 4);
+    let (ok, out) = audit(dir.path(), &[run_dir.to_str().unwrap(), "--reports-root", "reports", "-q"]);
+    assert!(ok, "{out}");
+    let page = dir.path().join("reports/h/index.html");
+    let profile = dir.path().join("chromium-profile");
+    let o = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=2000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && dom.contains("</html>"), "chromium failed: {}", String::from_utf8_lossy(&o.stderr));
+    for id in ["trajectory", "levels", "calibration", "sweep", "classes", "confusion", "what-if", "votes"] {
+        assert!(dom.contains(&format!("id=\"{id}\"")), "section {id} rendered");
+    }
+    // 3 trajectory + 4 reliability + sweep + class bars + confusion = 10 charts, each with drawn content.
+    assert!(dom.matches("<svg").count() >= 10, "{} charts", dom.matches("<svg").count());
+    assert!(dom.matches("<polyline").count() + dom.matches("<path").count() >= 10, "lines drawn");
+    assert!(!dom.contains("chart failed"));
+
+    let o = std::process::Command::new(chromium().unwrap())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--window-size=1200,2400",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", dir.path().join("shot.png").display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && dir.path().join("shot.png").metadata().map(|m| m.len() > 10_000).unwrap_or(false),
+        "screenshot"
+    );
+}
