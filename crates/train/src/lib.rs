@@ -1,0 +1,5 @@
+//! The SIT-FER trainer's library: the model ([`model`]) and the method ([`sitfer`]). The binary (`main.rs`)
+//! drives them; tests use them directly.
+
+pub mod model;
+pub mod sitfer;

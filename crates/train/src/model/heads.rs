@@ -1,0 +1,63 @@
+//! SIT-FER's heads on the 512-d backbone feature: dropout then L2 normalisation (the feature `h` the memory
+//! bank and the text level use), the linear classifier `fc` (torchvision's name, so a checkpoint's classifier
+//! is recognised — and reported as a shape mismatch when its class count differs), and the projection `g`
+//! into the text space (`text_proj`; the identity when the text space is 512-d, as DESIGN §2 says).
+
+use tch::nn::{self, Module};
+use tch::Tensor;
+
+use super::resnet::FEATURE_DIM;
+
+pub struct Heads {
+    pub fc: nn::Linear,
+    pub text_proj: Option<nn::Linear>,
+    pub dropout: f64,
+}
+
+/// What the heads give for a batch.
+pub struct HeadOut {
+    /// `[B, 512]`, unit norm.
+    pub h: Tensor,
+    /// `[B, C]` classifier logits.
+    pub z: Tensor,
+    /// `[B, D]` projection into text space (not normalised; the text level normalises).
+    pub g: Tensor,
+}
+
+impl Heads {
+    pub fn new(root: &nn::Path, classes: i64, text_dim: i64, dropout: f64) -> Self {
+        let text_proj = (text_dim != FEATURE_DIM)
+            .then(|| nn::linear(root / "text_proj", FEATURE_DIM, text_dim, Default::default()));
+        Heads { fc: nn::linear(root / "fc", FEATURE_DIM, classes, Default::default()), text_proj, dropout }
+    }
+
+    pub fn forward(&self, feature: &Tensor, train: bool) -> HeadOut {
+        let f = feature.dropout(self.dropout, train);
+        let h = &f / f.norm_scalaropt_dim(2, [1i64], true).clamp_min(1e-12);
+        let z = self.fc.forward(&h);
+        let g = match &self.text_proj {
+            Some(p) => p.forward(&h),
+            None => h.shallow_clone(),
+        };
+        HeadOut { h, z, g }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn unit_features_and_identity_projection_at_512() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let heads = Heads::new(&vs.root(), 8, 512, 0.5);
+        assert!(heads.text_proj.is_none());
+        let out = heads.forward(&Tensor::randn([4, 512], (Kind::Float, Device::Cpu)), false);
+        let norms: Vec<f32> = Vec::try_from(&out.h.norm_scalaropt_dim(2, [1i64], false)).unwrap();
+        assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5));
+        assert_eq!(out.z.size(), vec![4, 8]);
+        let heads = Heads::new(&(vs.root() / "b"), 7, 384, 0.5);
+        assert_eq!(heads.forward(&Tensor::ones([2, 512], (Kind::Float, Device::Cpu)), true).g.size(), vec![2, 384]);
+    }
+}

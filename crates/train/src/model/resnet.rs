@@ -1,0 +1,135 @@
+//! ResNet-18 with torchvision's variable names (`conv1`, `bn1`, `layer1.0.conv1`, `layer2.0.downsample.0`,
+//! …), so converted torchvision / MS-Celeb weights in safetensors load by name. `Stem::Small` (3×3 stride-1
+//! first conv, no max-pool) keeps spatial detail on 32–64 px faces; it changes `conv1`'s shape, so such a
+//! model cannot take ImageNet-stem weights for that one layer (the load report says so).
+
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stem {
+    /// 7×7 stride-2 conv + 3×3 stride-2 max-pool (torchvision; for 112–224 px).
+    Imagenet,
+    /// 3×3 stride-1 conv, no max-pool (for 32–64 px).
+    Small,
+}
+
+fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
+    nn::conv2d(p, i, o, k, nn::ConvConfig { stride, padding, bias: false, ..Default::default() })
+}
+
+#[derive(Debug)]
+struct Block {
+    conv1: nn::Conv2D,
+    bn1: nn::BatchNorm,
+    conv2: nn::Conv2D,
+    bn2: nn::BatchNorm,
+    down: Option<(nn::Conv2D, nn::BatchNorm)>,
+}
+
+impl Block {
+    fn new(p: &nn::Path, i: i64, o: i64, stride: i64) -> Self {
+        let down = (stride != 1 || i != o).then(|| {
+            (
+                conv(p / "downsample" / "0", i, o, 1, stride, 0),
+                nn::batch_norm2d(p / "downsample" / "1", o, Default::default()),
+            )
+        });
+        Block {
+            conv1: conv(p / "conv1", i, o, 3, stride, 1),
+            bn1: nn::batch_norm2d(p / "bn1", o, Default::default()),
+            conv2: conv(p / "conv2", o, o, 3, 1, 1),
+            bn2: nn::batch_norm2d(p / "bn2", o, Default::default()),
+            down,
+        }
+    }
+
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu().apply(&self.conv2).apply_t(&self.bn2, train);
+        let skip = match &self.down {
+            Some((c, b)) => x.apply(c).apply_t(b, train),
+            None => x.shallow_clone(),
+        };
+        (y + skip).relu()
+    }
+}
+
+/// The backbone up to global average pooling: image `[B, 3, H, W]` -> feature `[B, 512]`.
+#[derive(Debug)]
+pub struct ResNet18 {
+    conv1: nn::Conv2D,
+    bn1: nn::BatchNorm,
+    stem: Stem,
+    layers: Vec<Block>,
+}
+
+pub const FEATURE_DIM: i64 = 512;
+
+impl ResNet18 {
+    pub fn new(root: &nn::Path, stem: Stem) -> Self {
+        let conv1 = match stem {
+            Stem::Imagenet => conv(root / "conv1", 3, 64, 7, 2, 3),
+            Stem::Small => conv(root / "conv1", 3, 64, 3, 1, 1),
+        };
+        let mut layers = Vec::new();
+        let mut i = 64;
+        for (n, o) in [64, 128, 256, 512].into_iter().enumerate() {
+            let stride = if n == 0 { 1 } else { 2 };
+            let p = root / format!("layer{}", n + 1);
+            layers.push(Block::new(&(&p / "0"), i, o, stride));
+            layers.push(Block::new(&(&p / "1"), o, o, 1));
+            i = o;
+        }
+        ResNet18 { conv1, bn1: nn::batch_norm2d(root / "bn1", 64, Default::default()), stem, layers }
+    }
+}
+
+impl ModuleT for ResNet18 {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut x = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        if self.stem == Stem::Imagenet {
+            x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        }
+        for b in &self.layers {
+            x = b.forward(&x, train);
+        }
+        x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn torchvision_names_shapes_and_size() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = ResNet18::new(&vs.root(), Stem::Imagenet);
+        let vars = vs.variables();
+        for name in [
+            "conv1.weight",
+            "bn1.running_var",
+            "layer1.0.conv1.weight",
+            "layer2.0.downsample.0.weight",
+            "layer2.0.downsample.1.bias",
+            "layer4.1.bn2.weight",
+        ] {
+            assert!(vars.contains_key(name), "{name}");
+        }
+        assert!(!vars.contains_key("layer1.0.downsample.0.weight"));
+        assert_eq!(vars["layer3.0.conv1.weight"].size(), vec![256, 128, 3, 3]);
+        // torchvision resnet18 without fc: 11,689,512 - 513,000 = 11,176,512 parameters.
+        let params: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        assert_eq!(params, 11_176_512);
+        let x = Tensor::zeros([2, 3, 64, 64], (Kind::Float, Device::Cpu));
+        assert_eq!(net.forward_t(&x, false).size(), vec![2, 512]);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let small = ResNet18::new(&vs.root(), Stem::Small);
+        assert_eq!(
+            small.forward_t(&Tensor::zeros([1, 3, 32, 32], (Kind::Float, Device::Cpu)), false).size(),
+            vec![1, 512]
+        );
+    }
+}

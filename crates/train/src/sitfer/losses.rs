@@ -1,0 +1,81 @@
+//! The SIT-FER losses (DESIGN §2): `L_s = CE(z_x, y)`, `L_t = CE(s_text(x)/τ_t, y)`,
+//! `L_u = mean_batch(mask · CE(z_strong, ŷ))`, optional SupCon `L_con` on labeled features, and their sum
+//! `L = L_s + λ1 L_t + λ2 L_u + λ3 L_con` (the released code: `0.4 (L_s + L_t + 0.5 L_u)`).
+
+use tch::{Kind, Reduction, Tensor};
+
+pub fn supervised(z: &Tensor, y: &Tensor) -> Tensor {
+    z.cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, 0.0)
+}
+
+pub fn text(s_text: &Tensor, y: &Tensor, tau_text: f64) -> Tensor {
+    (s_text / tau_text).cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, 0.0)
+}
+
+/// Masked consistency loss: the mean over the whole unlabeled batch, masked rows contributing 0 (FixMatch).
+pub fn unlabeled(z_strong: &Tensor, pseudo: &Tensor, mask: &Tensor) -> Tensor {
+    let per = z_strong.cross_entropy_loss::<Tensor>(pseudo, None, Reduction::None, -100, 0.0);
+    (per * mask).mean(Kind::Float)
+}
+
+/// Supervised contrastive loss (Khosla et al. 2020, "out" form) over normalised features `h` `[B, D]`.
+/// Anchors without a positive are left out of the mean.
+pub fn supcon(h: &Tensor, y: &Tensor, temperature: f64) -> Tensor {
+    let b = h.size()[0];
+    let device = h.device();
+    let sim = h.matmul(&h.tr()) / temperature;
+    let eye = Tensor::eye(b, (Kind::Bool, device));
+    let logits = sim.masked_fill(&eye, f64::NEG_INFINITY);
+    let log_prob = logits.log_softmax(-1, Kind::Float);
+    let pos = y.unsqueeze(0).eq_tensor(&y.unsqueeze(1)).logical_and(&eye.logical_not());
+    let pos_f = pos.to_kind(Kind::Float);
+    let n_pos = pos_f.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+    let per_anchor =
+        -(log_prob.masked_fill(&pos.logical_not(), 0.0)).sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+            / n_pos.clamp_min(1.0);
+    let has = n_pos.gt(0.0).to_kind(Kind::Float);
+    (per_anchor * &has).sum(Kind::Float) / has.sum(Kind::Float).clamp_min(1.0)
+}
+
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Lambdas {
+    pub text: f64,
+    pub unlabeled: f64,
+    pub contrastive: f64,
+    /// Multiplies the whole sum (the released code's 0.4).
+    pub scale: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(t: &Tensor) -> f32 {
+        f32::try_from(t).unwrap()
+    }
+
+    #[test]
+    fn by_hand() {
+        let z = Tensor::from_slice(&[2.0f32, 0.0, 0.0, 2.0]).view([2, 2]);
+        let y = Tensor::from_slice(&[0i64, 0]);
+        // CE row 0: log(1+e^-2) = 0.126928; row 1: log(1+e^2) = 2.126928
+        assert!((f(&supervised(&z, &y)) - 1.126_928).abs() < 1e-5);
+        assert!(
+            (f(&text(&z, &y, 2.0)) - ((1.0f32 + (-1.0f32).exp()).ln() + (1.0f32 + 1.0f32.exp()).ln()) / 2.0).abs()
+                < 1e-5
+        );
+        let mask = Tensor::from_slice(&[1.0f32, 0.0]);
+        assert!((f(&unlabeled(&z, &y, &mask)) - 0.126_928 / 2.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn supcon_by_hand() {
+        // Three unit features: a, a, b with a ⟂ b; labels 0, 0, 1. Anchor 0: positive 1 (sim 1/τ), negative 2 (0).
+        let h = Tensor::from_slice(&[1.0f32, 0.0, 1.0, 0.0, 0.0, 1.0]).view([3, 2]);
+        let y = Tensor::from_slice(&[0i64, 0, 1]);
+        let tau = 0.5;
+        let l = f(&supcon(&h, &y, tau));
+        let want = -((2.0f32).exp() / ((2.0f32).exp() + 1.0)).ln(); // anchors 0 and 1 alike; anchor 2 has no positive
+        assert!((l - want).abs() < 1e-5, "{l} vs {want}");
+    }
+}
