@@ -130,16 +130,22 @@ pub fn read_truth(shards: &Path) -> Result<Truth> {
     let labels = labels.i32().map_err(pe(shards))?;
     let votes_col = df.column("votes").map_err(pe(shards))?.as_materialized_series().clone();
     let has_votes = votes_col.null_count() < votes_col.len();
-    let votes = if has_votes { Some(votes_col.list().map_err(pe(shards))?.clone()) } else { None };
+    // Votes straight from the list column's offsets and values: no per-row Series.
+    let votes = if has_votes {
+        let ca = votes_col.list().map_err(pe(shards))?.rechunk();
+        let offsets: Vec<usize> = ca.downcast_as_array().offsets().as_slice().iter().map(|o| *o as usize).collect();
+        let valid: Vec<bool> = ca.is_not_null().iter().map(|v| v.unwrap_or(false)).collect();
+        let inner = ca.get_inner().cast(&DataType::Float32).map_err(pe(shards))?;
+        let values: Vec<f32> = inner.f32().map_err(pe(shards))?.iter().map(|v| v.unwrap_or(0.0)).collect();
+        Some((offsets, valid, values))
+    } else {
+        None
+    };
     let mut by_id = HashMap::with_capacity(df.height());
-    for i in 0..df.height() {
-        let Some(id) = ids.get(i) else { continue };
+    for (i, id) in ids.iter().enumerate() {
+        let Some(id) = id else { continue };
         let label = labels.get(i).and_then(|l| u8::try_from(l).ok());
-        let v = votes.as_ref().and_then(|v| v.get_as_series(i)).and_then(|s| {
-            s.cast(&DataType::Float32)
-                .ok()
-                .and_then(|s| s.f32().ok().map(|ca| ca.into_no_null_iter().collect::<Vec<f32>>()))
-        });
+        let v = votes.as_ref().filter(|(_, valid, _)| valid[i]).map(|(o, _, values)| values[o[i]..o[i + 1]].to_vec());
         by_id.insert(id.to_string(), (label, v));
     }
     Ok(Truth { by_id, has_votes })

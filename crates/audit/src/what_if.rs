@@ -8,11 +8,11 @@ use exchange::schema::run_info::{Fusion, FusionMode};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::analysis::{fused_in_force, levels_of, Override};
-use crate::fusion::{describe, fuse};
+use crate::analysis::{fused_in_force, Override};
+use crate::fusion::describe;
 use crate::load::EpochData;
 use crate::metrics::decide;
-use crate::metrics::quality::{selection, top_k_accuracy};
+use crate::metrics::quality::{selection, top_k};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Candidate {
@@ -66,13 +66,14 @@ pub fn what_if(e: &EpochData, over: &Override, step: f32) -> WhatIf {
             settings.push(Fusion { mode, weights: w, tau_text: e.fusion.tau_text, tau_ins: e.fusion.tau_ins });
         }
     }
-    let levels = levels_of(e);
-    // Candidates run one after another with each fusion parallel inside; memory stays at one n × C array.
+    // Weighted-logit needs log p per level: computed once, not per candidate.
+    let logs: [Option<Vec<f32>>; 3] =
+        std::array::from_fn(|l| e.levels[l].as_ref().map(|p| p.par_iter().map(|x| x.max(1e-30).ln()).collect()));
     let mut candidates: Vec<Candidate> = settings
         .iter()
         .map(|f| {
-            let d = decide(&fuse(levels, c, f), c);
-            let (quality, kth) = top_k_accuracy(&d, &e.truth, k);
+            let rows = score_rows(e, &logs, f);
+            let (quality, kth) = top_k(rows, k);
             Candidate {
                 fusion: describe(f),
                 mode: f.mode.name().to_string(),
@@ -93,6 +94,46 @@ pub fn what_if(e: &EpochData, over: &Override, step: f32) -> WhatIf {
         quality: base.quality,
         candidates,
     }
+}
+
+/// (confidence, correct) of every row under fusion `f`, without materialising the fused matrix: one
+/// parallel pass, the row's fused distribution on the stack. Same arithmetic as [`crate::fusion::fuse`].
+fn score_rows(e: &EpochData, logs: &[Option<Vec<f32>>; 3], f: &Fusion) -> Vec<(f32, bool)> {
+    let c = e.classes;
+    let taus = [1.0, f.tau_text, f.tau_ins];
+    let active: Vec<(usize, f32)> =
+        (0..3).filter(|&l| e.levels[l].is_some() && f.weights[l] != 0.0).map(|l| (l, f.weights[l])).collect();
+    let wsum: f32 = active.iter().map(|a| a.1).sum();
+    (0..e.n)
+        .into_par_iter()
+        .map(|i| {
+            let mut row = [0f32; 64];
+            let row = &mut row[..c];
+            for &(l, w) in &active {
+                let src = match f.mode {
+                    FusionMode::MeanProb => e.levels[l].as_deref(),
+                    FusionMode::WeightedLogit => logs[l].as_deref(),
+                }
+                .expect("active levels are present");
+                let scale = if f.mode == FusionMode::WeightedLogit { w * taus[l] } else { w };
+                for (o, x) in row.iter_mut().zip(&src[i * c..(i + 1) * c]) {
+                    *o += scale * x;
+                }
+            }
+            let (mut best, mut arg) = (f32::NEG_INFINITY, 0);
+            for (j, v) in row.iter().enumerate() {
+                if *v > best {
+                    best = *v;
+                    arg = j;
+                }
+            }
+            let conf = match f.mode {
+                FusionMode::MeanProb => best / wsum.max(1e-12),
+                FusionMode::WeightedLogit => 1.0 / row.iter().map(|v| (v - best).exp()).sum::<f32>(),
+            };
+            (conf, arg == e.truth[i] as usize)
+        })
+        .collect()
 }
 
 #[cfg(test)]

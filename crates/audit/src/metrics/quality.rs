@@ -62,15 +62,17 @@ pub fn sweep(d: &Decisions, truth: &[u8]) -> Vec<Selection> {
 
 /// Accuracy of the `k` most confident rows (ties broken arbitrarily) and the confidence of the k-th.
 pub fn top_k_accuracy(d: &Decisions, truth: &[u8], k: usize) -> (Option<f64>, f32) {
-    if k == 0 {
+    top_k(d.conf.iter().zip(d.pred.iter().zip(truth)).map(|(c, (p, t))| (*c, p == t)).collect(), k)
+}
+
+/// The same over (confidence, correct) pairs: a selection in O(n), no sort.
+pub fn top_k(mut rows: Vec<(f32, bool)>, k: usize) -> (Option<f64>, f32) {
+    if k == 0 || rows.is_empty() {
         return (None, 1.0);
     }
-    let k = k.min(truth.len());
-    let mut rows: Vec<(f32, bool)> =
-        d.conf.iter().zip(d.pred.iter().zip(truth)).map(|(c, (p, t))| (*c, p == t)).collect();
+    let k = k.min(rows.len());
     rows.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
-    let ok = rows[..k].iter().filter(|r| r.1).count();
-    (ratio(ok, k), rows[k - 1].0)
+    (ratio(rows[..k].iter().filter(|r| r.1).count(), k), rows[k - 1].0)
 }
 
 #[cfg(test)]
