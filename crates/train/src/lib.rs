@@ -2,4 +2,5 @@
 //! drives them; tests use them directly.
 
 pub mod model;
+pub mod optim;
 pub mod sitfer;
