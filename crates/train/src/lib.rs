@@ -1,6 +1,7 @@
 //! The SIT-FER trainer's library: the model ([`model`]) and the method ([`sitfer`]). The binary (`main.rs`)
 //! drives them; tests use them directly.
 
+pub mod config;
 pub mod model;
 pub mod optim;
 pub mod sitfer;
