@@ -2,6 +2,7 @@
 //! drives them; tests use them directly.
 
 pub mod config;
+pub mod data;
 pub mod model;
 pub mod optim;
 pub mod sitfer;

@@ -1,7 +1,8 @@
-//! `train`: the SIT-FER trainer. For now it carries `doctor`, the command a user runs first when something
+//! `train`: the SIT-FER trainer. For now it carries `doctor` and `augment-preview`, the command a user runs first when something
 //! is wrong with libtorch, CUDA, the text model or the data roots.
 
 mod doctor;
+mod preview;
 
 use clap::{Parser, Subcommand};
 
@@ -16,11 +17,14 @@ struct Cli {
 enum Command {
     /// Check the toolchain: libtorch version, CUDA/cuDNN, threads, text model and data roots.
     Doctor(doctor::Args),
+    /// Write a PNG grid of weak and strong augmented views of labeled faces, for eyeballing.
+    AugmentPreview(preview::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Doctor(args) => doctor::run(&args),
+        Command::AugmentPreview(args) => preview::run(&args),
     }
 }

@@ -1,0 +1,135 @@
+//! Loads a run's data into memory: the split's ids by role, their images decoded from the shards' PNG bytes
+//! (in parallel, resized to the model's input size, grey kept grey), and labels for the labeled, val and test
+//! roles only. **Unlabeled samples never carry a label here**: their shard label is dropped as the row is read,
+//! so nothing downstream can use it (the label-leak test scrambles them in the shards and expects an identical
+//! run).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use exchange::parquet_io::{file_metadata, read_table, TableReader};
+use exchange::schema::shard::ShardRow;
+use exchange::schema::split::{Role, SplitRow};
+use exchange::schema::CLASSES_KEY;
+use exchange::Expression;
+use image::imageops::FilterType;
+use rayon::prelude::*;
+
+use super::augment::Img;
+
+/// Labeled, val and test data: images with their class index in the run's class list.
+pub struct LabeledSet {
+    pub ids: Vec<String>,
+    pub images: Vec<Img>,
+    pub labels: Vec<i64>,
+}
+
+/// Unlabeled data: ids and images, by construction nothing else.
+pub struct UnlabeledSet {
+    pub ids: Vec<String>,
+    pub images: Vec<Img>,
+}
+
+pub struct Data {
+    pub classes: Vec<Expression>,
+    pub labeled: LabeledSet,
+    pub unlabeled: UnlabeledSet,
+    pub val: LabeledSet,
+    pub test: LabeledSet,
+    pub channels: usize,
+}
+
+fn decode(bytes: &[u8], size: u32, grey: bool) -> Result<Img, String> {
+    let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
+    let (w, h, c, data) = if grey {
+        let g = image::imageops::resize(&img.to_luma8(), size, size, FilterType::Triangle);
+        (g.width(), g.height(), 1, g.into_raw())
+    } else {
+        let g = image::imageops::resize(&img.to_rgb8(), size, size, FilterType::Triangle);
+        (g.width(), g.height(), 3, g.into_raw())
+    };
+    Ok(Img { w: w as usize, h: h as usize, c, data })
+}
+
+/// Reads the split, then every shard part, keeping only the split's rows.
+pub fn load(shards: &Path, split: &Path, image_size: u32) -> anyhow::Result<Data> {
+    let roles: HashMap<String, Role> = read_table::<SplitRow>(split)
+        .with_context(|| format!("reading the split {} (run `make split`)", split.display()))?
+        .into_iter()
+        .map(|r| (r.id, r.role))
+        .collect();
+    let meta = file_metadata(split)?;
+    let classes: Vec<Expression> = match meta.get(CLASSES_KEY) {
+        Some(list) => list
+            .split(',')
+            .map(|n| {
+                Expression::parse(n.trim())
+                    .with_context(|| format!("{}: unknown class {n:?} in {CLASSES_KEY}", split.display()))
+            })
+            .collect::<anyhow::Result<_>>()?,
+        None => exchange::labels::ALL.to_vec(),
+    };
+    let mut parts: Vec<_> = std::fs::read_dir(shards)
+        .with_context(|| format!("shards not found at {} (run `make shard`)", shards.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
+        })
+        .collect();
+    parts.sort();
+    if parts.is_empty() {
+        bail!("{}: no part-NNNNN.parquet shard files", shards.display());
+    }
+
+    // (role, id, label-if-allowed, png) for the split's rows.
+    let mut rows: Vec<(Role, String, Option<u8>, Vec<u8>, bool)> = Vec::new();
+    for part in &parts {
+        for batch in TableReader::<ShardRow>::open(part)? {
+            for r in batch? {
+                let Some(&role) = roles.get(&r.id) else { continue };
+                let label = if role == Role::Unlabeled { None } else { r.label };
+                rows.push((role, r.id, label, r.image, r.channels == 1));
+            }
+        }
+    }
+    let grey = rows.iter().all(|r| r.4);
+    let decoded: Vec<Result<Img, String>> = rows.par_iter().map(|r| decode(&r.3, image_size, grey)).collect();
+
+    let mut labeled = LabeledSet { ids: vec![], images: vec![], labels: vec![] };
+    let mut val = LabeledSet { ids: vec![], images: vec![], labels: vec![] };
+    let mut test = LabeledSet { ids: vec![], images: vec![], labels: vec![] };
+    let mut unlabeled = UnlabeledSet { ids: vec![], images: vec![] };
+    for ((role, id, label, _, _), img) in rows.into_iter().zip(decoded) {
+        let img = img.map_err(|e| anyhow::anyhow!("{}: sample {id}: undecodable image: {e}", shards.display()))?;
+        if role == Role::Unlabeled {
+            unlabeled.ids.push(id);
+            unlabeled.images.push(img);
+            continue;
+        }
+        let Some(k) = label.and_then(|l| classes.iter().position(|c| c.id() == l)) else {
+            bail!("{}: {} sample {id} has no label in the split's classes", shards.display(), role.as_str());
+        };
+        let set = match role {
+            Role::Labeled => &mut labeled,
+            Role::Val => &mut val,
+            _ => &mut test,
+        };
+        set.ids.push(id);
+        set.images.push(img);
+        set.labels.push(k as i64);
+    }
+    let missing = roles.len() - labeled.ids.len() - val.ids.len() - test.ids.len() - unlabeled.ids.len();
+    if missing > 0 {
+        bail!(
+            "{}: {missing} ids of the split are not in the shards at {} (rebuild the split)",
+            split.display(),
+            shards.display()
+        );
+    }
+    if labeled.ids.is_empty() {
+        bail!("{}: no labeled samples", split.display());
+    }
+    Ok(Data { classes, labeled, unlabeled, val, test, channels: if grey { 1 } else { 3 } })
+}

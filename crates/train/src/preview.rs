@@ -1,0 +1,76 @@
+//! `train augment-preview`: a PNG grid for eyeballing the augmentations — per row one labeled face: the
+//! original, then weak views, then strong views (RandAugment + Cutout + weak).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args as ClapArgs;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use train::data::augment::{strong, weak, Img};
+use train::data::loader;
+
+#[derive(ClapArgs)]
+pub struct Args {
+    /// Split name (artifacts/splits/<name>.parquet) or a split file.
+    #[arg(long, default_value = "synthetic_10pct")]
+    split: String,
+    /// Shard folder (default: artifacts/shards/<dataset of the split>, from the split's name prefix).
+    #[arg(long)]
+    shards: Option<PathBuf>,
+    /// Input size the faces are resized to (as in training).
+    #[arg(long, default_value_t = 64)]
+    size: u32,
+    /// Faces (rows) in the grid.
+    #[arg(long, default_value_t = 8)]
+    rows: usize,
+    /// Weak and strong views per face.
+    #[arg(long, default_value_t = 4)]
+    views: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, default_value = "artifacts/augment-preview.png")]
+    out: PathBuf,
+}
+
+pub fn run(a: &Args) -> anyhow::Result<()> {
+    let split = if a.split.ends_with(".parquet") {
+        PathBuf::from(&a.split)
+    } else {
+        PathBuf::from(format!("artifacts/splits/{}.parquet", a.split))
+    };
+    let dataset =
+        split.file_stem().and_then(|s| s.to_str()).and_then(|s| s.split('_').next()).unwrap_or("synthetic").to_string();
+    let shards = a.shards.clone().unwrap_or_else(|| PathBuf::from(format!("artifacts/shards/{dataset}")));
+    let data = loader::load(&shards, &split, a.size)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(a.seed);
+    let s = a.size as usize;
+    let cols = 1 + 2 * a.views;
+    let rows = a.rows.min(data.labeled.images.len());
+    let gap = 2;
+    let mut canvas =
+        image::RgbImage::from_pixel(((s + gap) * cols) as u32, ((s + gap) * rows) as u32, image::Rgb([255, 255, 255]));
+    let pad = (s / 16).max(1);
+    for r in 0..rows {
+        let img = &data.labeled.images[r * data.labeled.images.len() / rows];
+        let mut tiles: Vec<Img> = vec![img.clone()];
+        tiles.extend((0..a.views).map(|_| weak(img, pad, &mut rng)));
+        tiles.extend((0..a.views).map(|_| strong(img, pad, &mut rng)));
+        for (c, t) in tiles.iter().enumerate() {
+            for y in 0..t.h {
+                for x in 0..t.w {
+                    let p = &t.data[(y * t.w + x) * t.c..(y * t.w + x + 1) * t.c];
+                    let rgb = if t.c == 1 { [p[0]; 3] } else { [p[0], p[1], p[2]] };
+                    canvas.put_pixel((c * (s + gap) + x) as u32, (r * (s + gap) + y) as u32, image::Rgb(rgb));
+                }
+            }
+        }
+    }
+    if let Some(dir) = a.out.parent() {
+        std::fs::create_dir_all(dir).ok();
+    }
+    canvas.save(&a.out).with_context(|| format!("writing {}", a.out.display()))?;
+    println!("augment-preview: {} ({rows} faces: original | {} weak | {} strong)", a.out.display(), a.views, a.views);
+    Ok(())
+}
