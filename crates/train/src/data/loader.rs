@@ -40,6 +40,9 @@ pub struct Data {
     pub channels: usize,
 }
 
+/// (role, id, label — None for unlabeled rows —, PNG bytes, is grey) of one split row.
+type RawRow = (Role, String, Option<u8>, Vec<u8>, bool);
+
 fn decode(bytes: &[u8], size: u32, grey: bool) -> Result<Img, String> {
     let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
     let (w, h, c, data) = if grey {
@@ -83,8 +86,7 @@ pub fn load(shards: &Path, split: &Path, image_size: u32) -> anyhow::Result<Data
         bail!("{}: no part-NNNNN.parquet shard files", shards.display());
     }
 
-    // (role, id, label-if-allowed, png) for the split's rows.
-    let mut rows: Vec<(Role, String, Option<u8>, Vec<u8>, bool)> = Vec::new();
+    let mut rows: Vec<RawRow> = Vec::new();
     for part in &parts {
         for batch in TableReader::<ShardRow>::open(part)? {
             for r in batch? {
