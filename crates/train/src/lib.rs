@@ -1,8 +1,12 @@
 //! The SIT-FER trainer's library: the model ([`model`]) and the method ([`sitfer`]). The binary (`main.rs`)
 //! drives them; tests use them directly.
 
+pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod device;
+pub mod evaluate;
 pub mod model;
 pub mod optim;
+pub mod run;
 pub mod sitfer;

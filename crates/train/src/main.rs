@@ -1,6 +1,7 @@
 //! `train`: the SIT-FER trainer. For now it carries `doctor` and `augment-preview`, the command a user runs first when something
 //! is wrong with libtorch, CUDA, the text model or the data roots.
 
+mod cli_run;
 mod doctor;
 mod preview;
 
@@ -17,6 +18,8 @@ struct Cli {
 enum Command {
     /// Check the toolchain: libtorch version, CUDA/cuDNN, threads, text model and data roots.
     Doctor(doctor::Args),
+    /// Train a preset on a split (resolves pipelines/train/<preset>.toml + scale/<scale>.toml + --set).
+    Run(cli_run::Args),
     /// Write a PNG grid of weak and strong augmented views of labeled faces, for eyeballing.
     AugmentPreview(preview::Args),
 }
@@ -25,6 +28,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Doctor(args) => doctor::run(&args),
+        Command::Run(args) => cli_run::run(&args),
         Command::AugmentPreview(args) => preview::run(&args),
     }
 }

@@ -3,5 +3,6 @@
 //! threads ahead of the training step.
 
 pub mod augment;
+pub mod batch;
 pub mod loader;
 pub mod sampler;

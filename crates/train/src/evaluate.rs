@@ -1,0 +1,149 @@
+//! Evaluation and the unlabeled sweep, both without augmentation and in eval mode: the three levels and
+//! their fusion for every image of a set (val/test: accuracies, balanced accuracy, per-class accuracy,
+//! confusion; unlabeled: the pseudo-label exchange rows). Never selects epochs: run.rs picks the best on val.
+
+use exchange::schema::metrics::MetricRow;
+use exchange::schema::pseudo_label::PseudoLabelRow;
+use tch::{Device, Kind, Tensor};
+
+use crate::config::Config;
+use crate::data::augment::Img;
+use crate::data::batch::to_tensor;
+use crate::model::Net;
+use crate::sitfer::fusion::{fuse, fusion_at};
+use crate::sitfer::levels::{levels, text_scores};
+use crate::sitfer::memory_bank::MemoryBank;
+
+/// Per-image outputs of a set, on the CPU.
+pub struct Inference {
+    pub p_sem: Tensor,
+    pub p_text: Option<Tensor>,
+    pub p_ins: Option<Tensor>,
+    pub p_fused: Tensor,
+}
+
+pub fn infer(
+    net: &Net,
+    images: &[Img],
+    bank: &MemoryBank,
+    protos: Option<&Tensor>,
+    cfg: &Config,
+    epoch: u32,
+    device: Device,
+) -> Inference {
+    let mut parts: Vec<[Option<Tensor>; 4]> = Vec::new();
+    let fusion = fusion_at(&cfg.fusion(), epoch, cfg.method.instance_warmup_epochs);
+    tch::no_grad(|| {
+        for chunk in images.chunks(cfg.schedule.eval_batch.max(1) as usize) {
+            let out = net.forward(&to_tensor(chunk, device), false);
+            let s_text = protos.filter(|_| cfg.method.text).map(|p| text_scores(&out.g, p));
+            let s_ins = cfg.method.instance.then(|| bank.scores(&out.h, cfg.method.instance_rule));
+            let l = levels(&out.z, s_text, s_ins, cfg.method.tau_text, cfg.method.tau_ins);
+            let q = fuse(&l, &fusion, cfg.method.threshold);
+            let cpu = |t: &Tensor| t.to_device(Device::Cpu);
+            parts.push([Some(cpu(&l.p_sem)), l.p_text.as_ref().map(cpu), l.p_ins.as_ref().map(cpu), Some(cpu(&q.p))]);
+        }
+    });
+    let cat = |k: usize| -> Option<Tensor> {
+        let ts: Vec<Tensor> = parts.iter().filter_map(|p| p[k].as_ref().map(|t| t.shallow_clone())).collect();
+        (!ts.is_empty()).then(|| Tensor::cat(&ts, 0))
+    };
+    Inference {
+        p_sem: cat(0).expect("non-empty set"),
+        p_text: cat(1),
+        p_ins: cat(2),
+        p_fused: cat(3).expect("non-empty set"),
+    }
+}
+
+/// The numbers of one evaluated set.
+pub struct Scores {
+    pub acc_cls: f64,
+    pub acc_fused: f64,
+    pub balanced_cls: f64,
+    pub class_acc: Vec<f64>,
+    pub confusion: Vec<Vec<u64>>,
+}
+
+pub fn score(inf: &Inference, labels: &[i64], classes: usize) -> Scores {
+    let pred = |p: &Tensor| -> Vec<i64> { Vec::try_from(&p.argmax(-1, false)).unwrap_or_default() };
+    let (cls, fused) = (pred(&inf.p_sem), pred(&inf.p_fused));
+    let acc = |p: &[i64]| p.iter().zip(labels).filter(|(a, b)| a == b).count() as f64 / labels.len().max(1) as f64;
+    let mut confusion = vec![vec![0u64; classes]; classes];
+    for (p, t) in cls.iter().zip(labels) {
+        confusion[*t as usize][*p as usize] += 1;
+    }
+    let class_acc: Vec<f64> = confusion
+        .iter()
+        .enumerate()
+        .map(|(k, row)| {
+            let n: u64 = row.iter().sum();
+            if n == 0 {
+                f64::NAN
+            } else {
+                row[k] as f64 / n as f64
+            }
+        })
+        .collect();
+    let present: Vec<f64> = class_acc.iter().copied().filter(|v| !v.is_nan()).collect();
+    Scores {
+        acc_cls: acc(&cls),
+        acc_fused: acc(&fused),
+        balanced_cls: present.iter().sum::<f64>() / present.len().max(1) as f64,
+        class_acc,
+        confusion,
+    }
+}
+
+pub fn metric_rows(s: &Scores, epoch: u32, step: u64, split: &str) -> Vec<MetricRow> {
+    let mut rows = vec![
+        MetricRow::scalar(epoch, step, split, "acc_cls", s.acc_cls),
+        MetricRow::scalar(epoch, step, split, "acc_fused", s.acc_fused),
+        MetricRow::scalar(epoch, step, split, "balanced_acc_cls", s.balanced_cls),
+    ];
+    for (k, a) in s.class_acc.iter().enumerate() {
+        if !a.is_nan() {
+            rows.push(MetricRow {
+                class: Some(k as u32),
+                ..MetricRow::scalar(epoch, step, split, "class_acc_cls", *a)
+            });
+        }
+    }
+    for (t, row) in s.confusion.iter().enumerate() {
+        for (p, v) in row.iter().enumerate() {
+            rows.push(MetricRow {
+                class: Some(t as u32),
+                pred: Some(p as u32),
+                ..MetricRow::scalar(epoch, step, split, "confusion_cls", *v as f64)
+            });
+        }
+    }
+    rows
+}
+
+/// Pseudo-label exchange rows of the unlabeled sweep (ids and probabilities only).
+pub fn pseudo_rows(inf: &Inference, ids: &[String], epoch: u32, threshold: f64) -> Vec<PseudoLabelRow> {
+    let rows2 = |t: &Tensor| -> Vec<Vec<f32>> { Vec::try_from(&t.to_kind(Kind::Float)).unwrap_or_default() };
+    let (sem, fused) = (rows2(&inf.p_sem), rows2(&inf.p_fused));
+    let text = inf.p_text.as_ref().map(rows2);
+    let ins = inf.p_ins.as_ref().map(rows2);
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let f = &fused[i];
+            let (label, conf) =
+                f.iter().enumerate().fold((0usize, f32::MIN), |b, (k, v)| if *v > b.1 { (k, *v) } else { b });
+            PseudoLabelRow {
+                id: id.clone(),
+                epoch,
+                p_sem: sem[i].clone(),
+                p_text: text.as_ref().map(|t| t[i].clone()),
+                p_ins: ins.as_ref().map(|t| t[i].clone()),
+                p_fused: f.clone(),
+                pseudo_label: label as u32,
+                confidence: conf,
+                selected: f64::from(conf) > threshold,
+            }
+        })
+        .collect()
+}
