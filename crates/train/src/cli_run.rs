@@ -88,6 +88,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         resume: a.resume,
         device,
         quiet: a.quiet,
+        stop_after: None,
     };
     let data = load_data(&spec, &cfg)?;
     if !a.resume {

@@ -42,6 +42,8 @@ pub struct RunSpec {
     pub resume: bool,
     pub device: Device,
     pub quiet: bool,
+    /// Stop (with a checkpoint) once this many steps are done — an interruption at a known point.
+    pub stop_after: Option<u64>,
 }
 
 /// The run's class prototypes `[C, D]` in the run's class order, from embed-text's prototypes file.
@@ -256,8 +258,16 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<(Vec<f
             state.step += 1;
             state.labeled = lab.state();
             state.unlabeled = unl.state();
-            if cfg.run.checkpoint_every > 0 && state.step.is_multiple_of(cfg.run.checkpoint_every) && state.step < epoch_end {
+            if cfg.run.checkpoint_every > 0
+                && state.step.is_multiple_of(cfg.run.checkpoint_every)
+                && state.step < epoch_end
+            {
                 checkpoint::save(&spec.run_dir, &vs, &opt, &bank, &state)?;
+            }
+            if spec.stop_after == Some(state.step) && state.step < epoch_end {
+                checkpoint::save(&spec.run_dir, &vs, &opt, &bank, &state)?;
+                write_table(&metrics_path, &metrics, &[])?;
+                return Ok((losses_seen, state));
             }
         }
         // epoch end: evaluate, sweep, record, checkpoint
@@ -301,7 +311,9 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<(Vec<f
             }
             metrics.extend(metric_rows(&s, epoch, state.step, split));
         }
-        if cfg.run.pseudo_labels_every > 0 && epoch.is_multiple_of(cfg.run.pseudo_labels_every) && !data.unlabeled.ids.is_empty()
+        if cfg.run.pseudo_labels_every > 0
+            && epoch.is_multiple_of(cfg.run.pseudo_labels_every)
+            && !data.unlabeled.ids.is_empty()
         {
             let inf = infer(&net, &data.unlabeled.images, &bank, protos.as_ref(), cfg, epoch, device);
             let rows: Vec<PseudoLabelRow> = pseudo_rows(&inf, &data.unlabeled.ids, epoch, cfg.method.threshold);
@@ -319,6 +331,9 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<(Vec<f
         checkpoint::save(&spec.run_dir, &vs, &opt, &bank, &state)?;
         if !spec.quiet {
             eprintln!("{line}");
+        }
+        if spec.stop_after.is_some_and(|s| s <= state.step) {
+            break;
         }
     }
     Ok((losses_seen, state))
