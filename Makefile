@@ -12,6 +12,9 @@ SHELL := /bin/bash
 DATASET ?= synthetic
 SPLIT ?= synthetic_10pct
 ENCODER ?= minilm
+PRESET ?= sitfer
+SCALE ?= cpu
+DEVICE ?= auto
 TEXT_SET ?=
 ON_ERROR ?= fail
 FERPLUS_DIR ?= data/raw/ferplus
@@ -23,7 +26,7 @@ CARGO ?= cargo
 RELEASE ?= --release
 FORCE_FLAG := $(if $(FORCE),--force,)
 
-.PHONY: help setup test doctor shard split embed-text audit demo build bench
+.PHONY: help setup test doctor shard split embed-text train audit demo build bench
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +53,16 @@ split: ## shards -> artifacts/splits/$(SPLIT).parquet from pipelines/splits/$(SP
 
 embed-text: setup ## descriptions -> artifacts/text/$(ENCODER)/<set>/ (ENCODER=minilm|random|clip-text, TEXT_SET=facs|template)
 	$(CARGO) run $(RELEASE) -q -p embed-text -- --encoder $(ENCODER) $(if $(TEXT_SET),--set $(TEXT_SET),) $(FORCE_FLAG)
+
+train: setup ## shards + split + text embeddings up to date, then train PRESET on SPLIT (SCALE=cpu|paper|tiny, DEVICE=auto|cpu|cuda)
+	$(CARGO) build $(RELEASE) -q -p shard -p embed-text -p train
+	./target/release/shard $(firstword $(subst _, ,$(SPLIT))) --on-error $(ON_ERROR)
+	./target/release/shard split $(SPLIT)
+	needs_text=$$(./target/release/train config --preset $(PRESET) --scale $(SCALE) --get method.text); \
+	if [ "$$needs_text" = true ]; then ./target/release/embed-text -q \
+	  --encoder $$(./target/release/train config --preset $(PRESET) --get text.encoder) \
+	  --set $$(./target/release/train config --preset $(PRESET) --get text.set); fi
+	./target/release/train run --split $(SPLIT) --preset $(PRESET) --scale $(SCALE) --device $(DEVICE) $(if $(RESUME),--resume,)
 
 audit: ## pseudo-label quality report of the latest run (RUN=<name> for another) -> artifacts/reports/
 	$(CARGO) run $(RELEASE) -q -p audit -- $(RUN)
