@@ -6,7 +6,6 @@
 //! It never reads another stage's outputs and nothing here trains.
 
 pub mod descriptions;
-pub mod device;
 pub mod encoders;
 pub mod output;
 pub mod prototypes;

@@ -8,10 +8,11 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use embed_text::descriptions::{self, DescriptionSet};
 use embed_text::encoders::{Encoder, EncoderError, EncoderKind};
-use embed_text::{device, output, prototypes};
+use embed_text::{output, prototypes};
 use exchange::manifest::{Freshness, InputRecord, Manifest, MANIFEST_FILE};
 use exchange::schema::text::TextEmbeddingRow;
 use serde::Serialize;
+use tch_common::device;
 
 #[derive(Parser)]
 #[command(

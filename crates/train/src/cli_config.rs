@@ -6,23 +6,40 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args as ClapArgs;
 
+/// Which configuration: shared by `train run` and `train config`.
+#[derive(ClapArgs)]
+pub struct PresetArgs {
+    /// Method preset: pipelines/train/<preset>.toml (supervised, fixmatch, sitfer, sitfer-official, …).
+    #[arg(long, default_value = "sitfer")]
+    pub preset: String,
+    /// Scale preset: pipelines/train/scale/<scale>.toml (cpu, paper, tiny).
+    #[arg(long, default_value = "cpu")]
+    pub scale: String,
+    /// Override a setting, e.g. --set method.threshold=0.9 --set optim.lr=3e-4 (repeatable).
+    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Folder of the presets.
+    #[arg(long, default_value = "pipelines/train")]
+    pub presets: PathBuf,
+}
+
+impl PresetArgs {
+    pub fn resolve(&self) -> anyhow::Result<train::config::Config> {
+        train::config::resolve(&self.presets, &self.preset, &self.scale, &self.sets)
+    }
+}
+
 #[derive(ClapArgs)]
 pub struct Args {
-    #[arg(long, default_value = "sitfer")]
-    preset: String,
-    #[arg(long, default_value = "cpu")]
-    scale: String,
-    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
-    sets: Vec<String>,
+    #[command(flatten)]
+    preset: PresetArgs,
     /// Print only this value (e.g. text.encoder).
     #[arg(long)]
     get: Option<String>,
-    #[arg(long, default_value = "pipelines/train")]
-    presets: PathBuf,
 }
 
 pub fn run(a: &Args) -> anyhow::Result<()> {
-    let cfg = train::config::resolve(&a.presets, &a.preset, &a.scale, &a.sets)?;
+    let cfg = a.preset.resolve()?;
     let value = toml::Value::try_from(&cfg)?;
     match &a.get {
         None => print!("{}", toml::to_string_pretty(&cfg)?),

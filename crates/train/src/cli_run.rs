@@ -14,15 +14,8 @@ pub struct Args {
     /// Split name (artifacts/splits/<name>.parquet) or a split file.
     #[arg(long, default_value = "synthetic_10pct")]
     split: String,
-    /// Method preset: pipelines/train/<preset>.toml (supervised, fixmatch, sitfer, sitfer-official, …).
-    #[arg(long, default_value = "sitfer")]
-    preset: String,
-    /// Scale preset: pipelines/train/scale/<scale>.toml (cpu, paper, tiny).
-    #[arg(long, default_value = "cpu")]
-    scale: String,
-    /// Override a setting, e.g. --set method.threshold=0.9 --set optim.lr=3e-4 (repeatable).
-    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
-    sets: Vec<String>,
+    #[command(flatten)]
+    preset: crate::cli_config::PresetArgs,
     /// Run folder name under --runs-root (default: <split>-<preset>-<scale>).
     #[arg(long)]
     run_id: Option<String>,
@@ -39,14 +32,12 @@ pub struct Args {
     shards: Option<PathBuf>,
     #[arg(long, default_value = "artifacts/text")]
     text_root: PathBuf,
-    #[arg(long, default_value = "pipelines/train")]
-    presets: PathBuf,
     #[arg(short, long)]
     quiet: bool,
 }
 
 pub fn run(a: &Args) -> anyhow::Result<()> {
-    let cfg = config::resolve(&a.presets, &a.preset, &a.scale, &a.sets)?;
+    let cfg = a.preset.resolve()?;
     let split = if a.split.ends_with(".parquet") {
         PathBuf::from(&a.split)
     } else {
@@ -59,8 +50,9 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     let dataset = meta.get("sitfer.dataset").cloned().unwrap_or_else(|| "unknown".into());
     let shards = a.shards.clone().unwrap_or_else(|| PathBuf::from(format!("artifacts/shards/{dataset}")));
     let split_name = split.file_stem().and_then(|s| s.to_str()).unwrap_or("split").to_string();
-    let run_dir =
-        a.runs_root.join(a.run_id.clone().unwrap_or_else(|| format!("{split_name}-{}-{}", a.preset, a.scale)));
+    let run_dir = a
+        .runs_root
+        .join(a.run_id.clone().unwrap_or_else(|| format!("{split_name}-{}-{}", a.preset.preset, a.preset.scale)));
     let has_ckpt = run_dir.join("checkpoints/latest.json").is_file();
     if has_ckpt && !a.resume {
         bail!("{} already holds a run: pass --resume to continue it, or --run-id for a new one", run_dir.display());
@@ -79,7 +71,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         }
     }
     std::fs::create_dir_all(&run_dir)?;
-    let device = train::device::parse(&a.device)?;
+    let device = tch_common::device::parse(&a.device)?;
     let spec = RunSpec {
         split,
         shards,

@@ -4,7 +4,6 @@
 pub mod checkpoint;
 pub mod config;
 pub mod data;
-pub mod device;
 pub mod evaluate;
 pub mod model;
 pub mod optim;
