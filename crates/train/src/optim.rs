@@ -160,12 +160,18 @@ mod tests {
 
     /// A few steps on a small least-squares problem, ours against libtorch's own optimiser.
     fn compare(kind: OptimKind, wd: f64, theirs: impl OptimizerConfig + Clone) {
+        // Fixed values, not the global RNG: other tests in this binary reseed and draw from it concurrently.
+        let fixed =
+            |n: usize, k: f32| Tensor::from_slice(&(0..n).map(|i| ((i as f32 + 1.0) * k).sin()).collect::<Vec<f32>>());
         let run = |ours: bool| -> Vec<f32> {
-            tch::manual_seed(3);
             let vs = VarStore::new(Device::Cpu);
-            let lin = nn::linear(vs.root() / "lin", 4, 3, Default::default());
-            let x = Tensor::randn([8, 4], (Kind::Float, Device::Cpu));
-            let y = Tensor::randn([8, 3], (Kind::Float, Device::Cpu));
+            let mut lin = nn::linear(vs.root() / "lin", 4, 3, Default::default());
+            tch::no_grad(|| {
+                lin.ws.copy_(&fixed(12, 0.7).view([3, 4]));
+                lin.bs.as_mut().expect("bias").copy_(&fixed(3, 1.3));
+            });
+            let x = fixed(32, 0.37).view([8, 4]);
+            let y = fixed(24, 0.91).view([8, 3]);
             let mut mine = Optimizer::new(&vs, kind, wd);
             let mut lib = theirs.clone().build(&vs, 0.05).unwrap();
             for _ in 0..5 {
