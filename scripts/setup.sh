@@ -69,7 +69,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "installing Debian's chromium (for the HTML report test)"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >"$cache/chromium-install.log" 2>&1 \
-      || { echo "setup: apt-get install chromium failed (see $cache/chromium-install.log)" >&2; exit 1; }
+      || echo "setup: warning: apt-get install chromium failed (see $cache/chromium-install.log); only the HTML report test needs it" >&2
   else
     echo "setup: note: no chromium on PATH; the HTML report test needs it (sudo apt-get install chromium)" >&2
   fi
