@@ -184,10 +184,9 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<(Vec<f
             let out = net.forward(&to_tensor(&all, device), true);
             let nl = li.len() as i64;
             let nu = ui.len() as i64;
-            let y = labels_all.index_select(
-                0,
-                &Tensor::from_slice(&li.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device),
-            );
+            // Labeled slots: they index the labels and, after the step, the memory bank.
+            let slots = Tensor::from_slice(&li.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
+            let y = labels_all.index_select(0, &slots);
             let z_l = out.z.narrow(0, 0, nl);
             // losses
             let l_s = losses::supervised(&z_l, &y);
@@ -245,8 +244,7 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<(Vec<f
             opt.step(learning_rate(&cfg.optim, step, total));
             // bank update with the labeled features of this step
             if cfg.method.instance {
-                let idx = Tensor::from_slice(&li.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
-                bank.update(&idx, &out.h.narrow(0, 0, nl));
+                bank.update(&slots, &out.h.narrow(0, 0, nl));
             }
             losses_seen.push(loss_val);
             run.n += 1.0;

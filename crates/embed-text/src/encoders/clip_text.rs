@@ -182,24 +182,14 @@ impl ClipText {
     }
 
     pub fn encode(&self, sentences: &[String], batch: usize) -> Result<(Tensor, Vec<Truncation>)> {
-        let (ids, truncated) = self.tokenizer.ids(sentences)?;
-        let mut out = Vec::new();
-        tch::no_grad(|| {
-            for chunk in ids.chunks(batch.max(1)) {
-                let eos: Vec<i64> = chunk
-                    .iter()
-                    .map(|row| row.iter().position(|&t| t == self.eos_id).unwrap_or(row.len().saturating_sub(1)) as i64)
-                    .collect();
-                let b = TextTokenizer::batch(chunk.to_vec(), self.eos_id, self.device);
-                out.push(self.forward(&b.ids, &b.mask, &Tensor::from_slice(&eos).to_device(self.device)));
-            }
-        });
-        let vectors = if out.is_empty() {
-            Tensor::zeros([0, self.dim() as i64], (Kind::Float, self.device))
-        } else {
-            Tensor::cat(&out, 0)
-        };
-        Ok((vectors, truncated))
+        self.tokenizer.encode_batched(sentences, batch, self.eos_id, self.dim() as i64, self.device, |b| {
+            let eos: Vec<i64> = b
+                .ids_host
+                .iter()
+                .map(|row| row.iter().position(|&t| t == self.eos_id).unwrap_or(row.len().saturating_sub(1)) as i64)
+                .collect();
+            self.forward(&b.ids, &b.mask, &Tensor::from_slice(&eos).to_device(self.device))
+        })
     }
 
     /// `ids`, `mask`: `[b, l]`; `eos`: `[b]` position of each row's end-of-text token -> `[b, proj]` unit vectors.

@@ -159,20 +159,8 @@ impl MiniLm {
 
     /// Unit-norm sentence embeddings `[n, hidden]`, in batches of `batch` sentences.
     pub fn encode(&self, sentences: &[String], batch: usize) -> Result<(Tensor, Vec<Truncation>)> {
-        let (ids, truncated) = self.tokenizer.ids(sentences)?;
-        let mut out = Vec::new();
-        tch::no_grad(|| {
-            for chunk in ids.chunks(batch.max(1)) {
-                let b = TextTokenizer::batch(chunk.to_vec(), self.cfg.pad_token_id, self.device);
-                out.push(self.forward(&b.ids, &b.mask));
-            }
-        });
-        let vectors = if out.is_empty() {
-            Tensor::zeros([0, self.cfg.hidden_size], (Kind::Float, self.device))
-        } else {
-            Tensor::cat(&out, 0)
-        };
-        Ok((vectors, truncated))
+        let (pad, dim) = (self.cfg.pad_token_id, self.cfg.hidden_size);
+        self.tokenizer.encode_batched(sentences, batch, pad, dim, self.device, |b| self.forward(&b.ids, &b.mask))
     }
 
     /// `ids`, `mask`: `[b, l]` int64 -> `[b, hidden]` unit vectors.

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 use tokenizers::{Tokenizer, TruncationParams};
 
 use super::error::{bad, missing, Result};
@@ -72,6 +72,26 @@ impl TextTokenizer {
             out.push(enc.get_ids().iter().map(|&i| i as i64).collect());
         }
         Ok((out, truncated))
+    }
+
+    /// Tokenises `sentences` and runs `forward` on padded batches of `batch` without gradient; returns the
+    /// `[n, dim]` concatenation and the truncated sentences. Both encoders share this loop.
+    pub fn encode_batched(
+        &self,
+        sentences: &[String],
+        batch: usize,
+        pad_id: i64,
+        dim: i64,
+        device: Device,
+        forward: impl Fn(&TokenBatch) -> Tensor,
+    ) -> Result<(Tensor, Vec<Truncation>)> {
+        let (ids, truncated) = self.ids(sentences)?;
+        let out: Vec<Tensor> = tch::no_grad(|| {
+            ids.chunks(batch.max(1)).map(|chunk| forward(&Self::batch(chunk.to_vec(), pad_id, device))).collect()
+        });
+        let vectors =
+            if out.is_empty() { Tensor::zeros([0, dim], (Kind::Float, device)) } else { Tensor::cat(&out, 0) };
+        Ok((vectors, truncated))
     }
 
     /// Pads `ids` to the longest with `pad_id` and builds the mask.
