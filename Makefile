@@ -67,14 +67,14 @@ train: setup ## shards + split + text embeddings up to date, then train PRESET o
 audit: ## pseudo-label quality report of the latest run (RUN=<name> for another) -> artifacts/reports/
 	$(CARGO) run $(RELEASE) -q -p audit -- $(RUN)
 
-demo: setup ## the main job on the built-in synthetic faces (stages landed so far: shard + splits)
-	$(CARGO) build $(RELEASE) -q -p shard
-	./target/release/shard synthetic $(FORCE_FLAG) --preview artifacts/synthetic-preview.png
-	./target/release/shard split synthetic_10pct $(FORCE_FLAG)
-	./target/release/shard split synthetic_full $(FORCE_FLAG)
+demo: ## THE main job: synthetic faces -> shards -> splits -> text -> supervised/SIT-FER/supervised-100% -> audit (~15 min CPU)
+	@bash scripts/demo.sh
 
-bench: setup ## benchmarks with ratios against reference implementations (BENCH_QUICK=1 for a short run)
-	$(CARGO) build $(RELEASE) -q -p shard -p embed-text -p audit --bins --examples
-	bash bench/shard_ferplus.sh
-	bash bench/embed_text.sh
-	bash bench/audit_1m.sh
+bench: setup ## every stage's benchmark against its reference, then a ratio table (BENCH_QUICK=1 for a short run)
+	$(CARGO) build $(RELEASE) -q -p shard -p embed-text -p train -p audit --bins --examples
+	./target/release/shard synthetic -q && ./target/release/shard split synthetic_10pct
+	./target/release/embed-text -q --encoder minilm --set facs
+	@mkdir -p artifacts/bench
+	@set -o pipefail; { bash bench/shard_ferplus.sh; bash bench/embed_text.sh; bash bench/train_step.sh; \
+	  bash bench/audit_1m.sh; } 2>&1 | tee artifacts/bench/last.log
+	@echo; echo "== make bench: $$(nproc) cores, $$(date -u +%F)"; grep '^bench ' artifacts/bench/last.log

@@ -11,6 +11,7 @@ pub mod fixture;
 pub mod fusion;
 pub mod load;
 pub mod metrics;
+pub mod model_scores;
 pub mod report;
 pub mod what_if;
 
@@ -68,7 +69,9 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
     } else {
         "as trained".to_string()
     };
+    let model = model_scores::read(dir)?;
     Ok(RunReport {
+        model,
         run: info.run.clone(),
         dir: dir.display().to_string(),
         preset: info.preset.clone(),

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::Tensor;
 
+use crate::amp::GradScaler;
 use crate::data::sampler::SamplerState;
+use crate::ema::Ema;
 use crate::optim::Optimizer;
 use crate::sitfer::memory_bank::MemoryBank;
 
@@ -23,17 +25,32 @@ pub struct State {
     pub best_val: f64,
     pub best_epoch: u32,
     pub tensors: String,
+    /// Mixed-precision loss scale (absent in CPU runs' checkpoints).
+    #[serde(default)]
+    pub scaler: Option<GradScaler>,
+}
+
+/// Everything a checkpoint holds besides [`State`].
+pub struct Parts<'a> {
+    pub vs: &'a mut VarStore,
+    pub opt: &'a mut Optimizer,
+    pub bank: &'a mut MemoryBank,
+    pub ema: Option<&'a mut Ema>,
 }
 
 pub fn dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints")
 }
 
-pub fn save(run_dir: &Path, vs: &VarStore, opt: &Optimizer, bank: &MemoryBank, state: &State) -> anyhow::Result<()> {
+pub fn save(run_dir: &Path, p: &Parts, state: &State) -> anyhow::Result<()> {
+    let (vs, opt, bank) = (&*p.vs, &*p.opt, &*p.bank);
     let d = dir(run_dir);
     std::fs::create_dir_all(&d)?;
     let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(k, v)| (format!("model.{k}"), v)).collect();
     named.extend(opt.state());
+    if let Some(e) = &p.ema {
+        named.extend(e.state());
+    }
     named.push(("bank.feats".into(), bank.feats.shallow_clone()));
     named.push(("bank.written".into(), bank.written.to_kind(tch::Kind::Uint8)));
     let name = format!("ckpt-{:08}.safetensors", state.step);
@@ -54,8 +71,9 @@ pub fn load_state(run_dir: &Path) -> anyhow::Result<State> {
     serde_json::from_str(&text).with_context(|| format!("{}: not a checkpoint state", p.display()))
 }
 
-/// Restores model, optimiser and bank from the latest checkpoint; returns its state.
-pub fn restore(run_dir: &Path, vs: &mut VarStore, opt: &mut Optimizer, bank: &mut MemoryBank) -> anyhow::Result<State> {
+/// Restores model, optimiser, bank and EMA from the latest checkpoint; returns its state.
+pub fn restore(run_dir: &Path, p: &mut Parts) -> anyhow::Result<State> {
+    let (vs, bank) = (&mut *p.vs, &mut *p.bank);
     let state = load_state(run_dir)?;
     let path = dir(run_dir).join(&state.tensors);
     let named: HashMap<String, Tensor> =
@@ -79,6 +97,9 @@ pub fn restore(run_dir: &Path, vs: &mut VarStore, opt: &mut Optimizer, bank: &mu
         bank.written.copy_(&written.to_kind(tch::Kind::Bool));
         Ok(())
     })?;
-    opt.load_state(&named)?;
+    p.opt.load_state(&named)?;
+    if let Some(e) = p.ema.as_deref_mut() {
+        e.load_state(&named)?;
+    }
     Ok(state)
 }

@@ -1,13 +1,14 @@
 //! `train run`: resolve the configuration, load the data, train, and say where everything went.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
 use exchange::parquet_io::file_metadata;
 
 use train::config;
-use train::run::{load_data, train, write_run_info, RunSpec};
+use train::run::{load_data, train, write_run_info, RunSpec, INTERRUPT};
 
 #[derive(ClapArgs)]
 pub struct Args {
@@ -54,21 +55,27 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         .runs_root
         .join(a.run_id.clone().unwrap_or_else(|| format!("{split_name}-{}-{}", a.preset.preset, a.preset.scale)));
     let has_ckpt = run_dir.join("checkpoints/latest.json").is_file();
-    if has_ckpt && !a.resume {
-        bail!("{} already holds a run: pass --resume to continue it, or --run-id for a new one", run_dir.display());
-    }
-    if a.resume {
-        if !has_ckpt {
-            bail!("--resume: {} has no checkpoint", run_dir.display());
-        }
+    let total = cfg.schedule.steps_per_epoch * u64::from(cfg.schedule.epochs);
+    if has_ckpt {
         let saved: config::Config = toml::from_str(&std::fs::read_to_string(run_dir.join("config.toml"))?)
             .with_context(|| format!("{}: unreadable config.toml", run_dir.display()))?;
-        if saved != cfg {
+        let same = saved == cfg;
+        let done = train::checkpoint::load_state(&run_dir).is_ok_and(|s| s.step >= total);
+        if same && done {
+            println!("train: {} is up to date (finished, same configuration)", run_dir.display());
+            return Ok(());
+        }
+        if !a.resume {
+            bail!("{} already holds a run: pass --resume to continue it, or --run-id for a new one", run_dir.display());
+        }
+        if !same {
             bail!(
                 "--resume: the configuration differs from the one {} was started with (see its config.toml)",
                 run_dir.display()
             );
         }
+    } else if a.resume {
+        bail!("--resume: {} has no checkpoint", run_dir.display());
     }
     std::fs::create_dir_all(&run_dir)?;
     let device = tch_common::device::parse(&a.device)?;
@@ -100,7 +107,25 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
             cfg.model.init
         );
     }
-    let (_, state) = train(&spec, &cfg, &data)?;
+    // First Ctrl-C: finish the step, write a checkpoint, exit 130. A second one quits at once.
+    ctrlc::set_handler(|| {
+        if INTERRUPT.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: writing a checkpoint after this step (Ctrl-C again to quit without one)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    let out = train(&spec, &cfg, &data)?;
+    let state = &out.state;
+    if out.interrupted {
+        eprintln!(
+            "train: stopped at step {} of {}; checkpoint in {} — continue with the same command plus --resume",
+            state.step,
+            total,
+            train::checkpoint::dir(&run_dir).display()
+        );
+        std::process::exit(130);
+    }
     println!(
         "train: {} done at step {} — best val accuracy {:.2}% at epoch {}",
         run_dir.display(),

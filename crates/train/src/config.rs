@@ -117,6 +117,8 @@ pub struct Run {
     pub loader_threads: usize,
     /// Batches prepared ahead (the bounded prefetch queue).
     pub prefetch: usize,
+    /// Mixed precision (fp16 autocast + dynamic loss scaling) on CUDA; ignored on the CPU.
+    pub amp: bool,
 }
 
 impl Default for Config {
@@ -194,7 +196,7 @@ impl Default for Schedule {
 
 impl Default for Run {
     fn default() -> Self {
-        Run { seed: 0, checkpoint_every: 0, pseudo_labels_every: 1, loader_threads: 0, prefetch: 4 }
+        Run { seed: 0, checkpoint_every: 0, pseudo_labels_every: 1, loader_threads: 0, prefetch: 4, amp: true }
     }
 }
 

@@ -1,9 +1,11 @@
 //! The SIT-FER trainer's library: the model ([`model`]) and the method ([`sitfer`]). The binary (`main.rs`)
 //! drives them; tests use them directly.
 
+pub mod amp;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod ema;
 pub mod evaluate;
 pub mod model;
 pub mod optim;

@@ -56,6 +56,11 @@ impl Optimizer {
         }
     }
 
+    /// The parameters' gradients (shallow handles; undefined ones included).
+    pub fn gradients(&self) -> Vec<Tensor> {
+        self.params.iter().map(|(_, p)| p.grad()).collect()
+    }
+
     /// Scales gradients so their global L2 norm is at most `max_norm`; returns the norm before clipping.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
         tch::no_grad(|| {

@@ -123,7 +123,7 @@ fn go(root: &Path, run: &str, cfg: &Config, resume: bool, stop_after: Option<u64
     if !resume {
         write_run_info(&s, cfg, &data, "tiny")?;
     }
-    Ok(train(&s, cfg, &data)?.0)
+    Ok(train(&s, cfg, &data)?.losses)
 }
 
 #[test]
@@ -139,7 +139,9 @@ fn every_preset_runs_and_writes_contract_files() {
         let info = RunInfo::read(&run).unwrap();
         assert_eq!((info.preset.as_str(), info.classes.len()), (preset, CLASSES));
         let metrics: Vec<MetricRow> = read_table(run.join("metrics.parquet")).unwrap();
-        for m in ["acc_cls", "acc_fused", "balanced_acc_cls", "confusion_cls", "loss", "mask_rate"] {
+        for m in
+            ["acc_cls", "acc_fused", "balanced_acc_cls", "confusion_cls", "loss", "mask_rate", "input_wait_fraction"]
+        {
             assert!(metrics.iter().any(|r| r.metric == m && r.epoch == 2), "{preset}: metric {m}");
         }
         let pl: Vec<PseudoLabelRow> = read_table(run.join("pseudo_labels/epoch-0002.parquet")).unwrap();
@@ -154,7 +156,8 @@ fn every_preset_runs_and_writes_contract_files() {
 fn resumed_run_equals_uninterrupted_run() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path(), false);
-    let cfg = config("sitfer", &[]);
+    // EMA on, so its shadow weights must survive the checkpoint too (val/test use them).
+    let cfg = config("sitfer", &["optim.ema=0.9"]);
     let whole = go(dir.path(), "whole", &cfg, false, None).unwrap();
     let first = go(dir.path(), "split", &cfg, false, Some(4)).unwrap();
     assert_eq!(first.len(), 4);
@@ -164,6 +167,99 @@ fn resumed_run_equals_uninterrupted_run() {
     let a: Vec<PseudoLabelRow> = read_table(dir.path().join("runs/whole/pseudo_labels/epoch-0002.parquet")).unwrap();
     let b: Vec<PseudoLabelRow> = read_table(dir.path().join("runs/split/pseudo_labels/epoch-0002.parquet")).unwrap();
     assert_eq!(a, b);
+    let ma: Vec<MetricRow> = read_table(dir.path().join("runs/whole/metrics.parquet")).unwrap();
+    let mb: Vec<MetricRow> = read_table(dir.path().join("runs/split/metrics.parquet")).unwrap();
+    let acc = |m: &[MetricRow]| -> Vec<f64> {
+        m.iter().filter(|r| r.metric == "acc_cls" && r.class.is_none()).map(|r| r.value).collect()
+    };
+    assert_eq!(acc(&ma), acc(&mb), "EMA evaluation equal after resume");
+}
+
+#[test]
+fn init_loads_by_name_and_reports_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    go(dir.path(), "donor", &config("supervised", &[]), false, None).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("runs/donor/checkpoints/latest.json")).unwrap())
+            .unwrap();
+    let ckpt = dir.path().join("runs/donor/checkpoints").join(state["tensors"].as_str().unwrap());
+    // sitfer has a text projection the supervised donor lacks: reported missing, the rest loaded
+    let cfg = config("sitfer", &[&format!("model.init=\"{}\"", ckpt.display())]);
+    go(dir.path(), "init", &cfg, false, Some(1)).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("runs/init/init.json")).unwrap()).unwrap();
+    let names = |k: &str| -> Vec<String> {
+        report[k].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+    };
+    assert!(names("loaded").contains(&"layer3.1.conv2.weight".to_string()));
+    assert_eq!(names("missing"), vec!["text_proj.bias".to_string(), "text_proj.weight".to_string()]);
+    assert!(names("unexpected").iter().any(|n| n.starts_with("optim.m.")), "optimiser state is not model weights");
+    let bad = config("sitfer", &["model.init=\"/nonexistent/w.safetensors\""]);
+    let e = go(dir.path(), "init-bad", &bad, false, None).unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/w.safetensors"), "{e}");
+}
+
+/// Ctrl-C through the real binary: a checkpoint is written, the exit code is 130, and `--resume` continues.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_writes_a_checkpoint_and_resume_continues() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    let root = dir.path();
+    let args = |resume: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_train"));
+        c.args(["run", "--split"]).arg(root.join("split.parquet"));
+        c.arg("--shards").arg(root.join("shards")).arg("--text-root").arg(root.join("text"));
+        c.arg("--runs-root").arg(root.join("runs")).arg("--presets").arg(presets());
+        c.args(["--preset", "sitfer", "--scale", "tiny", "--run-id", "c", "--device", "cpu"]);
+        for s in ["model.image_size=16", "schedule.steps_per_epoch=100000", "schedule.epochs=1", "method.threshold=0.3"]
+        {
+            c.args(["--set", s]);
+        }
+        if resume {
+            c.arg("--resume");
+        }
+        c.stderr(Stdio::piped()).stdout(Stdio::null());
+        c
+    };
+    let latest = root.join("runs/c/checkpoints/latest.json");
+    let interrupt = |resume: bool| -> (i32, String) {
+        let mut child = args(resume).spawn().unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut log = String::new();
+        for l in lines.by_ref() {
+            let l = l.unwrap();
+            log += &l;
+            log.push('\n');
+            if l.starts_with("train ") {
+                break; // data loaded, training starts now
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let ok = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success();
+        assert!(ok);
+        for l in lines {
+            log += &l.unwrap();
+            log.push('\n');
+        }
+        (child.wait().unwrap().code().unwrap_or(-1), log)
+    };
+    let (code, log) = interrupt(false);
+    assert_eq!(code, 130, "{log}");
+    assert!(log.contains("--resume"), "{log}");
+    let step = |p: &Path| -> u64 {
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(p).unwrap()).unwrap()["step"]
+            .as_u64()
+            .unwrap()
+    };
+    let first = step(&latest);
+    assert!(first > 0 && first < 100_000, "{first}");
+    let (code, log) = interrupt(true);
+    assert_eq!(code, 130, "{log}");
+    assert!(step(&latest) > first, "resumed from {first} and went on: {log}");
 }
 
 #[test]

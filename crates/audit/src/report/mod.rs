@@ -24,6 +24,8 @@ pub struct RunReport {
     pub labeled_prior: Vec<f64>,
     pub epochs: Vec<EpochReport>,
     pub what_if: Option<WhatIf>,
+    /// The classifier's val/test accuracy at its best-val epoch, from the run's metrics.parquet.
+    pub model: Option<crate::model_scores::ModelScores>,
 }
 
 impl RunReport {

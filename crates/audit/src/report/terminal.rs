@@ -23,6 +23,18 @@ pub fn render(r: &RunReport) -> String {
         d.rows
     );
     let _ = writeln!(s, "setting: {}", r.setting);
+    if let Some(m) = &r.model {
+        let _ = writeln!(
+            s,
+            "classifier: best val epoch {}/{}: val {}, test {} (fused {}); test at the last epoch {}",
+            m.best_epoch,
+            m.epochs,
+            pct(Some(m.val_acc)),
+            pct(m.test_acc),
+            pct(m.test_fused),
+            pct(m.test_last)
+        );
+    }
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");
     }
@@ -194,6 +206,12 @@ type Getter = Box<dyn Fn(&RunReport) -> Option<f64>>;
 /// The rows of a comparison: (label, value of a run's detail epoch).
 pub fn compare_rows() -> Vec<(String, Getter)> {
     let mut rows: Vec<(String, Getter)> = Vec::new();
+    rows.push((
+        "test acc (best val epoch)".into(),
+        Box::new(|r: &RunReport| r.model.as_ref().and_then(|m| m.test_acc)),
+    ));
+    rows.push(("test acc (last epoch)".into(), Box::new(|r: &RunReport| r.model.as_ref().and_then(|m| m.test_last))));
+    rows.push(("val acc (best val epoch)".into(), Box::new(|r: &RunReport| r.model.as_ref().map(|m| m.val_acc))));
     for l in LEVELS {
         rows.push((format!("{l} accuracy"), Box::new(move |r: &RunReport| r.detail().level(l).map(|x| x.accuracy))));
     }

@@ -1,8 +1,9 @@
-//! The data path: loading shards by split role ([`loader`]), seeded samplers ([`sampler`]) and the weak and
-//! strong augmentations ([`augment`]). Everything here works on plain buffers so it can run on rayon
-//! threads ahead of the training step.
+//! The data path: loading shards by split role ([`loader`]), seeded samplers ([`sampler`]), the weak and
+//! strong augmentations ([`augment`]) and the bounded queue that runs them ahead of the step ([`prefetch`]).
+//! Everything here works on plain buffers so it can run on rayon threads ahead of the training step.
 
 pub mod augment;
 pub mod batch;
 pub mod loader;
+pub mod prefetch;
 pub mod sampler;

@@ -1,6 +1,7 @@
 //! The network: a ResNet-18 backbone ([`resnet`]) and SIT-FER's heads ([`heads`]), assembled in [`Net`].
 
 pub mod heads;
+pub mod init;
 pub mod resnet;
 
 use tch::nn::{self, ModuleT};

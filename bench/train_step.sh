@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Benchmark: images/s of our full SIT-FER training step (`train run`, real shards, weak+strong augmentation
+# through the prefetch queue, three levels, fusion, losses, Adam, bank update) against the same step in
+# PyTorch eager (bench/train_step_reference.py: random inputs, no augmentation at all), same image size,
+# batch (B labeled + B unlabeled weak + B strong) and threads; interleaved A/B rounds, medians, the ratio,
+# and our input-wait fraction (share of step time spent waiting for the queue). Needs the synthetic shards
+# and the MiniLM prototypes (the Makefile's `bench` target builds them).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+bin=${TRAIN_BIN:-$repo/target/release/train}
+py=$repo/.venv-torch/bin/python
+size=${BENCH_SIZE:-64}; batch=${BENCH_BATCH:-16}; steps=${BENCH_STEPS:-40}; rounds=${BENCH_ROUNDS:-3}
+if [ -n "${BENCH_QUICK:-}" ]; then steps=15; rounds=2; fi
+threads=$(nproc)
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+ours=(); theirs=(); waits=()
+for r in $(seq "$rounds"); do
+  "$py" bench/train_step_reference.py "$size" "$batch" "$steps" "$threads" > "$tmp/ref.txt"
+  theirs+=("$(grep -o '[0-9.]* img/s' "$tmp/ref.txt" | grep -o '^[0-9.]*')")
+  rm -rf "$tmp/runs"
+  "$bin" run -q --split synthetic_10pct --preset sitfer --scale cpu --runs-root "$tmp/runs" --run-id bench --device cpu \
+    --set model.image_size="$size" --set schedule.batch_labeled="$batch" --set schedule.batch_unlabeled="$batch" \
+    --set schedule.epochs=1 --set schedule.steps_per_epoch="$steps" --set run.pseudo_labels_every=0 \
+    --set optim.warmup_steps=0 > /dev/null
+  read -r ips wait < <("$py" - "$tmp/runs/bench/metrics.parquet" <<'PY'
+import sys, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1]).to_pandas()
+g = lambda m: t[(t.metric == m) & (t.split == "train")].value.iloc[-1]
+print(g("images_per_s"), g("input_wait_fraction"))
+PY
+)
+  ours+=("$ips"); waits+=("$wait")
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+mo=$(median "${ours[@]}"); mt=$(median "${theirs[@]}"); mw=$(median "${waits[@]}")
+cat "$tmp/ref.txt"
+printf 'bench train-step sitfer (%s px, %s+%s+%s, %s steps x %s rounds, %s threads): ours %.1f img/s (input wait %.1f%%), pytorch eager %.1f img/s, ratio %.2fx\n' \
+  "$size" "$batch" "$batch" "$batch" "$steps" "$rounds" "$threads" "$mo" "$(awk "BEGIN{print 100*$mw}")" "$mt" "$(awk "BEGIN{print $mo / $mt}")"

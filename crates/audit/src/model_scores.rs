@@ -1,0 +1,82 @@
+//! The classifier's own numbers from the run's `metrics.parquet` (written by train each epoch), so a report
+//! and a comparison show pseudo-label quality next to what it bought: the epoch chosen on val only, and the
+//! val and test accuracies at that epoch. Reads nothing else and computes no new metric.
+
+use std::path::Path;
+
+use anyhow::Context;
+use exchange::parquet_io::read_table;
+use exchange::schema::metrics::MetricRow;
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ModelScores {
+    /// Epoch with the best val classifier accuracy (the first one on ties).
+    pub best_epoch: u32,
+    pub epochs: u32,
+    pub val_acc: f64,
+    pub test_acc: Option<f64>,
+    pub test_fused: Option<f64>,
+    pub test_balanced: Option<f64>,
+    /// Test accuracy at the last epoch (DESIGN §2 reports both).
+    pub test_last: Option<f64>,
+}
+
+/// `None` when the run has no metrics file or no val rows yet.
+pub fn read(run_dir: &Path) -> anyhow::Result<Option<ModelScores>> {
+    let path = run_dir.join("metrics.parquet");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let rows: Vec<MetricRow> = read_table(&path).with_context(|| format!("{}: unreadable metrics", path.display()))?;
+    Ok(pick(&rows))
+}
+
+pub fn pick(rows: &[MetricRow]) -> Option<ModelScores> {
+    let get = |split: &str, metric: &str, epoch: u32| {
+        rows.iter()
+            .find(|r| r.split == split && r.metric == metric && r.epoch == epoch && r.class.is_none())
+            .map(|r| r.value)
+    };
+    let mut best: Option<(u32, f64)> = None;
+    for r in rows.iter().filter(|r| r.split == "val" && r.metric == "acc_cls" && r.class.is_none()) {
+        if best.is_none_or(|(_, v)| r.value > v) {
+            best = Some((r.epoch, r.value));
+        }
+    }
+    let (e, val_acc) = best?;
+    let last = rows.iter().filter(|r| r.split == "val").map(|r| r.epoch).max().unwrap_or(e);
+    Some(ModelScores {
+        best_epoch: e,
+        epochs: last,
+        test_last: get("test", "acc_cls", last),
+        val_acc,
+        test_acc: get("test", "acc_cls", e),
+        test_fused: get("test", "acc_fused", e),
+        test_balanced: get("test", "balanced_acc_cls", e),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_epoch_is_chosen_on_val_only() {
+        let m = |e: u32, split: &str, metric: &str, v: f64| MetricRow::scalar(e, 10 * u64::from(e), split, metric, v);
+        let rows = vec![
+            m(1, "val", "acc_cls", 0.50),
+            m(1, "test", "acc_cls", 0.90), // test's best epoch must not be picked
+            m(2, "val", "acc_cls", 0.60),
+            m(2, "test", "acc_cls", 0.55),
+            m(2, "test", "acc_fused", 0.57),
+            m(3, "val", "acc_cls", 0.60),
+            m(3, "test", "acc_cls", 0.58),
+        ];
+        let s = pick(&rows).unwrap();
+        assert_eq!((s.best_epoch, s.epochs, s.val_acc), (2, 3, 0.60));
+        assert_eq!((s.test_acc, s.test_fused, s.test_balanced), (Some(0.55), Some(0.57), None));
+        assert_eq!(s.test_last, Some(0.58));
+        assert!(pick(&rows[1..2]).is_none());
+    }
+}

@@ -1,0 +1,144 @@
+//! The bounded prefetch queue between the input pipeline and the training step. A producer thread draws each
+//! step's indices from the two samplers, builds the weak and strong views on rayon threads and packs them into
+//! one CPU tensor, at most `depth` steps ahead; the training thread only receives. A view depends on
+//! (seed, step, stream, slot) alone, so the queue changes when work happens, never what a run computes.
+//! This module must not touch the model or any device tensor.
+
+use std::ops::Range;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::thread::Scope;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use tch::{Device, Tensor};
+
+use super::augment::{strong, weak, Img};
+use super::batch::to_tensor;
+use super::sampler::{Sampler, SamplerState};
+
+/// What one step consumes.
+pub struct Batch {
+    pub step: u64,
+    /// Labeled slots (indices into the labeled set and the memory bank).
+    pub labeled: Vec<usize>,
+    /// Unlabeled indices (empty for supervised runs).
+    pub unlabeled: Vec<usize>,
+    /// `[labeled-weak; unlabeled-weak; unlabeled-strong]` on the CPU.
+    pub x: Tensor,
+    /// The samplers' positions after this step, for its checkpoint.
+    pub labeled_state: SamplerState,
+    pub unlabeled_state: SamplerState,
+}
+
+/// The input side of a run: images, batch sizes and augmentation settings.
+pub struct Plan<'a> {
+    pub labeled: &'a [Img],
+    pub unlabeled: &'a [Img],
+    pub batch_labeled: usize,
+    /// 0 for supervised runs: no unlabeled views are drawn.
+    pub batch_unlabeled: usize,
+    pub pad: usize,
+    pub seed: u64,
+    /// Threads of the augmentation pool (0: one per core).
+    pub threads: usize,
+}
+
+/// Deterministic per-sample augmentation RNG: the same (seed, step, stream, slot) gives the same view,
+/// whichever thread computes it and whether or not the run was resumed.
+fn rng(seed: u64, step: u64, stream: u64, i: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(
+        seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ stream.wrapping_mul(0xBF58_476D_1CE4_E5B9)
+            ^ (i as u64).wrapping_mul(0x94D0_49BB_1331_11EB),
+    )
+}
+
+fn views(images: &[Img], idx: &[usize], pad: usize, seed: u64, step: u64, stream: u64, strong_view: bool) -> Vec<Img> {
+    idx.par_iter()
+        .enumerate()
+        .map(|(i, &j)| {
+            let mut r = rng(seed, step, stream, i);
+            if strong_view {
+                strong(&images[j], pad, &mut r)
+            } else {
+                weak(&images[j], pad, &mut r)
+            }
+        })
+        .collect()
+}
+
+impl Plan<'_> {
+    /// One step's batch; advances the samplers.
+    pub fn batch(&self, step: u64, lab: &mut Sampler, unl: &mut Sampler) -> Batch {
+        let li = lab.next_batch(self.batch_labeled);
+        let ui = if self.batch_unlabeled > 0 { unl.next_batch(self.batch_unlabeled) } else { Vec::new() };
+        let mut all = views(self.labeled, &li, self.pad, self.seed, step, 1, false);
+        if !ui.is_empty() {
+            all.extend(views(self.unlabeled, &ui, self.pad, self.seed, step, 2, false));
+            all.extend(views(self.unlabeled, &ui, self.pad, self.seed, step, 3, true));
+        }
+        Batch {
+            step,
+            labeled: li,
+            unlabeled: ui,
+            x: to_tensor(&all, Device::Cpu),
+            labeled_state: lab.state(),
+            unlabeled_state: unl.state(),
+        }
+    }
+}
+
+/// Starts the producer for `steps` inside `scope`. Dropping the receiver stops it at its next send.
+pub fn spawn<'scope, 'env>(
+    scope: &'scope Scope<'scope, 'env>,
+    plan: Plan<'env>,
+    mut lab: Sampler,
+    mut unl: Sampler,
+    steps: Range<u64>,
+    depth: usize,
+) -> anyhow::Result<Receiver<Batch>> {
+    let (tx, rx) = sync_channel(depth.max(1));
+    let pool =
+        rayon::ThreadPoolBuilder::new().num_threads(plan.threads).thread_name(|i| format!("augment-{i}")).build()?;
+    std::thread::Builder::new().name("prefetch".into()).spawn_scoped(scope, move || {
+        for step in steps {
+            let b = pool.install(|| plan.batch(step, &mut lab, &mut unl));
+            if tx.send(b).is_err() {
+                return;
+            }
+        }
+    })?;
+    Ok(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn faces(n: usize) -> Vec<Img> {
+        (0..n)
+            .map(|k| Img { w: 8, h: 8, c: 1, data: (0..64).map(|p| ((p * 7 + k * 31) % 256) as u8).collect() })
+            .collect()
+    }
+
+    #[test]
+    fn queued_batches_equal_inline_batches_and_stop_when_dropped() {
+        let (l, u) = (faces(10), faces(30));
+        let plan =
+            || Plan { labeled: &l, unlabeled: &u, batch_labeled: 4, batch_unlabeled: 6, pad: 1, seed: 3, threads: 2 };
+        let (mut lab, mut unl) = (Sampler::new(10, 3, 1), Sampler::new(30, 3, 2));
+        let inline: Vec<Batch> = (5..12).map(|s| plan().batch(s, &mut lab, &mut unl)).collect();
+        std::thread::scope(|scope| {
+            let rx = spawn(scope, plan(), Sampler::new(10, 3, 1), Sampler::new(30, 3, 2), 5..1000, 2).unwrap();
+            for want in &inline {
+                let got = rx.recv().unwrap();
+                assert_eq!((got.step, &got.labeled, &got.unlabeled), (want.step, &want.labeled, &want.unlabeled));
+                assert_eq!(got.x.size(), vec![16, 3, 8, 8]);
+                assert!(got.x.equal(&want.x), "step {}", want.step);
+                assert_eq!((got.labeled_state, got.unlabeled_state), (want.labeled_state, want.unlabeled_state));
+            }
+            // dropping the receiver ends the producer (the scope would hang otherwise)
+        });
+    }
+}

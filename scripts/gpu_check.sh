@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The CUDA check, for whenever a GPU machine is at hand (never part of the tests): build, `train doctor`,
+# a short ferplus_10pct SIT-FER training on CUDA at the paper's 224 px / 16+16 batch with autocast, and a
+# CPU-vs-CUDA step timing. Prints one summary block at the end; logs in $OUT (or artifacts/gpu-check).
+#
+#   FERPLUS_DIR=../shared/data/ferplus bash scripts/gpu_check.sh [STEPS=200]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STEPS=${1:-200}
+OUT=${OUT:-artifacts/gpu-check}
+mkdir -p "$OUT"
+export FERPLUS_DIR=${FERPLUS_DIR:-../shared/data/ferplus}
+t0=$(date +%s)
+bash scripts/setup.sh >"$OUT/setup.log" 2>&1
+cargo build --release -q -p shard -p embed-text -p train 2>"$OUT/build.log"
+t_build=$(( $(date +%s) - t0 ))
+./target/release/train doctor | tee "$OUT/doctor.txt"
+./target/release/shard ferplus >"$OUT/shard.log" 2>&1
+./target/release/shard split ferplus_10pct >>"$OUT/shard.log" 2>&1
+./target/release/embed-text -q --encoder minilm --set facs --device cuda >"$OUT/embed.log" 2>&1
+run() { # name device amp steps
+  rm -rf "artifacts/runs/gpu-$1"
+  local s=$(date +%s.%N)
+  ./target/release/train run --split ferplus_10pct --preset sitfer --scale paper --device "$2" --run-id "gpu-$1" \
+    --set schedule.epochs=1 --set schedule.steps_per_epoch="$4" --set run.amp="$3" \
+    --set run.pseudo_labels_every=1 >"$OUT/$1.log" 2>&1
+  echo "$1: $(awk -v a="$s" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s wall"
+}
+{
+  run cuda-amp cuda true "$STEPS"
+  run cuda-fp32 cuda false "$STEPS"
+  run cpu cpu false 5
+} | tee "$OUT/runs.txt"
+.venv-torch/bin/python - "$OUT" <<'PY' | tee "$OUT/summary.txt"
+import sys, pyarrow.parquet as pq
+out = sys.argv[1]
+for name in ["cuda-amp", "cuda-fp32", "cpu"]:
+    t = pq.read_table(f"artifacts/runs/gpu-{name}/metrics.parquet").to_pandas()
+    g = lambda m, s="train": t[(t.metric == m) & (t.split == s) & t["class"].isna()].value.iloc[-1]
+    print(f"{name:10s} {g('images_per_s'):8.1f} img/s  input wait {100*g('input_wait_fraction'):5.1f}%  "
+          f"loss {g('loss'):.3f}  val {100*g('acc_cls','val'):.2f}%  eval {g('seconds','eval'):.1f} s")
+PY
+echo "build+setup ${t_build} s"
