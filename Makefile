@@ -25,6 +25,10 @@ export FERPLUS_DIR RAFDB_DIR AFFECTNET_DIR
 CARGO ?= cargo
 RELEASE ?= --release
 FORCE_FLAG := $(if $(FORCE),--force,)
+# Every verb builds the same set of binaries: building a subset would resolve dependency features differently
+# and make the next verb rebuild half the tree.
+STAGES := -p shard -p embed-text -p train -p audit
+BIN := ./target/release
 
 .PHONY: help setup test doctor shard split embed-text train audit demo build bench
 
@@ -43,37 +47,42 @@ test: setup ## what CI runs: format check, clippy, every test
 	$(CARGO) test --workspace
 
 doctor: setup ## report libtorch, CUDA, text model and data roots
-	$(CARGO) run $(RELEASE) -q -p train -- doctor
+	$(CARGO) build $(RELEASE) -q $(STAGES)
+	$(BIN)/train doctor
 
 shard: ## raw dataset -> artifacts/shards/$(DATASET)  (DATASET=synthetic|ferplus|rafdb|affectnet|folder)
-	$(CARGO) run $(RELEASE) -q -p shard -- $(DATASET) $(FORCE_FLAG) --on-error $(ON_ERROR)
+	$(CARGO) build $(RELEASE) -q $(STAGES)
+	$(BIN)/shard $(DATASET) $(FORCE_FLAG) --on-error $(ON_ERROR)
 
 split: ## shards -> artifacts/splits/$(SPLIT).parquet from pipelines/splits/$(SPLIT).toml
-	$(CARGO) run $(RELEASE) -q -p shard -- split $(SPLIT) $(FORCE_FLAG)
+	$(CARGO) build $(RELEASE) -q $(STAGES)
+	$(BIN)/shard split $(SPLIT) $(FORCE_FLAG)
 
 embed-text: setup ## descriptions -> artifacts/text/$(ENCODER)/<set>/ (ENCODER=minilm|random|clip-text, TEXT_SET=facs|template)
-	$(CARGO) run $(RELEASE) -q -p embed-text -- --encoder $(ENCODER) $(if $(TEXT_SET),--set $(TEXT_SET),) $(FORCE_FLAG)
+	$(CARGO) build $(RELEASE) -q $(STAGES)
+	$(BIN)/embed-text --encoder $(ENCODER) $(if $(TEXT_SET),--set $(TEXT_SET),) $(FORCE_FLAG)
 
 train: setup ## shards + split + text embeddings up to date, then train PRESET on SPLIT (SCALE=cpu|paper|tiny, DEVICE=auto|cpu|cuda)
-	$(CARGO) build $(RELEASE) -q -p shard -p embed-text -p train
-	./target/release/shard $(firstword $(subst _, ,$(SPLIT))) --on-error $(ON_ERROR)
-	./target/release/shard split $(SPLIT)
-	needs_text=$$(./target/release/train config --preset $(PRESET) --scale $(SCALE) --get method.text); \
-	if [ "$$needs_text" = true ]; then ./target/release/embed-text -q \
-	  --encoder $$(./target/release/train config --preset $(PRESET) --get text.encoder) \
-	  --set $$(./target/release/train config --preset $(PRESET) --get text.set); fi
-	./target/release/train run --split $(SPLIT) --preset $(PRESET) --scale $(SCALE) --device $(DEVICE) $(if $(RESUME),--resume,)
+	$(CARGO) build $(RELEASE) -q $(STAGES)
+	$(BIN)/shard $(firstword $(subst _, ,$(SPLIT))) --on-error $(ON_ERROR)
+	$(BIN)/shard split $(SPLIT)
+	needs_text=$$($(BIN)/train config --preset $(PRESET) --scale $(SCALE) --get method.text); \
+	if [ "$$needs_text" = true ]; then $(BIN)/embed-text -q \
+	  --encoder $$($(BIN)/train config --preset $(PRESET) --get text.encoder) \
+	  --set $$($(BIN)/train config --preset $(PRESET) --get text.set); fi
+	$(BIN)/train run --split $(SPLIT) --preset $(PRESET) --scale $(SCALE) --device $(DEVICE) $(if $(RESUME),--resume,)
 
 audit: ## pseudo-label quality report of the latest run (RUN=<name> for another) -> artifacts/reports/
-	$(CARGO) run $(RELEASE) -q -p audit -- $(RUN)
+	$(CARGO) build $(RELEASE) -q $(STAGES)
+	$(BIN)/audit $(RUN)
 
 demo: ## THE main job: synthetic faces -> shards -> splits -> text -> supervised/SIT-FER/supervised-100% -> audit (~15 min CPU)
 	@bash scripts/demo.sh
 
 bench: setup ## every stage's benchmark against its reference, then a ratio table (BENCH_QUICK=1 for a short run)
-	$(CARGO) build $(RELEASE) -q -p shard -p embed-text -p train -p audit --bins --examples
-	./target/release/shard synthetic -q && ./target/release/shard split synthetic_10pct
-	./target/release/embed-text -q --encoder minilm --set facs
+	$(CARGO) build $(RELEASE) -q $(STAGES) && $(CARGO) build $(RELEASE) -q -p audit --example fixture
+	$(BIN)/shard synthetic -q && $(BIN)/shard split synthetic_10pct
+	$(BIN)/embed-text -q --encoder minilm --set facs
 	@mkdir -p artifacts/bench
 	@set -o pipefail; { bash bench/shard_ferplus.sh; bash bench/embed_text.sh; bash bench/train_step.sh; \
 	  bash bench/audit_1m.sh; } 2>&1 | tee artifacts/bench/last.log

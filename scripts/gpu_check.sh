@@ -12,7 +12,7 @@ mkdir -p "$OUT"
 export FERPLUS_DIR=${FERPLUS_DIR:-../shared/data/ferplus}
 t0=$(date +%s)
 bash scripts/setup.sh >"$OUT/setup.log" 2>&1
-cargo build --release -q -p shard -p embed-text -p train 2>"$OUT/build.log"
+cargo build --release -q -p shard -p embed-text -p train -p audit 2>"$OUT/build.log"
 t_build=$(( $(date +%s) - t0 ))
 ./target/release/train doctor | tee "$OUT/doctor.txt"
 ./target/release/shard ferplus >"$OUT/shard.log" 2>&1
@@ -38,6 +38,6 @@ for name in ["cuda-amp", "cuda-fp32", "cpu"]:
     t = pq.read_table(f"artifacts/runs/gpu-{name}/metrics.parquet").to_pandas()
     g = lambda m, s="train": t[(t.metric == m) & (t.split == s) & t["class"].isna()].value.iloc[-1]
     print(f"{name:10s} {g('images_per_s'):8.1f} img/s  input wait {100*g('input_wait_fraction'):5.1f}%  "
-          f"loss {g('loss'):.3f}  val {100*g('acc_cls','val'):.2f}%  eval {g('seconds','eval'):.1f} s")
+          f"loss {g('loss'):.3f}  val {100*g('acc_cls','val'):.2f}%  eval {g('eval_seconds'):.1f} s")
 PY
 echo "build+setup ${t_build} s"

@@ -38,6 +38,21 @@ pub struct Parts<'a> {
     pub ema: Option<&'a mut Ema>,
 }
 
+/// Copies the checkpoint tensor `key` into `dst` (same shape required): the one restore rule the model,
+/// optimiser and EMA share.
+pub fn load_into(named: &HashMap<String, Tensor>, key: &str, dst: &mut Tensor) -> anyhow::Result<()> {
+    let src = named.get(key).with_context(|| format!("checkpoint has no {key}"))?;
+    if src.size() != dst.size() {
+        bail!(
+            "{key}: shape {:?} in the checkpoint, the model has {:?} (config changed since?)",
+            src.size(),
+            dst.size()
+        );
+    }
+    tch::no_grad(|| dst.copy_(&src.to_device(dst.device())));
+    Ok(())
+}
+
 pub fn dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints")
 }
@@ -78,19 +93,10 @@ pub fn restore(run_dir: &Path, p: &mut Parts) -> anyhow::Result<State> {
     let path = dir(run_dir).join(&state.tensors);
     let named: HashMap<String, Tensor> =
         Tensor::read_safetensors(&path).with_context(|| format!("reading {}", path.display()))?.into_iter().collect();
+    for (k, mut v) in vs.variables() {
+        load_into(&named, &format!("model.{k}"), &mut v).with_context(|| path.display().to_string())?;
+    }
     tch::no_grad(|| -> anyhow::Result<()> {
-        for (k, mut v) in vs.variables() {
-            let src = named.get(&format!("model.{k}")).with_context(|| format!("{}: no model.{k}", path.display()))?;
-            if src.size() != v.size() {
-                bail!(
-                    "{}: model.{k} has shape {:?}, the model {:?} (config changed since?)",
-                    path.display(),
-                    src.size(),
-                    v.size()
-                );
-            }
-            v.copy_(src);
-        }
         let feats = named.get("bank.feats").context("checkpoint has no bank.feats")?;
         let written = named.get("bank.written").context("checkpoint has no bank.written")?;
         bank.feats.copy_(feats);

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Context};
 use tch::nn::VarStore;
 use tch::Tensor;
 
@@ -64,11 +63,7 @@ impl Ema {
 
     pub fn load_state(&mut self, named: &HashMap<String, Tensor>) -> anyhow::Result<()> {
         for (k, s) in &mut self.shadow {
-            let src = named.get(&format!("ema.{k}")).with_context(|| format!("checkpoint has no ema.{k}"))?;
-            if src.size() != s.size() {
-                bail!("ema.{k}: shape {:?} in the checkpoint, the model has {:?}", src.size(), s.size());
-            }
-            tch::no_grad(|| s.copy_(&src.to_device(s.device())));
+            crate::checkpoint::load_into(named, &format!("ema.{k}"), s)?;
         }
         Ok(())
     }

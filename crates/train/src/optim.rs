@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
@@ -143,15 +143,9 @@ impl Optimizer {
     pub fn load_state(&mut self, named: &HashMap<String, Tensor>) -> anyhow::Result<()> {
         let step = named.get("optim.step").context("checkpoint has no optim.step")?;
         self.step = i64::try_from(step)?;
-        for (i, (name, p)) in self.params.iter().enumerate() {
-            for (buf, key) in [(&mut self.m[i], format!("optim.m.{name}")), (&mut self.v[i], format!("optim.v.{name}"))]
-            {
-                let src = named.get(&key).with_context(|| format!("checkpoint has no {key}"))?;
-                if src.size() != p.size() {
-                    bail!("{key}: shape {:?} in the checkpoint, the model has {:?}", src.size(), p.size());
-                }
-                tch::no_grad(|| buf.copy_(&src.to_device(buf.device())));
-            }
+        for (i, (name, _)) in self.params.iter().enumerate() {
+            crate::checkpoint::load_into(named, &format!("optim.m.{name}"), &mut self.m[i])?;
+            crate::checkpoint::load_into(named, &format!("optim.v.{name}"), &mut self.v[i])?;
         }
         Ok(())
     }

@@ -144,6 +144,18 @@ fn every_preset_runs_and_writes_contract_files() {
         {
             assert!(metrics.iter().any(|r| r.metric == m && r.epoch == 2), "{preset}: metric {m}");
         }
+        // The reported parts add up to the reported total (each an average of the same steps).
+        let get = |m: &str| metrics.iter().find(|r| r.metric == m && r.epoch == 2 && r.split == "train").unwrap().value;
+        let me = &cfg.method;
+        let parts = me.loss_scale
+            * (get("loss_s")
+                + me.lambda_text * get("loss_t")
+                + me.lambda_unlabeled * get("loss_u")
+                + me.lambda_contrastive * get("loss_con"));
+        assert!((parts - get("loss")).abs() < 1e-4, "{preset}: parts {parts} vs loss {}", get("loss"));
+        if cfg.method.text {
+            assert!(get("loss_t") > 0.0, "{preset}");
+        }
         let pl: Vec<PseudoLabelRow> = read_table(run.join("pseudo_labels/epoch-0002.parquet")).unwrap();
         assert_eq!(pl.len(), 80, "{preset}: every unlabeled sample swept");
         assert_eq!(pl[0].p_text.is_some(), cfg.method.text, "{preset}");

@@ -5,7 +5,7 @@
 //! | `epoch` | int32 | 1-based epoch the number belongs to |
 //! | `step` | int64 | global optimiser step at the time |
 //! | `split` | utf8 | `train`, `val`, `test` or `unlabeled` |
-//! | `metric` | utf8 | e.g. `loss`, `loss_s`, `loss_t`, `loss_u`, `mask_rate`, `acc_cls`, `acc_fused`, `balanced_acc_cls`, `class_acc_cls`, `confusion_cls`, `lr`, `images_per_s` |
+//! | `metric` | utf8 | e.g. `loss`, `loss_s`, `loss_t`, `loss_u`, `loss_con`, `mask_rate`, `acc_cls`, `acc_fused`, `balanced_acc_cls`, `class_acc_cls`, `confusion_cls`, `lr`, `images_per_s`, `input_wait_fraction` (share of step time spent waiting for the prefetch queue), `eval_seconds` |
 //! | `class` | int32, nullable | for per-class metrics: index into the run's class list (true class for confusion) |
 //! | `pred` | int32, nullable | for confusion counts: predicted class index |
 //! | `value` | float64 | the number |
