@@ -145,7 +145,7 @@ impl Default for Method {
             weights: [1.0, 1.0, 1.0],
             threshold: 0.75,
             tau_text: 0.1,
-            tau_ins: 0.05,
+            tau_ins: 0.02,
             instance_rule: InstanceRule::Max,
             bank_momentum: 0.0,
             instance_warmup_epochs: 0,

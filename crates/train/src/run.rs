@@ -243,13 +243,13 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
                 let z_l = out.z.narrow(0, 0, nl);
                 // losses
                 let l_s = losses::supervised(&z_l, &y);
-                // Not `+=`: on a shallow clone that would add into l_s itself and misreport loss_s.
-                let mut loss = l_s.shallow_clone();
+                // A new tensor, not a shallow clone: `+=` below would otherwise add into l_s and misreport it.
+                let mut loss = &l_s * 1.0;
                 let l_t = protos
                     .as_ref()
                     .map(|p| losses::text(&text_scores(&out.g.narrow(0, 0, nl), p), &y, cfg.method.tau_text));
                 if let Some(l_t) = &l_t {
-                    loss = loss + l_t * cfg.method.lambda_text;
+                    loss += l_t * cfg.method.lambda_text;
                 }
                 let mut l_u_val = 0.0;
                 let mut mask_rate = 0.0;
@@ -273,14 +273,14 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
                     if epoch > cfg.method.unlabeled_warmup_epochs {
                         let l_u = losses::unlabeled(&out.z.narrow(0, nl + nu, nu), &label, &mask);
                         l_u_val = f64::try_from(&l_u).unwrap_or(f64::NAN);
-                        loss = loss + l_u * cfg.method.lambda_unlabeled;
+                        loss += l_u * cfg.method.lambda_unlabeled;
                     }
                 }
                 let mut l_con_val = 0.0;
                 if cfg.method.lambda_contrastive > 0.0 {
                     let l_con = losses::supcon(&out.h.narrow(0, 0, nl), &y, cfg.method.supcon_temperature);
                     l_con_val = f64::try_from(&l_con).unwrap_or(f64::NAN);
-                    loss = loss + l_con * cfg.method.lambda_contrastive;
+                    loss += l_con * cfg.method.lambda_contrastive;
                 }
                 let loss = loss * cfg.method.loss_scale;
                 let loss_val = f64::try_from(&loss).unwrap_or(f64::NAN);
