@@ -93,6 +93,14 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     if !a.resume {
         write_run_info(&spec, &cfg, &data, &dataset)?;
     }
+    // First Ctrl-C: finish the step, write a checkpoint, exit 130. A second one quits at once.
+    ctrlc::set_handler(|| {
+        if INTERRUPT.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: writing a checkpoint after this step (Ctrl-C again to quit without one)");
+    })
+    .context("installing the Ctrl-C handler")?;
     if !a.quiet {
         eprintln!(
             "train {}: {} preset, {} scale, {} labeled / {} unlabeled / {} val / {} test, {} classes, init {}, device {device:?}",
@@ -107,14 +115,6 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
             cfg.model.init
         );
     }
-    // First Ctrl-C: finish the step, write a checkpoint, exit 130. A second one quits at once.
-    ctrlc::set_handler(|| {
-        if INTERRUPT.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupt: writing a checkpoint after this step (Ctrl-C again to quit without one)");
-    })
-    .context("installing the Ctrl-C handler")?;
     let out = train(&spec, &cfg, &data)?;
     let state = &out.state;
     if out.interrupted {
