@@ -96,13 +96,9 @@ pub fn restore(run_dir: &Path, p: &mut Parts) -> anyhow::Result<State> {
     for (k, mut v) in vs.variables() {
         load_into(&named, &format!("model.{k}"), &mut v).with_context(|| path.display().to_string())?;
     }
-    tch::no_grad(|| -> anyhow::Result<()> {
-        let feats = named.get("bank.feats").context("checkpoint has no bank.feats")?;
-        let written = named.get("bank.written").context("checkpoint has no bank.written")?;
-        bank.feats.copy_(feats);
-        bank.written.copy_(&written.to_kind(tch::Kind::Bool));
-        Ok(())
-    })?;
+    load_into(&named, "bank.feats", &mut bank.feats)?;
+    let written = named.get("bank.written").context("checkpoint has no bank.written")?;
+    tch::no_grad(|| bank.written.copy_(&written.to_kind(tch::Kind::Bool)));
     p.opt.load_state(&named)?;
     if let Some(e) = p.ema.as_deref_mut() {
         e.load_state(&named)?;

@@ -28,7 +28,7 @@ use crate::data::sampler::Sampler;
 use crate::ema::Ema;
 use crate::evaluate::{infer, metric_rows, pseudo_rows, score};
 use crate::model::heads::HeadOut;
-use crate::model::init::{self, InitReport};
+use crate::model::init;
 use crate::model::resnet::FEATURE_DIM;
 use crate::model::Net;
 use crate::optim::Optimizer;
@@ -59,8 +59,6 @@ pub struct Outcome {
     pub state: State,
     /// Stopped early by Ctrl-C or `stop_after`, with a checkpoint to resume from.
     pub interrupted: bool,
-    /// What `model.init` loaded (None: from scratch or resumed).
-    pub init: Option<InitReport>,
 }
 
 /// The run's class prototypes `[C, D]` in the run's class order, from embed-text's prototypes file.
@@ -100,9 +98,16 @@ struct Running {
 }
 
 impl Running {
+    fn images_per_s(&self, images_per_step: f64) -> f64 {
+        self.n * images_per_step / self.busy.as_secs_f64().max(1e-9)
+    }
+
+    fn wait_fraction(&self) -> f64 {
+        self.wait.as_secs_f64() / self.busy.as_secs_f64().max(1e-9)
+    }
+
     fn message(&self, images_per_step: f64) -> String {
         let n = self.n.max(1.0);
-        let secs = self.busy.as_secs_f64().max(1e-9);
         format!(
             "loss {:.3} (s {:.3} t {:.3} u {:.3}) mask {:.2}  {:.0} img/s  wait {:.0}%",
             self.loss / n,
@@ -110,8 +115,8 @@ impl Running {
             self.loss_t / n,
             self.loss_u / n,
             self.mask / n,
-            self.n * images_per_step / secs,
-            100.0 * self.wait.as_secs_f64() / secs
+            self.images_per_s(images_per_step),
+            100.0 * self.wait_fraction()
         )
     }
 }
@@ -157,14 +162,12 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
     tch::manual_seed(cfg.run.seed as i64);
     let mut vs = VarStore::new(device);
     let net = Net::new(&vs.root(), cfg.model.stem, c, text_dim, cfg.model.dropout);
-    let mut init_report = None;
     if !spec.resume && cfg.model.init != "scratch" {
         let r = init::load(&vs, Path::new(&cfg.model.init))?;
         exchange::atomic::write_json(spec.run_dir.join("init.json"), &r)?;
         if !spec.quiet {
             eprintln!("{}", r.summary());
         }
-        init_report = Some(r);
     }
     let mut opt = Optimizer::new(&vs, cfg.optim_kind()?, cfg.optim.weight_decay);
     let mut bank = MemoryBank::new(&data.labeled.labels, FEATURE_DIM, c, cfg.method.bank_momentum, device);
@@ -180,7 +183,7 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
         best_val: -1.0,
         best_epoch: 0,
         tensors: String::new(),
-        scaler: amp.then(|| GradScaler::new(true)),
+        scaler: None,
     };
     if spec.resume {
         let mut parts = Parts { vs: &mut vs, opt: &mut opt, bank: &mut bank, ema: ema.as_mut() };
@@ -349,9 +352,7 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
             pb.finish_and_clear();
             // epoch end: evaluate, sweep, record, checkpoint
             state.epoch = epoch;
-            let secs = run.busy.as_secs_f64().max(1e-9);
             let n = run.n.max(1.0);
-            let wait = run.wait.as_secs_f64() / secs;
             for (name, v) in [
                 ("loss", run.loss),
                 ("loss_s", run.loss_s),
@@ -369,8 +370,14 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
                 "lr",
                 learning_rate(&cfg.optim, state.step.saturating_sub(1), total),
             ));
-            metrics.push(MetricRow::scalar(epoch, state.step, "train", "images_per_s", run.n * images_per_step / secs));
-            metrics.push(MetricRow::scalar(epoch, state.step, "train", "input_wait_fraction", wait));
+            metrics.push(MetricRow::scalar(
+                epoch,
+                state.step,
+                "train",
+                "images_per_s",
+                run.images_per_s(images_per_step),
+            ));
+            metrics.push(MetricRow::scalar(epoch, state.step, "train", "input_wait_fraction", run.wait_fraction()));
             let mut line = format!("epoch {epoch:>3}  {}", run.message(images_per_step));
             let eval_started = Instant::now();
             for (split, set) in [("val", &data.val), ("test", &data.test)] {
@@ -431,7 +438,7 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
         }
         Ok(false)
     })?;
-    Ok(Outcome { losses: losses_seen, state, interrupted, init: init_report })
+    Ok(Outcome { losses: losses_seen, state, interrupted })
 }
 
 /// Loads the data for a spec.
