@@ -35,10 +35,8 @@ for job in supervised:synthetic_10pct sitfer:synthetic_10pct supervised:syntheti
   runs+=("$id")
 done
 
-say "audit: pseudo-label quality, the 10 % runs side by side"
-# The all-labels run has no unlabeled faces, hence no pseudo-label files for audit to read; its accuracy is the
-# last line train printed for it above.
-"$bin/audit" "${runs[0]}" "${runs[1]}"
+say "audit: the three runs side by side (the all-labels run has no unlabeled faces: accuracy only)"
+"$bin/audit" "${runs[@]}"
 ended=$(date +%s)
 printf '\ndemo: %d s in all (%d s set-up and build, %d s pipeline). Reports: artifacts/reports/<run>/index.html\n' \
   $((ended - started)) $((built - started)) $((ended - built))

@@ -38,7 +38,25 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
     let info = RunInfo::read(dir)?;
     let info_path = dir.join(exchange::schema::run_info::RUN_INFO_FILE);
     let class_ids = load::class_ids(&info, &info_path)?;
-    let files = load::epoch_files(dir)?;
+    let model = model_scores::read(dir)?;
+    let mut warnings = Vec::new();
+    let files = match load::epoch_files(dir) {
+        Ok(files) => files,
+        // A split with every face labeled (e.g. synthetic_full) leaves nothing to pseudo-label; such a run
+        // still belongs in a comparison, by its classifier's accuracy alone.
+        Err(_) if !dir.join(exchange::schema::run_info::PSEUDO_LABEL_DIR).exists()
+            && model.is_some()
+            && opts.epoch.is_none()
+            && !opts.over.is_some() =>
+        {
+            warnings.push(
+                "no pseudo-labels in this run (its split has no unlabeled faces): only the classifier's accuracy is reported"
+                    .to_string(),
+            );
+            Vec::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
     let shards = opts.shards.clone().unwrap_or_else(|| PathBuf::from(&info.shards));
     let split = opts.split.clone().unwrap_or_else(|| PathBuf::from(&info.split));
     let truth = load::read_truth(&shards)?;
@@ -53,7 +71,6 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
         Some(e) => e,
         None => files.last().map(|f| f.0).unwrap_or(0),
     };
-    let mut warnings = Vec::new();
     let mut epochs = Vec::new();
     let mut what_if = None;
     for (epoch, path) in files.iter().filter(|(e, _)| *e <= detail) {
@@ -64,12 +81,11 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
         }
     }
     let setting = if opts.over.is_some() {
-        let d = epochs.last().expect("at least one epoch");
+        let d = epochs.last().expect("an override needs pseudo-labels, so at least one epoch");
         format!("what-if: fusion {} at threshold {}", d.fusion, d.threshold)
     } else {
         "as trained".to_string()
     };
-    let model = model_scores::read(dir)?;
     Ok(RunReport {
         model,
         run: info.run.clone(),

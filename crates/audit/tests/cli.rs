@@ -179,3 +179,34 @@ fn html_report_renders_in_headless_chromium() {
         "screenshot"
     );
 }
+
+#[test]
+fn a_run_without_pseudo_labels_is_reported_by_its_classifier_and_joins_a_comparison() {
+    use exchange::schema::metrics::MetricRow;
+    let dir = tempfile::tempdir().unwrap();
+    let with = fixture(dir.path(), "ssl", 4);
+    let all = fixture(dir.path(), "all-labels", 5);
+    std::fs::remove_dir_all(all.join("pseudo_labels")).unwrap();
+    let a = all.to_str().unwrap();
+    // Without metrics either, there is nothing to report: still an error.
+    let (ok, out) = audit(dir.path(), &[a]);
+    assert!(!ok && out.contains("no pseudo-label folder"), "{out}");
+
+    let m = |split: &str, v: f64| MetricRow::scalar(1, 10, split, "acc_cls", v);
+    write_table(&all.join("metrics.parquet"), &[m("val", 0.61), m("test", 0.64)], &[]).unwrap();
+    let (ok, out) = audit(dir.path(), &[a]);
+    assert!(ok, "{out}");
+    assert!(out.contains("test 64.0%") && out.contains("only the classifier's accuracy is reported"), "{out}");
+    let html = std::fs::read_to_string(dir.path().join("artifacts/reports/all-labels/index.html")).unwrap();
+    assert!(html.contains("id=\"classifier\"") && html.contains("64.0%"), "classifier line in the page");
+    // Asking for an epoch's detail or a what-if of it is still refused.
+    let (ok, out) = audit(dir.path(), &[a, "--threshold", "0.5"]);
+    assert!(!ok && out.contains("no pseudo-label folder"), "{out}");
+
+    let (ok, out) = audit(dir.path(), &[with.to_str().unwrap(), a, "--no-html"]);
+    assert!(ok, "{out}");
+    let row = out.lines().find(|l| l.starts_with("test acc (best val epoch)")).unwrap_or_default();
+    assert!(row.contains("64.0%"), "{out}");
+    let row = out.lines().find(|l| l.starts_with("fused quality")).unwrap_or_default();
+    assert!(row.ends_with("— (—)"), "{out}");
+}

@@ -9,7 +9,8 @@ use anyhow::{bail, Context};
 use exchange::schema::run_info::{Fusion, FusionMode};
 use serde::{Deserialize, Serialize};
 
-use crate::model::resnet::Stem;
+use crate::model::resnet::{Stem, TORCHVISION_WIDTH};
+use crate::model::Arch;
 use crate::optim::OptimKind;
 use crate::sitfer::memory_bank::InstanceRule;
 
@@ -65,7 +66,13 @@ pub struct Text {
 #[serde(deny_unknown_fields, default)]
 pub struct Model {
     pub image_size: i64,
+    /// `resnet18` (the method's backbone) or `small-cnn` (CPU demos at 32–48 px).
+    pub arch: Arch,
+    /// ResNet-18's first layer; ignored by `small-cnn`.
     pub stem: Stem,
+    /// Channels of the first stage; the stages double it (ResNet-18: feature 8× this, torchvision uses 64;
+    /// small-cnn: feature 4×).
+    pub width: i64,
     pub dropout: f64,
     /// `scratch`, or a safetensors file with torchvision ResNet-18 names.
     pub init: String,
@@ -167,7 +174,7 @@ impl Default for Text {
 
 impl Default for Model {
     fn default() -> Self {
-        Model { image_size: 64, stem: Stem::Small, dropout: 0.5, init: "scratch".into() }
+        Model { image_size: 64, arch: Arch::Resnet18, stem: Stem::Small, width: TORCHVISION_WIDTH, dropout: 0.5, init: "scratch".into() }
     }
 }
 
@@ -322,6 +329,9 @@ impl Config {
         }
         if self.model.image_size < 16 {
             bail!("model.image_size = {}: at least 16", self.model.image_size);
+        }
+        if !(4..=256).contains(&self.model.width) {
+            bail!("model.width = {}: expected 4 to 256 channels (torchvision's ResNet-18: 64)", self.model.width);
         }
         self.optim_kind()?;
         Ok(())

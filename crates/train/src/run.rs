@@ -29,8 +29,7 @@ use crate::ema::Ema;
 use crate::evaluate::{infer, metric_rows, pseudo_rows, score};
 use crate::model::heads::HeadOut;
 use crate::model::init;
-use crate::model::resnet::FEATURE_DIM;
-use crate::model::Net;
+use crate::model::{Net, NetSpec};
 use crate::optim::Optimizer;
 use crate::sitfer::fusion::{fuse, fusion_at};
 use crate::sitfer::levels::{levels, text_scores};
@@ -158,10 +157,13 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
     let device = spec.device;
     let c = data.classes.len() as i64;
     let protos = if cfg.method.text { Some(prototypes(&spec.text_root, cfg, &data.classes, device)?) } else { None };
-    let text_dim = protos.as_ref().map(|p| p.size()[1]).unwrap_or(FEATURE_DIM);
+    let feature = cfg.model.arch.feature_dim(cfg.model.width);
+    let text_dim = protos.as_ref().map(|p| p.size()[1]).unwrap_or(feature);
     tch::manual_seed(cfg.run.seed as i64);
     let mut vs = VarStore::new(device);
-    let net = Net::new(&vs.root(), cfg.model.stem, c, text_dim, cfg.model.dropout);
+    let m = &cfg.model;
+    let arch = NetSpec { arch: m.arch, stem: m.stem, width: m.width, classes: c, text_dim, dropout: m.dropout };
+    let net = Net::new(&vs.root(), arch);
     if !spec.resume && cfg.model.init != "scratch" {
         let r = init::load(&vs, Path::new(&cfg.model.init))?;
         exchange::atomic::write_json(spec.run_dir.join("init.json"), &r)?;
@@ -170,7 +172,7 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
         }
     }
     let mut opt = Optimizer::new(&vs, cfg.optim_kind()?, cfg.optim.weight_decay);
-    let mut bank = MemoryBank::new(&data.labeled.labels, FEATURE_DIM, c, cfg.method.bank_momentum, device);
+    let mut bank = MemoryBank::new(&data.labeled.labels, feature, c, cfg.method.bank_momentum, device);
     let mut ema = (cfg.optim.ema > 0.0).then(|| Ema::new(&vs, cfg.optim.ema));
     let mut lab = Sampler::new(data.labeled.ids.len(), cfg.run.seed, 1);
     let mut unl = Sampler::new(data.unlabeled.ids.len(), cfg.run.seed, 2);

@@ -47,7 +47,6 @@ fn strings(v: &[&str]) -> Vec<String> {
 }
 
 pub fn run_page(r: &RunReport) -> String {
-    let d = r.detail();
     let mut b = String::new();
     let _ = write!(b, "<h1>Pseudo-label audit: {}</h1>", esc(&r.run));
     let _ = write!(
@@ -56,12 +55,18 @@ pub fn run_page(r: &RunReport) -> String {
         esc(&r.preset),
         esc(&r.dataset),
         r.classes.len(),
-        d.rows,
+        r.detail().map_or(0, |d| d.rows),
         esc(&r.setting)
     );
+    if let Some(line) = r.classifier_line() {
+        let _ = write!(b, "<p id=\"classifier\">{}</p>", esc(&line));
+    }
     for w in &r.warnings {
         let _ = write!(b, "<p class=\"warn\">warning: {}</p>", esc(w));
     }
+    let Some(d) = r.detail() else {
+        return page(&format!("audit {}", r.run), &b);
+    };
 
     // Trajectory over epochs.
     let level_names: Vec<&str> = d.levels.iter().map(|l| l.level.as_str()).collect();

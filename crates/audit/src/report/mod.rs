@@ -29,9 +29,25 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The epoch shown in detail (the last one audited).
-    pub fn detail(&self) -> &EpochReport {
-        self.epochs.last().expect("a report has at least one epoch")
+    /// The epoch shown in detail (the last one audited); `None` for a run without pseudo-labels (a split
+    /// with every face labeled), whose report holds only the classifier's accuracy.
+    pub fn detail(&self) -> Option<&EpochReport> {
+        self.epochs.last()
+    }
+
+    /// One line on the classifier's accuracy from the run's metrics, if it has any.
+    pub fn classifier_line(&self) -> Option<String> {
+        self.model.as_ref().map(|m| {
+            format!(
+                "classifier: best val epoch {}/{}: val {}, test {} (fused {}); test at the last epoch {}",
+                m.best_epoch,
+                m.epochs,
+                pct(Some(m.val_acc)),
+                pct(m.test_acc),
+                pct(m.test_fused),
+                pct(m.test_last)
+            )
+        })
     }
 }
 

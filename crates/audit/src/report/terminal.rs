@@ -12,7 +12,6 @@ fn level_acc(e: &crate::analysis::EpochReport, l: &str) -> String {
 
 pub fn render(r: &RunReport) -> String {
     let mut s = String::new();
-    let d = r.detail();
     let _ = writeln!(
         s,
         "audit {}  ({} preset, {} data, {} classes, {} unlabeled rows)",
@@ -20,24 +19,18 @@ pub fn render(r: &RunReport) -> String {
         r.preset,
         r.dataset,
         r.classes.len(),
-        d.rows
+        r.detail().map_or(0, |d| d.rows)
     );
     let _ = writeln!(s, "setting: {}", r.setting);
-    if let Some(m) = &r.model {
-        let _ = writeln!(
-            s,
-            "classifier: best val epoch {}/{}: val {}, test {} (fused {}); test at the last epoch {}",
-            m.best_epoch,
-            m.epochs,
-            pct(Some(m.val_acc)),
-            pct(m.test_acc),
-            pct(m.test_fused),
-            pct(m.test_last)
-        );
+    if let Some(line) = r.classifier_line() {
+        let _ = writeln!(s, "{line}");
     }
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");
     }
+    let Some(d) = r.detail() else {
+        return s;
+    };
     let _ = writeln!(s, "\nper epoch: argmax accuracy of each level over all unlabeled rows; quantity/quality of the fused pseudo-labels");
     let _ = writeln!(
         s,
@@ -213,17 +206,17 @@ pub fn compare_rows() -> Vec<(String, Getter)> {
     rows.push(("test acc (last epoch)".into(), Box::new(|r: &RunReport| r.model.as_ref().and_then(|m| m.test_last))));
     rows.push(("val acc (best val epoch)".into(), Box::new(|r: &RunReport| r.model.as_ref().map(|m| m.val_acc))));
     for l in LEVELS {
-        rows.push((format!("{l} accuracy"), Box::new(move |r: &RunReport| r.detail().level(l).map(|x| x.accuracy))));
+        rows.push((format!("{l} accuracy"), Box::new(move |r: &RunReport| r.detail().and_then(|d| d.level(l)).map(|x| x.accuracy))));
     }
     rows.push((
         "fused quantity".into(),
-        Box::new(|r: &RunReport| r.detail().level("fused").map(|x| x.selection.quantity)),
+        Box::new(|r: &RunReport| r.detail().and_then(|d| d.level("fused")).map(|x| x.selection.quantity)),
     ));
     rows.push((
         "fused quality".into(),
-        Box::new(|r: &RunReport| r.detail().level("fused").and_then(|x| x.selection.quality)),
+        Box::new(|r: &RunReport| r.detail().and_then(|d| d.level("fused")).and_then(|x| x.selection.quality)),
     ));
-    rows.push(("fused ECE".into(), Box::new(|r: &RunReport| r.detail().level("fused").map(|x| x.ece))));
-    rows.push(("all levels agree".into(), Box::new(|r: &RunReport| r.detail().agreement.all)));
+    rows.push(("fused ECE".into(), Box::new(|r: &RunReport| r.detail().and_then(|d| d.level("fused")).map(|x| x.ece))));
+    rows.push(("all levels agree".into(), Box::new(|r: &RunReport| r.detail().and_then(|d| d.agreement.all))));
     rows
 }

@@ -1,12 +1,10 @@
-//! SIT-FER's heads on the 512-d backbone feature: dropout then L2 normalisation (the feature `h` the memory
+//! SIT-FER's heads on the backbone feature (512-d at torchvision's width): dropout then L2 normalisation (the feature `h` the memory
 //! bank and the text level use), the linear classifier `fc` (torchvision's name, so a checkpoint's classifier
 //! is recognised — and reported as a shape mismatch when its class count differs), and the projection `g`
-//! into the text space (`text_proj`; the identity when the text space is 512-d, as DESIGN §2 says).
+//! into the text space (`text_proj`; the identity when the text space has the feature's size, as DESIGN §2 says).
 
 use tch::nn::{self, Module};
 use tch::Tensor;
-
-use super::resnet::FEATURE_DIM;
 
 pub struct Heads {
     pub fc: nn::Linear,
@@ -16,7 +14,7 @@ pub struct Heads {
 
 /// What the heads give for a batch.
 pub struct HeadOut {
-    /// `[B, 512]`, unit norm.
+    /// `[B, feature]`, unit norm.
     pub h: Tensor,
     /// `[B, C]` classifier logits.
     pub z: Tensor,
@@ -25,10 +23,10 @@ pub struct HeadOut {
 }
 
 impl Heads {
-    pub fn new(root: &nn::Path, classes: i64, text_dim: i64, dropout: f64) -> Self {
-        let text_proj = (text_dim != FEATURE_DIM)
-            .then(|| nn::linear(root / "text_proj", FEATURE_DIM, text_dim, Default::default()));
-        Heads { fc: nn::linear(root / "fc", FEATURE_DIM, classes, Default::default()), text_proj, dropout }
+    pub fn new(root: &nn::Path, feature_dim: i64, classes: i64, text_dim: i64, dropout: f64) -> Self {
+        let text_proj = (text_dim != feature_dim)
+            .then(|| nn::linear(root / "text_proj", feature_dim, text_dim, Default::default()));
+        Heads { fc: nn::linear(root / "fc", feature_dim, classes, Default::default()), text_proj, dropout }
     }
 
     pub fn forward(&self, feature: &Tensor, train: bool) -> HeadOut {

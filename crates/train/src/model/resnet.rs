@@ -1,7 +1,10 @@
 //! ResNet-18 with torchvision's variable names (`conv1`, `bn1`, `layer1.0.conv1`, `layer2.0.downsample.0`,
 //! …), so converted torchvision / MS-Celeb weights in safetensors load by name. `Stem::Small` (3×3 stride-1
 //! first conv, no max-pool) keeps spatial detail on 32–64 px faces; it changes `conv1`'s shape, so such a
-//! model cannot take ImageNet-stem weights for that one layer (the load report says so).
+//! model cannot take ImageNet-stem weights for that one layer (the load report says so). `width` is the first
+//! stage's channel count (64 in torchvision; the stages double it): a narrower net with the small stem keeps
+//! the spatial detail of 32 px faces at the cost of the ImageNet stem at full width, and learns from few labels
+//! faster. Pretrained weights only fit width 64.
 
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
@@ -55,7 +58,7 @@ impl Block {
     }
 }
 
-/// The backbone up to global average pooling: image `[B, 3, H, W]` -> feature `[B, 512]`.
+/// The backbone up to global average pooling: image `[B, 3, H, W]` -> feature `[B, 8 × width]`.
 #[derive(Debug)]
 pub struct ResNet18 {
     conv1: nn::Conv2D,
@@ -64,24 +67,30 @@ pub struct ResNet18 {
     layers: Vec<Block>,
 }
 
-pub const FEATURE_DIM: i64 = 512;
+/// torchvision's first-stage width; the only one pretrained weights fit.
+pub const TORCHVISION_WIDTH: i64 = 64;
+
+/// The feature size a backbone of this first-stage width ends with (512 at torchvision's 64).
+pub fn feature_dim(width: i64) -> i64 {
+    8 * width
+}
 
 impl ResNet18 {
-    pub fn new(root: &nn::Path, stem: Stem) -> Self {
+    pub fn new(root: &nn::Path, stem: Stem, width: i64) -> Self {
         let conv1 = match stem {
-            Stem::Imagenet => conv(root / "conv1", 3, 64, 7, 2, 3),
-            Stem::Small => conv(root / "conv1", 3, 64, 3, 1, 1),
+            Stem::Imagenet => conv(root / "conv1", 3, width, 7, 2, 3),
+            Stem::Small => conv(root / "conv1", 3, width, 3, 1, 1),
         };
         let mut layers = Vec::new();
-        let mut i = 64;
-        for (n, o) in [64, 128, 256, 512].into_iter().enumerate() {
+        let mut i = width;
+        for (n, o) in [1, 2, 4, 8].map(|m| m * width).into_iter().enumerate() {
             let stride = if n == 0 { 1 } else { 2 };
             let p = root / format!("layer{}", n + 1);
             layers.push(Block::new(&(&p / "0"), i, o, stride));
             layers.push(Block::new(&(&p / "1"), o, o, 1));
             i = o;
         }
-        ResNet18 { conv1, bn1: nn::batch_norm2d(root / "bn1", 64, Default::default()), stem, layers }
+        ResNet18 { conv1, bn1: nn::batch_norm2d(root / "bn1", width, Default::default()), stem, layers }
     }
 }
 
@@ -106,7 +115,7 @@ mod tests {
     #[test]
     fn torchvision_names_shapes_and_size() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = ResNet18::new(&vs.root(), Stem::Imagenet);
+        let net = ResNet18::new(&vs.root(), Stem::Imagenet, TORCHVISION_WIDTH);
         let vars = vs.variables();
         for name in [
             "conv1.weight",
@@ -126,10 +135,11 @@ mod tests {
         let x = Tensor::zeros([2, 3, 64, 64], (Kind::Float, Device::Cpu));
         assert_eq!(net.forward_t(&x, false).size(), vec![2, 512]);
         let vs = nn::VarStore::new(Device::Cpu);
-        let small = ResNet18::new(&vs.root(), Stem::Small);
+        let small = ResNet18::new(&vs.root(), Stem::Small, 16);
         assert_eq!(
             small.forward_t(&Tensor::zeros([1, 3, 32, 32], (Kind::Float, Device::Cpu)), false).size(),
-            vec![1, 512]
+            vec![1, feature_dim(16)]
         );
+        assert_eq!(vs.variables()["layer4.1.conv2.weight"].size(), vec![128, 128, 3, 3]);
     }
 }
