@@ -74,6 +74,10 @@ pub struct Model {
     /// small-cnn: feature 4×).
     pub width: i64,
     pub dropout: f64,
+    /// The classifier reads `classifier_scale · h` (1 = the paper's `z = W h + b` on the unit feature). With
+    /// `h` of norm 1 the logits can only grow as fast as Adam grows `W`: over a few thousand steps from scratch
+    /// that keeps the classifier under-confident and under-fitted (see the `demo` scale).
+    pub classifier_scale: f64,
     /// `scratch`, or a safetensors file with torchvision ResNet-18 names.
     pub init: String,
 }
@@ -174,7 +178,7 @@ impl Default for Text {
 
 impl Default for Model {
     fn default() -> Self {
-        Model { image_size: 64, arch: Arch::Resnet18, stem: Stem::Small, width: TORCHVISION_WIDTH, dropout: 0.5, init: "scratch".into() }
+        Model { image_size: 64, arch: Arch::Resnet18, stem: Stem::Small, width: TORCHVISION_WIDTH, dropout: 0.5, classifier_scale: 1.0, init: "scratch".into() }
     }
 }
 
@@ -329,6 +333,9 @@ impl Config {
         }
         if self.model.image_size < 16 {
             bail!("model.image_size = {}: at least 16", self.model.image_size);
+        }
+        if !(self.model.classifier_scale > 0.0 && self.model.classifier_scale <= 100.0) {
+            bail!("model.classifier_scale = {}: expected a number in (0, 100] (1 = the paper)", self.model.classifier_scale);
         }
         if !(4..=256).contains(&self.model.width) {
             bail!("model.width = {}: expected 4 to 256 channels (torchvision's ResNet-18: 64)", self.model.width);

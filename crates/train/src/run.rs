@@ -162,7 +162,15 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
     tch::manual_seed(cfg.run.seed as i64);
     let mut vs = VarStore::new(device);
     let m = &cfg.model;
-    let arch = NetSpec { arch: m.arch, stem: m.stem, width: m.width, classes: c, text_dim, dropout: m.dropout };
+    let arch = NetSpec {
+        arch: m.arch,
+        stem: m.stem,
+        width: m.width,
+        classes: c,
+        text_dim,
+        dropout: m.dropout,
+        classifier_scale: m.classifier_scale,
+    };
     let net = Net::new(&vs.root(), arch);
     if !spec.resume && cfg.model.init != "scratch" {
         let r = init::load(&vs, Path::new(&cfg.model.init))?;

@@ -130,12 +130,16 @@ fn go(root: &Path, run: &str, cfg: &Config, resume: bool, stop_after: Option<u64
 fn every_preset_runs_and_writes_contract_files() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path(), false);
-    for preset in ["supervised", "fixmatch", "sitfer", "sitfer-official", "sitfer-no-text", "sitfer-no-instance"] {
-        let cfg = config(preset, &[]);
-        let losses = go(dir.path(), preset, &cfg, false, None).unwrap_or_else(|e| panic!("{preset}: {e:#}"));
+    let presets = ["supervised", "fixmatch", "sitfer", "sitfer-official", "sitfer-no-text", "sitfer-no-instance"];
+    // The demo's backbone too: its 32-d feature needs the text projection and a 32-d memory bank.
+    let small_cnn: &[&str] = &["model.arch=small-cnn", "model.width=8"];
+    let runs = presets.iter().map(|p| (*p, *p, &[][..])).chain([("sitfer", "sitfer-small-cnn", small_cnn)]);
+    for (preset, name, extra) in runs {
+        let cfg = config(preset, extra);
+        let losses = go(dir.path(), name, &cfg, false, None).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         assert_eq!(losses.len(), 6, "{preset}");
         assert!(losses.iter().all(|l| l.is_finite()));
-        let run = dir.path().join("runs").join(preset);
+        let run = dir.path().join("runs").join(name);
         let info = RunInfo::read(&run).unwrap();
         assert_eq!((info.preset.as_str(), info.classes.len()), (preset, CLASSES));
         let metrics: Vec<MetricRow> = read_table(run.join("metrics.parquet")).unwrap();

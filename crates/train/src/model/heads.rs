@@ -10,6 +10,8 @@ pub struct Heads {
     pub fc: nn::Linear,
     pub text_proj: Option<nn::Linear>,
     pub dropout: f64,
+    /// The classifier sees `scale · h` (1 = the paper's `z = W h + b`).
+    pub scale: f64,
 }
 
 /// What the heads give for a batch.
@@ -23,16 +25,16 @@ pub struct HeadOut {
 }
 
 impl Heads {
-    pub fn new(root: &nn::Path, feature_dim: i64, classes: i64, text_dim: i64, dropout: f64) -> Self {
+    pub fn new(root: &nn::Path, feature_dim: i64, classes: i64, text_dim: i64, dropout: f64, scale: f64) -> Self {
         let text_proj = (text_dim != feature_dim)
             .then(|| nn::linear(root / "text_proj", feature_dim, text_dim, Default::default()));
-        Heads { fc: nn::linear(root / "fc", feature_dim, classes, Default::default()), text_proj, dropout }
+        Heads { fc: nn::linear(root / "fc", feature_dim, classes, Default::default()), text_proj, dropout, scale }
     }
 
     pub fn forward(&self, feature: &Tensor, train: bool) -> HeadOut {
         let f = feature.dropout(self.dropout, train);
         let h = &f / f.norm_scalaropt_dim(2, [1i64], true).clamp_min(1e-12);
-        let z = self.fc.forward(&h);
+        let z = if self.scale == 1.0 { self.fc.forward(&h) } else { self.fc.forward(&(&h * self.scale)) };
         let g = match &self.text_proj {
             Some(p) => p.forward(&h),
             None => h.shallow_clone(),
@@ -49,13 +51,13 @@ mod tests {
     #[test]
     fn unit_features_and_identity_projection_at_512() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let heads = Heads::new(&vs.root(), 8, 512, 0.5);
+        let heads = Heads::new(&vs.root(), 512, 8, 512, 0.5, 1.0);
         assert!(heads.text_proj.is_none());
         let out = heads.forward(&Tensor::randn([4, 512], (Kind::Float, Device::Cpu)), false);
         let norms: Vec<f32> = Vec::try_from(&out.h.norm_scalaropt_dim(2, [1i64], false)).unwrap();
         assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5));
         assert_eq!(out.z.size(), vec![4, 8]);
-        let heads = Heads::new(&(vs.root() / "b"), 7, 384, 0.5);
+        let heads = Heads::new(&(vs.root() / "b"), 512, 7, 384, 0.5, 1.0);
         assert_eq!(heads.forward(&Tensor::ones([2, 512], (Kind::Float, Device::Cpu)), true).g.size(), vec![2, 384]);
     }
 }

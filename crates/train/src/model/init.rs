@@ -89,6 +89,7 @@ mod tests {
             classes,
             text_dim: 512,
             dropout: 0.0,
+            classifier_scale: 1.0,
         }
     }
 

@@ -42,6 +42,7 @@ pub struct NetSpec {
     pub classes: i64,
     pub text_dim: i64,
     pub dropout: f64,
+    pub classifier_scale: f64,
 }
 
 enum Backbone {
@@ -60,7 +61,8 @@ impl Net {
             Arch::Resnet18 => Backbone::ResNet18(ResNet18::new(root, s.stem, s.width)),
             Arch::SmallCnn => Backbone::SmallCnn(SmallCnn::new(root, s.width)),
         };
-        Net { backbone, heads: Heads::new(root, s.arch.feature_dim(s.width), s.classes, s.text_dim, s.dropout) }
+        let heads = Heads::new(root, s.arch.feature_dim(s.width), s.classes, s.text_dim, s.dropout, s.classifier_scale);
+        Net { backbone, heads }
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> HeadOut {
