@@ -44,10 +44,11 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
         Ok(files) => files,
         // A split with every face labeled (e.g. synthetic_full) leaves nothing to pseudo-label; such a run
         // still belongs in a comparison, by its classifier's accuracy alone.
-        Err(_) if !dir.join(exchange::schema::run_info::PSEUDO_LABEL_DIR).exists()
-            && model.is_some()
-            && opts.epoch.is_none()
-            && !opts.over.is_some() =>
+        Err(_)
+            if !dir.join(exchange::schema::run_info::PSEUDO_LABEL_DIR).exists()
+                && model.is_some()
+                && opts.epoch.is_none()
+                && !opts.over.is_some() =>
         {
             warnings.push(
                 "no pseudo-labels in this run (its split has no unlabeled faces): only the classifier's accuracy is reported"

@@ -193,7 +193,7 @@ fn a_run_without_pseudo_labels_is_reported_by_its_classifier_and_joins_a_compari
     assert!(!ok && out.contains("no pseudo-label folder"), "{out}");
 
     let m = |split: &str, v: f64| MetricRow::scalar(1, 10, split, "acc_cls", v);
-    write_table(&all.join("metrics.parquet"), &[m("val", 0.61), m("test", 0.64)], &[]).unwrap();
+    write_table(all.join("metrics.parquet"), &[m("val", 0.61), m("test", 0.64)], &[]).unwrap();
     let (ok, out) = audit(dir.path(), &[a]);
     assert!(ok, "{out}");
     assert!(out.contains("test 64.0%") && out.contains("only the classifier's accuracy is reported"), "{out}");

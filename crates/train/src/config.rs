@@ -178,7 +178,15 @@ impl Default for Text {
 
 impl Default for Model {
     fn default() -> Self {
-        Model { image_size: 64, arch: Arch::Resnet18, stem: Stem::Small, width: TORCHVISION_WIDTH, dropout: 0.5, classifier_scale: 1.0, init: "scratch".into() }
+        Model {
+            image_size: 64,
+            arch: Arch::Resnet18,
+            stem: Stem::Small,
+            width: TORCHVISION_WIDTH,
+            dropout: 0.5,
+            classifier_scale: 1.0,
+            init: "scratch".into(),
+        }
     }
 }
 
@@ -335,7 +343,10 @@ impl Config {
             bail!("model.image_size = {}: at least 16", self.model.image_size);
         }
         if !(self.model.classifier_scale > 0.0 && self.model.classifier_scale <= 100.0) {
-            bail!("model.classifier_scale = {}: expected a number in (0, 100] (1 = the paper)", self.model.classifier_scale);
+            bail!(
+                "model.classifier_scale = {}: expected a number in (0, 100] (1 = the paper)",
+                self.model.classifier_scale
+            );
         }
         if !(4..=256).contains(&self.model.width) {
             bail!("model.width = {}: expected 4 to 256 channels (torchvision's ResNet-18: 64)", self.model.width);

@@ -206,7 +206,10 @@ pub fn compare_rows() -> Vec<(String, Getter)> {
     rows.push(("test acc (last epoch)".into(), Box::new(|r: &RunReport| r.model.as_ref().and_then(|m| m.test_last))));
     rows.push(("val acc (best val epoch)".into(), Box::new(|r: &RunReport| r.model.as_ref().map(|m| m.val_acc))));
     for l in LEVELS {
-        rows.push((format!("{l} accuracy"), Box::new(move |r: &RunReport| r.detail().and_then(|d| d.level(l)).map(|x| x.accuracy))));
+        rows.push((
+            format!("{l} accuracy"),
+            Box::new(move |r: &RunReport| r.detail().and_then(|d| d.level(l)).map(|x| x.accuracy)),
+        ));
     }
     rows.push((
         "fused quantity".into(),

@@ -59,5 +59,14 @@ mod tests {
         assert_eq!(out.z.size(), vec![4, 8]);
         let heads = Heads::new(&(vs.root() / "b"), 512, 7, 384, 0.5, 1.0);
         assert_eq!(heads.forward(&Tensor::ones([2, 512], (Kind::Float, Device::Cpu)), true).g.size(), vec![2, 384]);
+        // classifier_scale multiplies what the classifier sees, not the feature the bank and text level use.
+        let plain = Heads::new(&(vs.root() / "c"), 512, 8, 512, 0.5, 1.0);
+        let fc = nn::Linear { ws: plain.fc.ws.shallow_clone(), bs: plain.fc.bs.as_ref().map(Tensor::shallow_clone) };
+        let scaled = Heads { fc, text_proj: None, dropout: 0.5, scale: 4.0 };
+        let x = Tensor::randn([3, 512], (Kind::Float, Device::Cpu));
+        let (a, b) = (plain.forward(&x, false), scaled.forward(&x, false));
+        let bias = plain.fc.bs.as_ref().unwrap();
+        assert!((b.z - bias).allclose(&((a.z - bias) * 4.0), 1e-5, 1e-5, false));
+        assert!(b.h.allclose(&a.h, 1e-6, 1e-6, false));
     }
 }

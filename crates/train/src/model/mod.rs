@@ -46,7 +46,7 @@ pub struct NetSpec {
 }
 
 enum Backbone {
-    ResNet18(ResNet18),
+    ResNet18(Box<ResNet18>),
     SmallCnn(SmallCnn),
 }
 
@@ -58,7 +58,7 @@ pub struct Net {
 impl Net {
     pub fn new(root: &nn::Path, s: NetSpec) -> Self {
         let backbone = match s.arch {
-            Arch::Resnet18 => Backbone::ResNet18(ResNet18::new(root, s.stem, s.width)),
+            Arch::Resnet18 => Backbone::ResNet18(Box::new(ResNet18::new(root, s.stem, s.width))),
             Arch::SmallCnn => Backbone::SmallCnn(SmallCnn::new(root, s.width)),
         };
         let heads = Heads::new(root, s.arch.feature_dim(s.width), s.classes, s.text_dim, s.dropout, s.classifier_scale);
