@@ -404,7 +404,7 @@ mod tests {
     #[test]
     fn every_shipped_preset_resolves_at_every_scale() {
         for preset in list(&dir()).into_iter().filter(|p| p != "scale") {
-            for scale in ["cpu", "paper", "tiny"] {
+            for scale in ["cpu", "paper", "tiny", "demo"] {
                 let c = resolve(&dir(), &preset, scale, &[]).unwrap_or_else(|e| panic!("{preset}/{scale}: {e:#}"));
                 assert_eq!((c.preset.as_str(), c.scale.as_str()), (preset.as_str(), scale));
             }
@@ -413,6 +413,8 @@ mod tests {
         assert_eq!(official.method.fusion, FusionMode::WeightedLogit);
         assert_eq!(official.text.encoder, "random");
         assert_eq!((official.model.image_size, official.schedule.steps_per_epoch), (224, 800));
+        let demo = resolve(&dir(), "sitfer", "demo", &[]).unwrap();
+        assert_eq!((demo.model.arch, demo.model.width, demo.model.classifier_scale), (Arch::SmallCnn, 32, 1.0));
         let sup = resolve(&dir(), "supervised", "cpu", &[]).unwrap();
         assert!(!sup.semi_supervised() && !sup.method.text && !sup.method.instance);
     }
@@ -426,6 +428,12 @@ mod tests {
         assert!(e.contains("unknown setting `method.treshold`") && e.contains("method.threshold"), "{e}");
         let e = resolve(&dir(), "sitfer", "tiny", &["method.threshold=1.5".into()]).unwrap_err().to_string();
         assert!(e.contains("[0, 1)"), "{e}");
+        let e = resolve(&dir(), "sitfer", "tiny", &["model.width=2".into()]).unwrap_err().to_string();
+        assert!(e.contains("model.width = 2") && e.contains("4 to 256"), "{e}");
+        let e = resolve(&dir(), "sitfer", "tiny", &["model.classifier_scale=0".into()]).unwrap_err().to_string();
+        assert!(e.contains("model.classifier_scale = 0"), "{e}");
+        let e = format!("{:#}", resolve(&dir(), "sitfer", "tiny", &["model.arch=vgg".into()]).unwrap_err());
+        assert!(e.contains("small-cnn"), "{e}");
         let e = resolve(&dir(), "nope", "tiny", &[]).unwrap_err().to_string();
         assert!(e.contains("sitfer-official"), "{e}");
     }
