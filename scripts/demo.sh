@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: the whole pipeline on the built-in synthetic faces, CPU only, in about a quarter of an hour:
+# `make demo`: the whole pipeline on the built-in synthetic faces, CPU only (about 8 min on 2 cores once built;
+#   the first release build of the four stages takes ~20 min more):
 #   synthetic faces -> shards -> splits (10 % and all labels) -> MiniLM text prototypes
 #   -> train supervised on 10 %, SIT-FER on 10 %, supervised on 100 % (scale preset `demo`)
 #   -> audit: the three runs side by side (test accuracy at the best-val epoch, pseudo-label quantity and
