@@ -176,6 +176,13 @@ impl Default for Text {
     }
 }
 
+impl Model {
+    /// The size of the feature `h` the heads, the memory bank and the text projection see.
+    pub fn feature_dim(&self) -> i64 {
+        self.arch.feature_dim(self.width)
+    }
+}
+
 impl Default for Model {
     fn default() -> Self {
         Model {

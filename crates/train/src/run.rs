@@ -29,7 +29,7 @@ use crate::ema::Ema;
 use crate::evaluate::{infer, metric_rows, pseudo_rows, score};
 use crate::model::heads::HeadOut;
 use crate::model::init;
-use crate::model::{Net, NetSpec};
+use crate::model::Net;
 use crate::optim::Optimizer;
 use crate::sitfer::fusion::{fuse, fusion_at};
 use crate::sitfer::levels::{levels, text_scores};
@@ -157,21 +157,11 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
     let device = spec.device;
     let c = data.classes.len() as i64;
     let protos = if cfg.method.text { Some(prototypes(&spec.text_root, cfg, &data.classes, device)?) } else { None };
-    let feature = cfg.model.arch.feature_dim(cfg.model.width);
+    let feature = cfg.model.feature_dim();
     let text_dim = protos.as_ref().map(|p| p.size()[1]).unwrap_or(feature);
     tch::manual_seed(cfg.run.seed as i64);
     let mut vs = VarStore::new(device);
-    let m = &cfg.model;
-    let arch = NetSpec {
-        arch: m.arch,
-        stem: m.stem,
-        width: m.width,
-        classes: c,
-        text_dim,
-        dropout: m.dropout,
-        classifier_scale: m.classifier_scale,
-    };
-    let net = Net::new(&vs.root(), arch);
+    let net = Net::new(&vs.root(), &cfg.model, c, text_dim);
     if !spec.resume && cfg.model.init != "scratch" {
         let r = init::load(&vs, Path::new(&cfg.model.init))?;
         exchange::atomic::write_json(spec.run_dir.join("init.json"), &r)?;

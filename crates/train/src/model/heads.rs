@@ -1,7 +1,8 @@
-//! SIT-FER's heads on the backbone feature (512-d at torchvision's width): dropout then L2 normalisation (the feature `h` the memory
-//! bank and the text level use), the linear classifier `fc` (torchvision's name, so a checkpoint's classifier
-//! is recognised — and reported as a shape mismatch when its class count differs), and the projection `g`
-//! into the text space (`text_proj`; the identity when the text space has the feature's size, as DESIGN §2 says).
+//! SIT-FER's heads on the backbone feature (512-d at torchvision's width): dropout then L2 normalisation (the
+//! feature `h` the memory bank and the text level use), the linear classifier `fc` (torchvision's name, so a
+//! checkpoint's classifier is recognised — and reported as a shape mismatch when its class count differs), and
+//! the projection `g` into the text space (`text_proj`; the identity when the text space has the feature's
+//! size, as DESIGN §2 says).
 
 use tch::nn::{self, Module};
 use tch::Tensor;

@@ -77,27 +77,15 @@ pub fn load(vs: &VarStore, path: &Path) -> anyhow::Result<InitReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::resnet::{Stem, TORCHVISION_WIDTH};
-    use crate::model::{Arch, Net, NetSpec};
+    use crate::config::Model;
+    use crate::model::Net;
     use tch::{Device, Kind};
-
-    fn spec(classes: i64) -> NetSpec {
-        NetSpec {
-            arch: Arch::Resnet18,
-            stem: Stem::Small,
-            width: TORCHVISION_WIDTH,
-            classes,
-            text_dim: 512,
-            dropout: 0.0,
-            classifier_scale: 1.0,
-        }
-    }
 
     #[test]
     fn loads_by_name_and_reports_missing_unexpected_and_mismatched() {
         let dir = tempfile::tempdir().unwrap();
         let src = VarStore::new(Device::Cpu);
-        let _ = Net::new(&src.root(), spec(1000));
+        let _ = Net::new(&src.root(), &Model::default(), 1000, 512);
         let mut named: Vec<(String, Tensor)> = src
             .variables()
             .into_iter()
@@ -109,7 +97,7 @@ mod tests {
         Tensor::write_safetensors(&named, &path).unwrap();
 
         let vs = VarStore::new(Device::Cpu);
-        let _ = Net::new(&vs.root(), spec(8));
+        let _ = Net::new(&vs.root(), &Model::default(), 8, 512);
         let r = load(&vs, &path).unwrap();
         assert_eq!(r.missing, vec!["layer4.1.bn2.bias".to_string()]);
         assert_eq!(r.unexpected, vec!["layer1.0.bn1.num_batches_tracked".to_string()]);

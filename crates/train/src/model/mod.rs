@@ -9,8 +9,9 @@ pub mod small_cnn;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use crate::config::Model;
 use heads::{HeadOut, Heads};
-use resnet::{ResNet18, Stem};
+use resnet::ResNet18;
 use small_cnn::SmallCnn;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -23,26 +24,13 @@ pub enum Arch {
 }
 
 impl Arch {
-    /// The size of the feature `h` the heads, the memory bank and the text projection see.
+    /// The feature size of this backbone at first-stage width `width`.
     pub fn feature_dim(self, width: i64) -> i64 {
         match self {
             Arch::Resnet18 => resnet::feature_dim(width),
             Arch::SmallCnn => small_cnn::feature_dim(width),
         }
     }
-}
-
-/// The architecture of a run's network: what `Net::new` builds.
-#[derive(Clone, Copy, Debug)]
-pub struct NetSpec {
-    pub arch: Arch,
-    /// ResNet-18 only.
-    pub stem: Stem,
-    pub width: i64,
-    pub classes: i64,
-    pub text_dim: i64,
-    pub dropout: f64,
-    pub classifier_scale: f64,
 }
 
 enum Backbone {
@@ -56,12 +44,13 @@ pub struct Net {
 }
 
 impl Net {
-    pub fn new(root: &nn::Path, s: NetSpec) -> Self {
-        let backbone = match s.arch {
-            Arch::Resnet18 => Backbone::ResNet18(Box::new(ResNet18::new(root, s.stem, s.width))),
-            Arch::SmallCnn => Backbone::SmallCnn(SmallCnn::new(root, s.width)),
+    /// The network `model` describes, with `classes` outputs and a projection into a `text_dim` text space.
+    pub fn new(root: &nn::Path, model: &Model, classes: i64, text_dim: i64) -> Self {
+        let backbone = match model.arch {
+            Arch::Resnet18 => Backbone::ResNet18(Box::new(ResNet18::new(root, model.stem, model.width))),
+            Arch::SmallCnn => Backbone::SmallCnn(SmallCnn::new(root, model.width)),
         };
-        let heads = Heads::new(root, s.arch.feature_dim(s.width), s.classes, s.text_dim, s.dropout, s.classifier_scale);
+        let heads = Heads::new(root, model.feature_dim(), classes, text_dim, model.dropout, model.classifier_scale);
         Net { backbone, heads }
     }
 
