@@ -23,12 +23,15 @@ AFFECTNET_DIR ?= data/raw/affectnet
 export FERPLUS_DIR RAFDB_DIR AFFECTNET_DIR
 
 CARGO ?= cargo
-RELEASE ?= --release
+# One build serves every verb, `make test` included: the dev profile (dependencies and the hot crates optimised,
+# see Cargo.toml), so `make demo` then `make test` compiles the workspace once. PROFILE=release for another.
+PROFILE ?= dev
+BIN = ./target/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 FORCE_FLAG := $(if $(FORCE),--force,)
 # Every verb builds the same set of binaries: building a subset would resolve dependency features differently
 # and make the next verb rebuild half the tree.
 STAGES := -p shard -p embed-text -p train -p audit
-BIN := ./target/release
+BUILD = bash scripts/build.sh $(PROFILE)
 
 .PHONY: help setup test doctor shard split embed-text train audit demo build bench
 
@@ -38,8 +41,8 @@ help: ## list the verbs
 setup: ## install libtorch (torch 2.13.0 wheel) and the offline text model into ~/.cache/sitfer (once)
 	@bash scripts/setup.sh
 
-build: setup ## build every stage (release)
-	$(CARGO) build --workspace $(RELEASE)
+build: setup ## build every stage (the first build on 2 cores takes ~15-20 min and shows cargo's progress)
+	@$(BUILD)
 
 test: setup ## what CI runs: format check, clippy, every test
 	$(CARGO) fmt --all -- --check
@@ -47,25 +50,24 @@ test: setup ## what CI runs: format check, clippy, every test
 	$(CARGO) test --workspace
 
 doctor: setup ## report libtorch, CUDA, text model and data roots
-	$(CARGO) build $(RELEASE) -q $(STAGES)
+	@$(BUILD)
 	$(BIN)/train doctor
 
 shard: ## raw dataset -> artifacts/shards/$(DATASET)  (DATASET=synthetic|ferplus|rafdb|affectnet|folder)
-	$(CARGO) build $(RELEASE) -q $(STAGES)
+	@$(BUILD)
 	$(BIN)/shard $(DATASET) $(FORCE_FLAG) --on-error $(ON_ERROR)
 
 split: ## shards -> artifacts/splits/$(SPLIT).parquet from pipelines/splits/$(SPLIT).toml
-	$(CARGO) build $(RELEASE) -q $(STAGES)
+	@$(BUILD)
 	$(BIN)/shard split $(SPLIT) $(FORCE_FLAG)
 
 embed-text: setup ## descriptions -> artifacts/text/$(ENCODER)/<set>/ (ENCODER=minilm|random|clip-text, TEXT_SET=facs|template)
-	$(CARGO) build $(RELEASE) -q $(STAGES)
+	@$(BUILD)
 	$(BIN)/embed-text --encoder $(ENCODER) $(if $(TEXT_SET),--set $(TEXT_SET),) $(FORCE_FLAG)
 
 train: setup ## shards + split + text embeddings up to date, then train PRESET on SPLIT (SCALE=cpu|paper|tiny, DEVICE=auto|cpu|cuda)
-	$(CARGO) build $(RELEASE) -q $(STAGES)
-	$(BIN)/shard $(firstword $(subst _, ,$(SPLIT))) --on-error $(ON_ERROR)
-	$(BIN)/shard split $(SPLIT)
+	@$(BUILD)
+	$(BIN)/shard prepare $(SPLIT) --on-error $(ON_ERROR)
 	needs_text=$$($(BIN)/train config --preset $(PRESET) --scale $(SCALE) --get method.text); \
 	if [ "$$needs_text" = true ]; then $(BIN)/embed-text -q \
 	  --encoder $$($(BIN)/train config --preset $(PRESET) --get text.encoder) \
@@ -73,17 +75,19 @@ train: setup ## shards + split + text embeddings up to date, then train PRESET o
 	$(BIN)/train run --split $(SPLIT) --preset $(PRESET) --scale $(SCALE) --device $(DEVICE) $(if $(RESUME),--resume,)
 
 audit: ## pseudo-label quality report of the latest run (RUN=<name> for another) -> artifacts/reports/
-	$(CARGO) build $(RELEASE) -q $(STAGES)
+	@$(BUILD)
 	$(BIN)/audit $(RUN)
 
-demo: ## THE main job: synthetic faces -> shards -> splits -> text -> supervised/SIT-FER/supervised-100% -> audit (~15 min CPU)
-	@bash scripts/demo.sh
+demo: ## THE main job: synthetic faces -> shards -> splits -> text -> supervised/SIT-FER/supervised-100% -> audit (~8 min CPU once built)
+	@PROFILE=$(PROFILE) bash scripts/demo.sh
 
+# Benchmarks time optimised code: their own (release) build.
+bench: PROFILE = release
 bench: setup ## every stage's benchmark against its reference, then a ratio table (BENCH_QUICK=1 for a short run)
-	$(CARGO) build $(RELEASE) -q $(STAGES) && $(CARGO) build $(RELEASE) -q -p audit --example fixture
+	@$(BUILD) && $(CARGO) build --profile $(PROFILE) -q -p audit --example fixture
 	$(BIN)/shard synthetic -q && $(BIN)/shard split synthetic_10pct
 	$(BIN)/embed-text -q --encoder minilm --set facs
 	@mkdir -p artifacts/bench
-	@set -o pipefail; { bash bench/shard_ferplus.sh; bash bench/embed_text.sh; bash bench/train_step.sh; \
+	@export BIN_DIR=$(abspath $(BIN)); set -o pipefail; { bash bench/shard_ferplus.sh; bash bench/embed_text.sh; bash bench/train_step.sh; \
 	  bash bench/audit_1m.sh; } 2>&1 | tee artifacts/bench/last.log
 	@echo; echo "== make bench: $$(nproc) cores, $$(date -u +%F)"; grep '^bench ' artifacts/bench/last.log

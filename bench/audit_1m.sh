@@ -5,8 +5,8 @@
 # only, a few what-if settings instead of the grid) gives the ratio. BENCH_QUICK=1 uses 200,000 rows.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-bin=${AUDIT_BIN:-$repo/target/release/audit}
-fixture=${FIXTURE_BIN:-$repo/target/release/examples/fixture}
+bin=${AUDIT_BIN:-${BIN_DIR:-$repo/target/release}/audit}
+fixture=${FIXTURE_BIN:-${BIN_DIR:-$repo/target/release}/examples/fixture}
 py=$repo/.venv-torch/bin/python
 rows=${BENCH_ROWS:-1000000}
 [ -n "${BENCH_QUICK:-}" ] && rows=200000

@@ -4,7 +4,7 @@
 # Times are the encoding itself (tokenise + forward + pool), model loading excluded on both sides.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-bin=${EMBED_BIN:-$repo/target/release/embed-text}
+bin=${EMBED_BIN:-${BIN_DIR:-$repo/target/release}/embed-text}
 py=$repo/.venv-torch/bin/python
 runs=${BENCH_RUNS:-5}
 [ -n "${BENCH_QUICK:-}" ] && runs=2

@@ -4,8 +4,8 @@
 # the ratio. BENCH_QUICK=1 runs each once.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-root=${SITFER_FERPLUS_DIR:-$repo/../shared/data/ferplus}
-shard=${SHARD_BIN:-$repo/target/release/shard}
+root=${SITFER_FERPLUS_DIR:-${FERPLUS_DIR:-data/raw/ferplus}}
+shard=${SHARD_BIN:-${BIN_DIR:-$repo/target/release}/shard}
 py=$repo/.venv-torch/bin/python
 runs=${BENCH_RUNS:-3}
 [ -n "${BENCH_QUICK:-}" ] && runs=1

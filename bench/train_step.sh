@@ -8,7 +8,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-bin=${TRAIN_BIN:-$repo/target/release/train}
+bin=${TRAIN_BIN:-${BIN_DIR:-$repo/target/release}/train}
 py=$repo/.venv-torch/bin/python
 size=${BENCH_SIZE:-64}; batch=${BENCH_BATCH:-16}; steps=${BENCH_STEPS:-40}; rounds=${BENCH_ROUNDS:-3}
 if [ -n "${BENCH_QUICK:-}" ]; then steps=15; rounds=2; fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: the whole pipeline on the built-in synthetic faces, CPU only (about 8 min on 2 cores once built;
-#   the first release build of the four stages takes ~20 min more):
+#   the first build of the four stages takes ~15-20 min more, and `make test` reuses it):
 #   synthetic faces -> shards -> splits (10 % and all labels) -> MiniLM text prototypes
 #   -> train supervised on 10 %, SIT-FER on 10 %, supervised on 100 % (scale preset `demo`)
 #   -> audit: the three runs side by side (test accuracy at the best-val epoch, pseudo-label quantity and
@@ -10,12 +10,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-bin=target/release
+profile=${PROFILE:-dev}
+bin=target/$([ "$profile" = dev ] && echo debug || echo "$profile")
 
 say "setup (libtorch + text model, cached under ~/.cache/sitfer)"
 bash scripts/setup.sh
-say "build (release)"
-cargo build --release -q -p shard -p embed-text -p train -p audit
+say "build (profile $profile; shared with make test)"
+bash scripts/build.sh "$profile"
 built=$(date +%s)
 
 say "synthetic faces -> artifacts/shards/synthetic"
@@ -31,8 +32,7 @@ for job in supervised:synthetic_10pct sitfer:synthetic_10pct supervised:syntheti
   preset=${job%%:*}; split=${job#*:}; id=demo-$preset-${split#synthetic_}
   say "train $preset on $split -> artifacts/runs/$id"
   [ -n "${FORCE:-}" ] && rm -rf "artifacts/runs/$id"
-  resume=(); [ -f "artifacts/runs/$id/checkpoints/latest.json" ] && resume=(--resume)
-  "$bin/train" run --split "$split" --preset "$preset" --scale demo --run-id "$id" --device "${DEVICE:-auto}" "${resume[@]}"
+  "$bin/train" run --split "$split" --preset "$preset" --scale demo --run-id "$id" --device "${DEVICE:-auto}" --resume-if-any
   runs+=("$id")
 done
 

@@ -3,13 +3,13 @@
 # a short ferplus_10pct SIT-FER training on CUDA at the paper's 224 px / 16+16 batch with autocast, and a
 # CPU-vs-CUDA step timing. Prints one summary block at the end; logs in $OUT (or artifacts/gpu-check).
 #
-#   FERPLUS_DIR=../shared/data/ferplus bash scripts/gpu_check.sh [STEPS=200]
+#   FERPLUS_DIR=/path/to/ferplus bash scripts/gpu_check.sh [STEPS=200]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-200}
 OUT=${OUT:-artifacts/gpu-check}
 mkdir -p "$OUT"
-export FERPLUS_DIR=${FERPLUS_DIR:-../shared/data/ferplus}
+export FERPLUS_DIR=${FERPLUS_DIR:?set FERPLUS_DIR to the FERPlus folder}
 t0=$(date +%s)
 bash scripts/setup.sh >"$OUT/setup.log" 2>&1
 cargo build --release -q -p shard -p embed-text -p train -p audit 2>"$OUT/build.log"

@@ -1,7 +1,7 @@
 //! Build script shared by the crates that link libtorch (embed-text, train).
 //!
 //! torch-sys does not give the final binaries an rpath, so they would need LD_LIBRARY_PATH at run time
-//! (DESIGN §5). Crates depending on torch-sys *directly* receive its lib dir as `DEP_TCH_LIBTORCH_LIB`; we
+//! (a verified toolchain fact). Crates depending on torch-sys *directly* receive its lib dir as `DEP_TCH_LIBTORCH_LIB`; we
 //! turn it into an rpath. The linker also drops libtorch_cuda.so as "unused" (as-needed), which hides CUDA
 //! from Rust even on a GPU machine (tch issues #980, #907), so it is forced in when present. The libtorch
 //! version (from the wheel's `version.py`) is baked in for `train doctor`.

@@ -136,7 +136,7 @@ fn polars_written_shard_with_binary_column_is_readable() {
 
 #[test]
 fn pyarrow_and_pandas_read_every_schema() {
-    let Some(py) = pipeline_tests::reference_python() else {
+    let Some(py) = test_support::reference_python() else {
         eprintln!("\n!!! SKIPPED pyarrow check: run `make setup` for the reference venv !!!\n");
         return;
     };
@@ -154,5 +154,5 @@ assert list(df.columns) == ["id", "role"] and df.role[0] == "val", df
 print("ok")
 "#;
     let out = std::process::Command::new(py).args(["-c", script]).arg(dir.path()).output().unwrap();
-    assert!(out.status.success(), "{}", pipeline_tests::text(&out));
+    assert!(out.status.success(), "{}", test_support::text(&out));
 }

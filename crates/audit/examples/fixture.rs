@@ -13,12 +13,12 @@ fn main() -> anyhow::Result<()> {
     let rows: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(100_000);
     let epochs: u32 = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(1);
     let fusion = match args.get(4).map(String::as_str) {
-        None | Some("mean-prob") => exchange::schema::run_info::FusionMode::MeanProb,
-        Some("weighted-logit") => exchange::schema::run_info::FusionMode::WeightedLogit,
+        None | Some("mean-prob") => exchange::fusion::FusionMode::MeanProb,
+        Some("weighted-logit") => exchange::fusion::FusionMode::WeightedLogit,
         Some(other) => anyhow::bail!("fusion {other:?}: expected mean-prob or weighted-logit"),
     };
-    let spec = audit::fixture::FixtureSpec { unlabeled: rows, labeled: rows / 9, epochs, seed: 1, fusion };
-    let dir = audit::fixture::write(std::path::Path::new(out), "fixture", &spec)?;
+    let spec = test_support::audit_run::FixtureSpec { unlabeled: rows, labeled: rows / 9, epochs, seed: 1, fusion };
+    let dir = test_support::audit_run::write(std::path::Path::new(out), "fixture", &spec)?;
     println!("{}", dir.display());
     Ok(())
 }

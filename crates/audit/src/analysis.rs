@@ -1,7 +1,7 @@
 //! One epoch's full audit: every metric of every level, from the loaded data and the setting in force
 //! (the run's own fusion and threshold, or a what-if override from the command line).
 
-use exchange::schema::run_info::Fusion;
+use exchange::fusion::Fusion;
 use serde::Serialize;
 
 use crate::fusion::{describe, fuse};

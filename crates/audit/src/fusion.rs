@@ -1,9 +1,9 @@
 //! Recomputes a fused distribution from the stored per-level probabilities, for either fusion rule
-//! (DESIGN §2). Weighted-logit fusion works on raw scores, which the files do not store; they are
+//! (docs/method.md). Weighted-logit fusion works on raw scores, which the files do not store; they are
 //! recovered up to a per-row constant (which softmax ignores): `z = log p_sem + c`,
 //! `s_text = τ_t log p_text + c'`, `s_ins = τ_i log p_ins + c''`.
 
-use exchange::schema::run_info::{Fusion, FusionMode};
+use exchange::fusion::{Fusion, FusionMode};
 use rayon::prelude::*;
 
 /// Probabilities this small are floored before the log (float32 softmax outputs can underflow to 0).
@@ -59,6 +59,43 @@ mod tests {
 
     fn f(mode: FusionMode, w: [f32; 3]) -> Fusion {
         Fusion { mode, weights: w, tau_text: 1.0, tau_ins: 1.0 }
+    }
+
+    fn softmax(row: &[f32], tau: f32) -> Vec<f32> {
+        let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = row.iter().map(|x| ((x - m) / tau).exp()).collect();
+        let s: f32 = e.iter().sum();
+        e.iter().map(|x| x / s).collect()
+    }
+
+    /// The shared expected values (exchange's fixture, computed by NumPy): stored probabilities of each level
+    /// fused with the rule in force at the case's epoch give the expected distribution, label and selection.
+    #[test]
+    fn replay_matches_the_shared_expected_values() {
+        for case in exchange::fusion::expected::cases() {
+            let fusion = case.fusion.in_force(case.epoch, case.instance_warmup);
+            let flat = |m: &Vec<Vec<f32>>, tau: f32| -> Vec<f32> { m.iter().flat_map(|r| softmax(r, tau)).collect() };
+            let sem = flat(&case.z, 1.0);
+            let text = case.s_text.as_ref().map(|s| flat(s, fusion.tau_text));
+            let ins = case.s_ins.as_ref().map(|s| flat(s, fusion.tau_ins));
+            let c = case.z[0].len();
+            let p = fuse([Some(&sem), text.as_deref(), ins.as_deref()], c, &fusion);
+            for (i, want) in case.p_fused.iter().enumerate() {
+                let row = &p[i * c..(i + 1) * c];
+                for (a, b) in row.iter().zip(want) {
+                    assert!((a - b).abs() < 1e-5, "{}: row {i}: {row:?} vs {want:?}", case.name);
+                }
+                let (k, conf) =
+                    row.iter().enumerate().fold((0, f32::MIN), |b, (k, v)| if *v > b.1 { (k, *v) } else { b });
+                assert_eq!(k, case.label[i], "{}: row {i}", case.name);
+                assert_eq!(
+                    exchange::fusion::selected(conf, case.threshold),
+                    case.selected[i],
+                    "{}: row {i}",
+                    case.name
+                );
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! It needs no libtorch and never writes into a run folder.
 
 pub mod analysis;
-pub mod fixture;
 pub mod fusion;
 pub mod load;
 pub mod metrics;
@@ -32,11 +31,11 @@ pub struct Options {
 }
 
 pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
-    if !dir.join(exchange::schema::run_info::RUN_INFO_FILE).is_file() {
+    if !dir.join(exchange::layout::run::INFO_FILE).is_file() {
         anyhow::bail!("{}: not a run folder (no run.json; train writes it when a run starts)", dir.display());
     }
     let info = RunInfo::read(dir)?;
-    let info_path = dir.join(exchange::schema::run_info::RUN_INFO_FILE);
+    let info_path = dir.join(exchange::layout::run::INFO_FILE);
     let class_ids = load::class_ids(&info, &info_path)?;
     let model = model_scores::read(dir)?;
     let mut warnings = Vec::new();
@@ -45,7 +44,7 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
         // A split with every face labeled (e.g. synthetic_full) leaves nothing to pseudo-label; such a run
         // still belongs in a comparison, by its classifier's accuracy alone.
         Err(_)
-            if !dir.join(exchange::schema::run_info::PSEUDO_LABEL_DIR).exists()
+            if !dir.join(exchange::layout::run::PSEUDO_LABEL_DIR).exists()
                 && model.is_some()
                 && opts.epoch.is_none()
                 && !opts.over.is_some() =>

@@ -6,8 +6,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use exchange::schema::run_info::{Fusion, RunInfo, FUSION_KEY, PSEUDO_LABEL_DIR, THRESHOLD_KEY};
+use exchange::fusion::Fusion;
+use exchange::parquet_io::check_table;
+use exchange::schema::pseudo_label::{column as pl, PseudoLabelRow};
+use exchange::schema::run_info::RunInfo;
+use exchange::schema::shard::{column as sh, ShardRow};
+use exchange::schema::split::{column as sp, Role, SplitRow};
 use exchange::Expression;
+use exchange::{keys, layout};
 use polars::prelude::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,7 +84,7 @@ pub fn class_ids(info: &RunInfo, path: &Path) -> Result<Vec<u8>> {
 
 /// Epoch files of a run, in epoch order.
 pub fn epoch_files(run_dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
-    let dir = run_dir.join(PSEUDO_LABEL_DIR);
+    let dir = layout::run::pseudo_labels(run_dir);
     let entries = std::fs::read_dir(&dir).map_err(|_| {
         LoadError::Input(format!(
             "{}: no pseudo-label folder; a run writes pseudo_labels/epoch-NNNN.parquet at each epoch end \
@@ -89,10 +95,8 @@ pub fn epoch_files(run_dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
     let mut out = Vec::new();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
-        if let Some(n) = name.strip_prefix("epoch-").and_then(|s| s.strip_suffix(".parquet")) {
-            if let Ok(epoch) = n.parse::<u32>() {
-                out.push((epoch, e.path()));
-            }
+        if let Some(epoch) = layout::run::pseudo_label_epoch(&name) {
+            out.push((epoch, e.path()));
         }
     }
     if out.is_empty() {
@@ -109,26 +113,31 @@ fn shard_glob(shards: &Path) -> Result<String> {
             shards.display()
         )));
     }
-    let has_parts = std::fs::read_dir(shards)
-        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("part-")))
-        .unwrap_or(false);
-    if !has_parts {
+    let mut parts = 0;
+    for e in std::fs::read_dir(shards).map_err(|e| LoadError::Input(format!("{}: {e}", shards.display())))?.flatten() {
+        if layout::is_shard_part(&e.file_name().to_string_lossy()) {
+            // Each part's footer says it is a shard table of this schema version, with the columns read below.
+            check_table::<ShardRow>(e.path(), &[sh::ID, sh::LABEL, sh::VOTES])?;
+            parts += 1;
+        }
+    }
+    if parts == 0 {
         return Err(LoadError::Input(format!("{}: no part-NNNNN.parquet shard files", shards.display())));
     }
-    Ok(shards.join("part-*.parquet").display().to_string())
+    Ok(layout::shard_glob(shards).display().to_string())
 }
 
 /// Reads id, label and votes of every shard row (projection: the image column is never read).
 pub fn read_truth(shards: &Path) -> Result<Truth> {
     let glob = shard_glob(shards)?;
     let df = LazyFrame::scan_parquet(PlRefPath::new(glob.as_str()), ScanArgsParquet::default())
-        .and_then(|lf| lf.select([col("id"), col("label"), col("votes")]).collect())
+        .and_then(|lf| lf.select([col(sh::ID), col(sh::LABEL), col(sh::VOTES)]).collect())
         .map_err(pe(shards))?;
-    let ids = df.column("id").and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(shards))?;
+    let ids = df.column(sh::ID).and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(shards))?;
     let labels =
-        df.column("label").and_then(|c| c.as_materialized_series().cast(&DataType::Int32)).map_err(pe(shards))?;
+        df.column(sh::LABEL).and_then(|c| c.as_materialized_series().cast(&DataType::Int32)).map_err(pe(shards))?;
     let labels = labels.i32().map_err(pe(shards))?;
-    let votes_col = df.column("votes").map_err(pe(shards))?.as_materialized_series().clone();
+    let votes_col = df.column(sh::VOTES).map_err(pe(shards))?.as_materialized_series().clone();
     let has_votes = votes_col.null_count() < votes_col.len();
     // Votes straight from the list column's offsets and values: no per-row Series.
     let votes = if has_votes {
@@ -159,10 +168,11 @@ pub fn labeled_prior(split: &Path, truth: &Truth, class_ids: &[u8]) -> Result<Ve
             split.display()
         )));
     }
+    check_table::<SplitRow>(split, &[sp::ID, sp::ROLE])?;
     let df = LazyFrame::scan_parquet(PlRefPath::new(split.display().to_string().as_str()), ScanArgsParquet::default())
-        .and_then(|lf| lf.filter(col("role").eq(lit("labeled"))).select([col("id")]).collect())
+        .and_then(|lf| lf.filter(col(sp::ROLE).eq(lit(Role::Labeled.as_str()))).select([col(sp::ID)]).collect())
         .map_err(pe(split))?;
-    let ids = df.column("id").and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(split))?;
+    let ids = df.column(sp::ID).and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(split))?;
     let mut counts = vec![0f64; class_ids.len()];
     for id in ids.iter().flatten() {
         if let Some((Some(l), _)) = truth.by_id.get(id) {
@@ -209,8 +219,14 @@ fn flat_probs(df: &DataFrame, name: &str, c: usize, path: &Path, ids: &StringChu
             )));
         }
         let row = &values[a..b];
+        if let Some((k, p)) = row.iter().enumerate().find(|(_, p)| !(0.0..=1.0 + 1e-6).contains(*p)) {
+            return Err(LoadError::Input(format!(
+                "{}: row {i} (id {id}): `{name}` is not a probability distribution: entry {k} is {p}, outside [0, 1]",
+                path.display()
+            )));
+        }
         let sum: f32 = row.iter().sum();
-        if !(sum - 1.0).abs().le(&1e-3) || row.iter().any(|p| !(0.0..=1.0 + 1e-6).contains(p)) {
+        if !(sum - 1.0).abs().le(&1e-3) {
             return Err(LoadError::Input(format!(
                 "{}: row {i} (id {id}): `{name}` is not a probability distribution (sums to {sum})",
                 path.display()
@@ -231,37 +247,30 @@ pub fn read_epoch(
     warnings: &mut Vec<String>,
 ) -> Result<EpochData> {
     let c = class_ids.len();
-    let meta = exchange::parquet_io::file_metadata(path)?;
-    let fusion: Fusion = match meta.get(FUSION_KEY) {
+    let meta = check_table::<PseudoLabelRow>(path, &[pl::ID, pl::P_SEM, pl::P_FUSED])?;
+    let fusion: Fusion = match meta.get(keys::FUSION) {
         Some(json) => serde_json::from_str(json)
-            .map_err(|e| LoadError::Input(format!("{}: metadata {FUSION_KEY}: {e}", path.display())))?,
+            .map_err(|e| LoadError::Input(format!("{}: metadata {}: {e}", path.display(), keys::FUSION)))?,
         None => info.fusion,
     };
-    let threshold = meta.get(THRESHOLD_KEY).and_then(|t| t.parse().ok()).unwrap_or(info.threshold);
+    let threshold = meta.get(keys::THRESHOLD).and_then(|t| t.parse().ok()).unwrap_or(info.threshold);
 
     let df = LazyFrame::scan_parquet(PlRefPath::new(path.display().to_string().as_str()), ScanArgsParquet::default())
         .and_then(|lf| lf.collect())
         .map_err(pe(path))?;
-    for needed in ["id", "p_sem", "p_fused"] {
-        if df.column(needed).is_err() {
-            return Err(LoadError::Input(format!(
-                "{}: missing column `{needed}` (not a pseudo-label file?)",
-                path.display()
-            )));
-        }
-    }
-    let ids = df.column("id").and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(path))?;
+    let ids = df.column(pl::ID).and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(path))?;
     let opt = |name: &str| -> Result<Option<Vec<f32>>> {
         if df.column(name).is_err() {
             return Ok(None);
         }
         flat_probs(&df, name, c, path, &ids)
     };
-    let sem = opt("p_sem")?.ok_or_else(|| LoadError::Input(format!("{}: `p_sem` is entirely null", path.display())))?;
-    let text = opt("p_text")?;
-    let ins = opt("p_ins")?;
+    let sem =
+        opt(pl::P_SEM)?.ok_or_else(|| LoadError::Input(format!("{}: `p_sem` is entirely null", path.display())))?;
+    let text = opt(pl::P_TEXT)?;
+    let ins = opt(pl::P_INS)?;
     let fused =
-        opt("p_fused")?.ok_or_else(|| LoadError::Input(format!("{}: `p_fused` is entirely null", path.display())))?;
+        opt(pl::P_FUSED)?.ok_or_else(|| LoadError::Input(format!("{}: `p_fused` is entirely null", path.display())))?;
 
     // Join with the truth and keep auditable rows.
     let mut dropped = Dropped::default();

@@ -8,7 +8,9 @@ use audit::analysis::Override;
 use audit::report::{html, summary, terminal};
 use audit::{audit_run, Options};
 use clap::Parser;
-use exchange::schema::run_info::{Fusion, FusionMode, RUN_INFO_FILE};
+use exchange::fusion::{Fusion, FusionMode};
+use exchange::layout::run::INFO_FILE as RUN_INFO_FILE;
+use exchange::layout::{self, report};
 
 #[derive(Parser)]
 #[command(
@@ -32,9 +34,9 @@ use exchange::schema::run_info::{Fusion, FusionMode, RUN_INFO_FILE};
 struct Cli {
     /// Run folders or run names under --runs-root (default: the most recent run).
     runs: Vec<String>,
-    #[arg(long, default_value = "artifacts/runs")]
+    #[arg(long, default_value = layout::RUNS_ROOT)]
     runs_root: PathBuf,
-    #[arg(long, default_value = "artifacts/reports")]
+    #[arg(long, default_value = layout::REPORTS_ROOT)]
     reports_root: PathBuf,
     /// Shard folder with the true labels (default: the one the run names in run.json).
     #[arg(long)]
@@ -54,8 +56,9 @@ struct Cli {
     /// Epoch to show in detail and replay in what-if (default: the last).
     #[arg(long)]
     epoch: Option<u32>,
-    /// Step of the what-if weight grid on the simplex (0 turns what-if off).
-    #[arg(long, default_value_t = 0.1)]
+    /// Step of the what-if weight grid on the simplex: 0 turns what-if off, else 0.02 to 0.5 (a finer grid
+    /// grows as 1/step² and writes megabytes of summary for nothing).
+    #[arg(long, default_value_t = 0.1, value_parser = parse_grid_step)]
     grid_step: f32,
     /// Skip the HTML page.
     #[arg(long)]
@@ -96,6 +99,24 @@ fn latest_run(root: &Path) -> anyhow::Result<PathBuf> {
     best.map(|b| b.1).with_context(|| format!("no run folder (with run.json) under {}", root.display()))
 }
 
+fn parse_grid_step(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if v == 0.0 || (0.02..=0.5).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{s}: expected 0 (no what-if) or a step from 0.02 to 0.5"))
+    }
+}
+
+/// A run's report folder is named after the run folder itself, never after a name read from inside it: a
+/// copied or crafted run.json cannot point the report elsewhere or over another run's report.
+fn run_folder_name(dir: &std::path::Path) -> anyhow::Result<String> {
+    let full = dir.canonicalize().with_context(|| format!("{}: cannot resolve the run folder", dir.display()))?;
+    let name = full.file_name().and_then(|n| n.to_str()).map(str::to_string);
+    let name = name.with_context(|| format!("{}: the run folder has no usable name", full.display()))?;
+    Ok(layout::check_name("run", &name)?.to_string())
+}
+
 fn resolve(cli: &Cli) -> anyhow::Result<Vec<PathBuf>> {
     if cli.runs.is_empty() {
         return Ok(vec![latest_run(&cli.runs_root)?]);
@@ -107,7 +128,7 @@ fn resolve(cli: &Cli) -> anyhow::Result<Vec<PathBuf>> {
             if p.join(RUN_INFO_FILE).is_file() || p.is_dir() {
                 return Ok(p);
             }
-            let under = cli.runs_root.join(r);
+            let under = layout::run_dir(&cli.runs_root, r);
             if under.is_dir() {
                 Ok(under)
             } else {
@@ -139,6 +160,7 @@ fn main() -> anyhow::Result<()> {
     }
     let runs = resolve(&cli)?;
     let mut reports = Vec::new();
+    let mut folders: Vec<String> = Vec::new();
     for dir in &runs {
         let info = exchange::schema::run_info::RunInfo::read(dir).ok();
         let fusion = match (&cli.fusion, weights) {
@@ -163,30 +185,36 @@ fn main() -> anyhow::Result<()> {
             epoch: cli.epoch,
             what_if_step: (cli.grid_step > 0.0).then_some(cli.grid_step),
         };
-        let report = audit_run(dir, &opts).with_context(|| format!("auditing {}", dir.display()))?;
-        let name =
-            if opts.over.is_some() { format!("{}--{}", report.run, slug(&opts.over)) } else { report.run.clone() };
-        let out = cli.reports_root.join(&name);
+        let mut report = audit_run(dir, &opts).with_context(|| format!("auditing {}", dir.display()))?;
+        let folder = run_folder_name(dir)?;
+        // Reports, links and comparisons know the run by its folder.
+        report.run = folder.clone();
+        let name = if opts.over.is_some() { format!("{folder}--{}", slug(&opts.over)) } else { folder.clone() };
+        let out = layout::report_dir(&cli.reports_root, layout::check_name("report", &name)?);
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         summary::write(&out, &report)?;
         if !cli.no_html {
-            exchange::atomic::write_bytes(out.join("index.html"), html::run_page(&report).as_bytes())?;
+            exchange::atomic::write_bytes(out.join(report::HTML_FILE), html::run_page(&report).as_bytes())?;
         }
         if !cli.json && !cli.quiet {
             print!("{}", terminal::render(&report));
         }
         if !cli.json {
-            eprintln!("report: {}", out.join(if cli.no_html { "summary.json" } else { "index.html" }).display());
+            eprintln!(
+                "report: {}",
+                out.join(if cli.no_html { report::SUMMARY_JSON } else { report::HTML_FILE }).display()
+            );
         }
+        folders.push(folder);
         reports.push(report);
     }
     if reports.len() > 1 {
-        let name = format!("compare-{}", reports.iter().map(|r| r.run.as_str()).collect::<Vec<_>>().join("-vs-"));
-        let out = cli.reports_root.join(name);
+        let name = format!("compare-{}", folders.join("-vs-"));
+        let out = layout::report_dir(&cli.reports_root, layout::check_name("report", &name)?);
         std::fs::create_dir_all(&out)?;
-        exchange::atomic::write_json(out.join("summary.json"), &reports)?;
+        exchange::atomic::write_json(out.join(report::SUMMARY_JSON), &reports)?;
         if !cli.no_html {
-            exchange::atomic::write_bytes(out.join("index.html"), html::compare_page(&reports).as_bytes())?;
+            exchange::atomic::write_bytes(out.join(report::HTML_FILE), html::compare_page(&reports).as_bytes())?;
         }
         if !cli.json && !cli.quiet {
             println!("\n{}", terminal::render_compare(&reports));

@@ -18,13 +18,13 @@ pub struct ModelScores {
     pub test_acc: Option<f64>,
     pub test_fused: Option<f64>,
     pub test_balanced: Option<f64>,
-    /// Test accuracy at the last epoch (DESIGN §2 reports both).
+    /// Test accuracy at the last epoch (the paper reports both).
     pub test_last: Option<f64>,
 }
 
 /// `None` when the run has no metrics file or no val rows yet.
 pub fn read(run_dir: &Path) -> anyhow::Result<Option<ModelScores>> {
-    let path = run_dir.join("metrics.parquet");
+    let path = exchange::layout::run::metrics(run_dir);
     if !path.is_file() {
         return Ok(None);
     }

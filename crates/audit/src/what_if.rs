@@ -4,7 +4,7 @@
 //! available levels, plus each level alone. Comparing at equal quantity is what makes settings comparable:
 //! any rule can look precise by selecting fewer rows.
 
-use exchange::schema::run_info::{Fusion, FusionMode};
+use exchange::fusion::{Fusion, FusionMode};
 use rayon::prelude::*;
 use serde::Serialize;
 

@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use audit::fixture::{self, FixtureSpec};
+use exchange::fusion::FusionMode;
 use exchange::parquet_io::{read_table, write_table};
 use exchange::schema::pseudo_label::PseudoLabelRow;
-use exchange::schema::run_info::FusionMode;
-use pipeline_tests::{run, text};
+use test_support::audit_run::{self as fixture, FixtureSpec};
+use test_support::{run, text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_audit");
 
@@ -209,4 +209,52 @@ fn a_run_without_pseudo_labels_is_reported_by_its_classifier_and_joins_a_compari
     assert!(row.contains("64.0%"), "{out}");
     let row = out.lines().find(|l| l.starts_with("fused quality")).unwrap_or_default();
     assert!(row.ends_with("— (—)"), "{out}");
+}
+
+/// The report folder takes the run folder's own name: a run.json whose `run` field points elsewhere (copied
+/// from another run, or crafted) cannot write outside artifacts/reports or over another run's report.
+#[test]
+fn the_report_is_named_after_the_run_folder_not_run_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = fixture(dir.path(), "copy", 1);
+    let info = run_dir.join("run.json");
+    let crafted = std::fs::read_to_string(&info).unwrap().replace("\"run\": \"copy\"", "\"run\": \"../../escaped\"");
+    assert!(crafted.contains("../../escaped"));
+    std::fs::write(&info, crafted).unwrap();
+    let (ok, out) = audit(dir.path(), &[run_dir.to_str().unwrap(), "--no-html", "--grid-step", "0"]);
+    assert!(ok, "{out}");
+    assert!(dir.path().join("artifacts/reports/copy/summary.json").is_file(), "{out}");
+    assert!(!dir.path().join("escaped").exists() && !dir.path().join("artifacts/escaped").exists());
+}
+
+#[test]
+fn grid_steps_out_of_range_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = fixture(dir.path(), "g", 1);
+    for step in ["-1", "nan", "0.001", "2"] {
+        let (ok, out) = audit(dir.path(), &[run_dir.to_str().unwrap(), &format!("--grid-step={step}")]);
+        assert!(!ok && out.contains("--grid-step") && out.contains("0.02 to 0.5"), "{step}: {out}");
+    }
+}
+
+/// A probability vector with entries outside [0, 1] is named as such, not as "does not sum to 1".
+#[test]
+fn an_entry_outside_zero_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = fixture(dir.path(), "p", 1);
+    let file = run_dir.join("pseudo_labels/epoch-0002.parquet");
+    let meta = exchange::parquet_io::file_metadata(&file).unwrap();
+    let keep: Vec<(&str, String)> = meta
+        .iter()
+        .filter(|(k, _)| k.starts_with("sitfer.") && !k.contains("table") && !k.contains("version"))
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let mut rows: Vec<PseudoLabelRow> = read_table(&file).unwrap();
+    let n = rows[0].p_sem.len();
+    rows[0].p_sem = vec![0.0; n];
+    rows[0].p_sem[0] = 1.5;
+    rows[0].p_sem[1] = -0.5;
+    write_table(&file, &rows, &keep).unwrap();
+    let (ok, out) = audit(dir.path(), &[run_dir.to_str().unwrap(), "--no-html"]);
+    assert!(!ok && out.contains("entry 0 is 1.5, outside [0, 1]"), "{out}");
 }

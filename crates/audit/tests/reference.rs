@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use audit::fixture::{self, FixtureSpec};
-use exchange::schema::run_info::FusionMode;
-use pipeline_tests::{run, text};
+use exchange::fusion::FusionMode;
 use serde_json::Value;
+use test_support::audit_run::{self as fixture, FixtureSpec};
+use test_support::{run, text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_audit");
 
@@ -18,7 +18,7 @@ fn close(a: &Value, b: &Value, what: &str) {
 }
 
 fn check(mode: FusionMode) {
-    let Some(python) = pipeline_tests::reference_python() else {
+    let Some(python) = test_support::reference_python() else {
         panic!("reference Python (.venv-torch) missing: run `make setup`")
     };
     let dir = tempfile::tempdir().unwrap();

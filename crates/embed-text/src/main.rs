@@ -37,7 +37,7 @@ struct Cli {
     #[arg(long, value_enum, default_value_t = EncoderKind::Minilm)]
     encoder: EncoderKind,
     /// The description file.
-    #[arg(long, default_value = "pipelines/text/descriptions.toml")]
+    #[arg(long, default_value = exchange::layout::DESCRIPTIONS)]
     descriptions: PathBuf,
     /// Folder with model.safetensors, tokenizer.json and config.json. Default for minilm: $SITFER_TEXT_MODEL or
     /// .text-model (made by `make setup`); for clip-text: $SITFER_CLIP_MODEL.
@@ -56,7 +56,7 @@ struct Cli {
     #[arg(long)]
     strict: bool,
     /// Output root; the set goes to <out-root>/<encoder>/<set>/.
-    #[arg(long, default_value = "artifacts/text")]
+    #[arg(long, default_value = exchange::layout::TEXT_ROOT)]
     out_root: PathBuf,
     /// Rerun even when the output is up to date.
     #[arg(long)]
@@ -105,6 +105,16 @@ fn model_dir(cli: &Cli) -> anyhow::Result<PathBuf> {
     })
 }
 
+/// The start of a long text for a message, with how much was left out.
+fn excerpt(text: &str, chars: usize) -> String {
+    let n = text.chars().count();
+    if n <= chars {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(chars).collect();
+    format!("{head}… ({} more characters)", n - chars)
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if cli.list_sets {
@@ -116,8 +126,10 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let set = descriptions::load(&cli.descriptions, cli.set.as_deref())?;
+    exchange::layout::check_name("description set", &set.name)
+        .with_context(|| format!("{}: a set's name becomes its output folder", cli.descriptions.display()))?;
     let dir = model_dir(&cli)?;
-    let out_dir = cli.out_root.join(cli.encoder.name()).join(&set.name);
+    let out_dir = exchange::layout::text_dir(&cli.out_root, cli.encoder.name(), &set.name);
 
     // Inputs are the weight files; the descriptions go into the config itself, so editing another set in
     // the same file does not make this one stale.
@@ -180,6 +192,7 @@ fn main() -> anyhow::Result<()> {
     let encode_seconds = t1.elapsed().as_secs_f64();
     for t in &encoded.truncated {
         let (class, sentence) = &items[t.index];
+        let sentence = excerpt(sentence, 80);
         let msg = format!(
             "{}: set `{}`, class `{class}`: description of {} tokens is longer than the {} encoder's context of {}; \
              {}: {sentence:?}",
@@ -264,7 +277,25 @@ fn print_summary(
         s.device
     );
     println!("  seconds      load {:.2}, encode {:.3}", s.load_seconds, s.encode_seconds);
-    println!("  written      {}/{{{},{}}}", s.out_dir, output::EMBEDDINGS_FILE, output::PROTOTYPES_FILE);
+    println!(
+        "  written      {}/{{{},{}}}",
+        s.out_dir,
+        exchange::layout::EMBEDDINGS_FILE,
+        exchange::layout::PROTOTYPES_FILE
+    );
     println!("\nprototype cosine similarity (* = the closest other class):");
     print!("{}", prototypes::render_table(protos, table));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::excerpt;
+
+    #[test]
+    fn long_descriptions_are_shown_as_an_excerpt() {
+        let long = "x".repeat(15_000);
+        let e = excerpt(&long, 80);
+        assert!(e.starts_with(&"x".repeat(80)) && e.ends_with("… (14920 more characters)"), "{e}");
+        assert_eq!(excerpt("short", 80), "short");
+    }
 }

@@ -4,12 +4,11 @@
 use std::path::Path;
 
 use exchange::atomic::StagingDir;
+use exchange::keys;
+use exchange::layout::{EMBEDDINGS_FILE, PROTOTYPES_FILE};
 use exchange::manifest::{Manifest, MANIFEST_FILE};
 use exchange::parquet_io::write_table;
 use exchange::schema::text::{PrototypeRow, TextEmbeddingRow};
-
-pub const EMBEDDINGS_FILE: &str = "embeddings.parquet";
-pub const PROTOTYPES_FILE: &str = "prototypes.parquet";
 
 pub fn write(
     dest: &Path,
@@ -19,8 +18,8 @@ pub fn write(
     protos: &[PrototypeRow],
     mut manifest: Manifest,
 ) -> exchange::Result<Manifest> {
-    let staging = StagingDir::create(dest)?;
-    let meta = [("sitfer.encoder", encoder.to_string()), ("sitfer.description_set", set.to_string())];
+    let staging = StagingDir::create(dest, &manifest.stage)?;
+    let meta = [(keys::ENCODER, encoder.to_string()), (keys::DESCRIPTION_SET, set.to_string())];
     let n = write_table(staging.path().join(EMBEDDINGS_FILE), rows, &meta)?;
     manifest.add_output(staging.path(), EMBEDDINGS_FILE, Some(n))?;
     let n = write_table(staging.path().join(PROTOTYPES_FILE), protos, &meta)?;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use exchange::parquet_io::{file_metadata, read_table};
 use exchange::schema::text::{PrototypeRow, TextEmbeddingRow};
-use pipeline_tests::{run, text};
+use test_support::{run, text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_embed-text");
 
@@ -81,7 +81,7 @@ fn refusals_name_the_problem_and_write_nothing() {
 
 #[test]
 fn minilm_cli_warns_on_truncation_and_strict_refuses() {
-    let Some(model) = pipeline_tests::text_model_dir("minilm_cli_warns_on_truncation_and_strict_refuses") else {
+    let Some(model) = test_support::text_model_dir("minilm_cli_warns_on_truncation_and_strict_refuses") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -113,4 +113,37 @@ fn minilm_cli_warns_on_truncation_and_strict_refuses() {
     let table = summary["prototype_cosine"].as_array().unwrap();
     assert_eq!(table.len(), 8);
     assert!((table[3][3].as_f64().unwrap() - 1.0).abs() < 1e-5);
+}
+
+/// A description set named like a path would become a folder outside the text root: it is refused, and the
+/// folder it names survives.
+#[test]
+fn a_set_name_with_a_path_is_refused_and_nothing_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("a/b/c");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(dir.path().join("victim")).unwrap();
+    std::fs::write(dir.path().join("victim/data.txt"), b"keep").unwrap();
+    let p = work.join("d.toml");
+    std::fs::write(&p, "default = \"../../../victim\"\n[sets.\"../../../victim\"]\ntemplate = \"a face of {class}\"\n")
+        .unwrap();
+    let args = ["--encoder", "random", "--dim", "8", "--descriptions", p.to_str().unwrap(), "--out-root", "out"];
+    let o = run(Path::new(BIN), &work, &args);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("description set") && text(&o).contains("single plain"), "{}", text(&o));
+    assert_eq!(std::fs::read(dir.path().join("victim/data.txt")).unwrap(), b"keep");
+}
+
+/// An output folder that another tool owns (no embed-text manifest) is never replaced.
+#[test]
+fn a_folder_embed_text_does_not_own_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = descriptions(dir.path(), "lip corners up");
+    let foreign = dir.path().join("out/random/mine");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.md"), b"mine").unwrap();
+    let args = ["--encoder", "random", "--dim", "16", "--descriptions", &d, "--out-root", "out", "--device", "cpu"];
+    let o = run(Path::new(BIN), dir.path(), &args);
+    assert!(!o.status.success() && text(&o).contains("leaves this one alone"), "{}", text(&o));
+    assert_eq!(std::fs::read(foreign.join("notes.md")).unwrap(), b"mine");
 }

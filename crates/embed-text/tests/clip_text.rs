@@ -135,7 +135,7 @@ fn tiny_clip_matches_transformers() {
     let alone: Vec<Vec<f32>> = Vec::try_from(&alone).unwrap();
     assert!(ours[1].iter().zip(&alone[0]).all(|(a, b)| (a - b).abs() < 1e-5));
 
-    let Some(python) = pipeline_tests::reference_python() else {
+    let Some(python) = test_support::reference_python() else {
         panic!("reference Python (.venv-torch) missing: run `make setup`");
     };
     let sentences_path = dir.path().join("sentences.json");

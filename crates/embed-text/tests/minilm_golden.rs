@@ -7,7 +7,7 @@ use tch::Device;
 
 #[test]
 fn minilm_matches_sentence_transformers() {
-    let Some(dir) = pipeline_tests::text_model_dir("minilm_matches_sentence_transformers") else { return };
+    let Some(dir) = test_support::text_model_dir("minilm_matches_sentence_transformers") else { return };
     let golden: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/minilm_golden.json")).expect("golden fixture is JSON");
     let sentences: Vec<String> = serde_json::from_value(golden["sentences"].clone()).unwrap();

@@ -3,7 +3,9 @@
 //! [`AtomicFile`] stages one file next to its destination (same folder, so the rename cannot cross
 //! filesystems), fsyncs it and renames it into place on [`AtomicFile::commit`]; dropped without a commit
 //! (error, panic, Ctrl-C unwinding) it deletes the temp file and the destination is untouched.
-//! [`StagingDir`] does the same for a whole output folder (a dataset's shards plus manifest).
+//! [`StagingDir`] does the same for a whole output folder (a dataset's shards plus manifest), and replaces
+//! only a folder its stage owns: one that holds that stage's `manifest.json`, or an empty one. Anything else
+//! at the destination (a user's images, another stage's output) is refused before anything is written.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -11,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
+use crate::layout::MANIFEST_FILE;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -107,17 +110,78 @@ pub fn write_json<T: serde::Serialize>(dest: impl AsRef<Path>, value: &T) -> Res
 pub struct StagingDir {
     dest: PathBuf,
     tmp: PathBuf,
+    stage: String,
     committed: bool,
 }
 
+/// Refuses `dest` unless it is absent, an empty folder, or a folder holding `stage`'s manifest.
+pub fn check_owned(dest: &Path, stage: &str) -> Result<()> {
+    let refuse = |why: String| {
+        Err(Error::Invalid {
+            path: dest.to_path_buf(),
+            message: format!(
+                "{why}: `{stage}` replaces only its own output (a folder with its {MANIFEST_FILE}) or an empty \
+                 folder, so it leaves this one alone; choose another output name or root, or move the folder away"
+            ),
+        })
+    };
+    let Ok(meta) = fs::symlink_metadata(dest) else {
+        return Ok(());
+    };
+    if !meta.is_dir() {
+        return refuse("exists and is not a folder".into());
+    }
+    let mut entries = fs::read_dir(dest).map_err(|e| Error::io(dest, e))?;
+    if entries.next().is_none() {
+        return Ok(());
+    }
+    let manifest = dest.join(MANIFEST_FILE);
+    let owner = fs::read(&manifest)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v.get("stage").and_then(|s| s.as_str()).map(str::to_string));
+    match owner {
+        Some(o) if o == stage => Ok(()),
+        Some(o) => refuse(format!("holds the output of `{o}`, not of `{stage}`")),
+        None => refuse(format!("holds files but no {MANIFEST_FILE} written by `{stage}`")),
+    }
+}
+
+/// Removes staging folders beside `dest` that processes which no longer run left behind (a killed run).
+fn remove_dead_staging(dest: &Path) {
+    let (Some(name), Ok(entries)) = (dest.file_name(), fs::read_dir(parent_of(dest))) else {
+        return;
+    };
+    let prefix = format!(".{}.staging-", name.to_string_lossy());
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file.strip_prefix(&prefix).and_then(|rest| rest.split('-').next()?.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !process_alive(pid) {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Whether a process runs; where that cannot be told, it is assumed to run (nothing is removed).
+fn process_alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.is_dir() || proc.join(pid.to_string()).exists()
+}
+
 impl StagingDir {
-    pub fn create(dest: impl AsRef<Path>) -> Result<Self> {
+    /// A staging folder for `stage`'s output at `dest`, after checking that `dest` may be replaced by it
+    /// ([`check_owned`]) and clearing staging folders dead processes left beside it.
+    pub fn create(dest: impl AsRef<Path>, stage: &str) -> Result<Self> {
         let dest = dest.as_ref().to_path_buf();
+        check_owned(&dest, stage)?;
         let dir = parent_of(&dest);
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        remove_dead_staging(&dest);
         let tmp = sibling(&dest, "staging");
         fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        Ok(Self { dest, tmp, committed: false })
+        Ok(Self { dest, tmp, stage: stage.to_string(), committed: false })
     }
 
     /// Where to write the new folder's files.
@@ -131,6 +195,8 @@ impl StagingDir {
 
     /// Replaces the destination folder with the staged one.
     pub fn commit(mut self) -> Result<()> {
+        // Again at the swap: the destination may have changed while the stage worked.
+        check_owned(&self.dest, &self.stage)?;
         sync_dir(&self.tmp);
         let old = sibling(&self.dest, "old");
         let had_old = self.dest.exists();
@@ -209,21 +275,81 @@ mod tests {
     fn staging_dir_swaps_whole_folder() {
         let root = tempfile::tempdir().unwrap();
         let dest = root.path().join("shards").join("ds");
-        let s = StagingDir::create(&dest).unwrap();
+        let s = StagingDir::create(&dest, "shard").unwrap();
         fs::write(s.path().join("part-0.parquet"), b"1").unwrap();
+        owned_by(s.path(), "shard");
         s.commit().unwrap();
-        assert_eq!(entries(&dest), ["part-0.parquet"]);
+        assert_eq!(entries(&dest), ["manifest.json", "part-0.parquet"]);
 
-        let s = StagingDir::create(&dest).unwrap();
+        let s = StagingDir::create(&dest, "shard").unwrap();
         fs::write(s.path().join("part-9.parquet"), b"2").unwrap();
         drop(s); // failed run
-        assert_eq!(entries(&dest), ["part-0.parquet"]);
+        assert_eq!(entries(&dest), ["manifest.json", "part-0.parquet"]);
         assert_eq!(entries(&root.path().join("shards")), ["ds"]);
 
-        let s = StagingDir::create(&dest).unwrap();
+        let s = StagingDir::create(&dest, "shard").unwrap();
         fs::write(s.path().join("part-1.parquet"), b"3").unwrap();
+        owned_by(s.path(), "shard");
         s.commit().unwrap();
-        assert_eq!(entries(&dest), ["part-1.parquet"]);
+        assert_eq!(entries(&dest), ["manifest.json", "part-1.parquet"]);
         assert_eq!(entries(&root.path().join("shards")), ["ds"]);
+    }
+
+    fn owned_by(dir: &Path, stage: &str) {
+        fs::write(dir.join(MANIFEST_FILE), format!("{{\"stage\": \"{stage}\"}}")).unwrap();
+    }
+
+    #[test]
+    fn only_the_stages_own_folder_is_replaced() {
+        let root = tempfile::tempdir().unwrap();
+        // A user's folder: images and a label file, no manifest. It must survive.
+        let data = root.path().join("x");
+        fs::create_dir_all(data.join("FER2013Train")).unwrap();
+        fs::write(data.join("FER2013Train/label.csv"), b"a.png,1").unwrap();
+        let e = StagingDir::create(&data, "shard").err().expect("refused").to_string();
+        assert!(e.contains("no manifest.json written by `shard`") && e.contains("x"), "{e}");
+        assert_eq!(entries(&data), ["FER2013Train"]);
+        // Another stage's output is refused too.
+        let text = root.path().join("t");
+        fs::create_dir_all(&text).unwrap();
+        owned_by(&text, "embed-text");
+        let e = StagingDir::create(&text, "shard").err().expect("refused").to_string();
+        assert!(e.contains("output of `embed-text`"), "{e}");
+        // Its own output, an empty folder and a missing one are fine.
+        let own = root.path().join("own");
+        fs::create_dir_all(&own).unwrap();
+        StagingDir::create(&own, "shard").unwrap().commit().unwrap();
+        owned_by(&own, "shard");
+        StagingDir::create(&own, "shard").unwrap();
+        StagingDir::create(root.path().join("new"), "shard").unwrap();
+        // A file where the folder belongs.
+        fs::write(root.path().join("f"), b"1").unwrap();
+        assert!(StagingDir::create(root.path().join("f"), "shard").is_err());
+    }
+
+    #[test]
+    fn the_ownership_check_repeats_at_the_swap() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("d");
+        let s = StagingDir::create(&dest, "shard").unwrap();
+        fs::create_dir_all(&dest).unwrap();
+        fs::write(dest.join("precious.txt"), b"keep").unwrap();
+        assert!(s.commit().is_err());
+        assert_eq!(fs::read(dest.join("precious.txt")).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn staging_left_by_a_dead_process_is_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let dest = root.path().join("ferplus");
+        // pid 0 is never a user process that /proc lists, so it counts as dead.
+        let dead = root.path().join(".ferplus.staging-0-0");
+        let other = root.path().join(".other.staging-0-0");
+        fs::create_dir_all(&dead).unwrap();
+        fs::create_dir_all(&other).unwrap();
+        let s = StagingDir::create(&dest, "shard").unwrap();
+        assert!(!dead.exists(), "the dead process's staging folder is cleaned");
+        assert!(other.exists(), "another output's staging folder is not touched");
+        drop(s);
     }
 }

@@ -37,6 +37,8 @@ pub enum Error {
     Manifest { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("{what} {name:?}: {message}")]
+    Name { what: String, name: String, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -16,8 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic;
 use crate::error::{Error, Result};
 
-/// The conventional manifest file name inside an output folder.
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub use crate::layout::MANIFEST_FILE;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -20,7 +20,8 @@ use parquet::file::properties::WriterProperties;
 use crate::atomic::AtomicFile;
 use crate::columns::normalize;
 use crate::error::{Error, Result};
-use crate::schema::{Table, TABLE_KEY, VERSION_KEY};
+use crate::keys::{SCHEMA_VERSION as VERSION_KEY, TABLE as TABLE_KEY};
+use crate::schema::Table;
 
 /// Rows per row group unless a writer says otherwise: small enough to stream, large enough to compress.
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 8192;
@@ -99,6 +100,56 @@ pub fn file_metadata(path: impl AsRef<Path>) -> Result<HashMap<String, String>> 
     Ok(kv_map(builder.metadata().file_metadata().key_value_metadata()))
 }
 
+/// Refuses a file that says it holds another table or another schema version. Files without those keys
+/// (written by a notebook) pass: their columns are checked where they are read.
+fn check_identity<T: Table>(path: &Path, metadata: &HashMap<String, String>) -> Result<()> {
+    let Some(found) = metadata.get(TABLE_KEY) else {
+        return Ok(());
+    };
+    if found != T::NAME {
+        return Err(Error::WrongTable { path: path.into(), expected: T::NAME.into(), found: found.clone() });
+    }
+    let version = metadata.get(VERSION_KEY).cloned().unwrap_or_default();
+    if version != T::VERSION.to_string() {
+        return Err(Error::SchemaVersion {
+            path: path.into(),
+            table: T::NAME.into(),
+            found: version,
+            supported: T::VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// The check a reader that does not decode rows through [`TableReader`] (audit's polars scans) makes
+/// before it reads `columns` of a file: the file holds table `T` at this build's schema version, and has
+/// every named column (each must be one of `T`'s). Returns the file's key-value metadata.
+pub fn check_table<T: Table>(path: impl AsRef<Path>, columns: &[&str]) -> Result<HashMap<String, String>> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|source| Error::Parquet { path: path.into(), source })?;
+    let metadata = kv_map(builder.metadata().file_metadata().key_value_metadata());
+    check_identity::<T>(path, &metadata)?;
+    let fields = T::fields();
+    for name in columns {
+        let Some(want) = fields.iter().find(|f| f.name() == name) else {
+            return Err(Error::Invalid {
+                path: path.into(),
+                message: format!("`{name}` is not a column of the `{}` table", T::NAME),
+            });
+        };
+        if builder.schema().field_with_name(name).is_err() {
+            return Err(Error::MissingColumn {
+                path: path.into(),
+                column: name.to_string(),
+                expected: want.data_type().to_string(),
+            });
+        }
+    }
+    Ok(metadata)
+}
+
 fn kv_map(kv: Option<&Vec<KeyValue>>) -> HashMap<String, String> {
     kv.map(|kv| kv.iter().filter_map(|e| Some((e.key.clone(), e.value.clone()?))).collect()).unwrap_or_default()
 }
@@ -124,20 +175,7 @@ impl<T: Table> TableReader<T> {
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|source| Error::Parquet { path: path.clone(), source })?;
         let metadata = kv_map(builder.metadata().file_metadata().key_value_metadata());
-        if let Some(found) = metadata.get(TABLE_KEY) {
-            if found != T::NAME {
-                return Err(Error::WrongTable { path, expected: T::NAME.into(), found: found.clone() });
-            }
-            let version = metadata.get(VERSION_KEY).cloned().unwrap_or_default();
-            if version != T::VERSION.to_string() {
-                return Err(Error::SchemaVersion {
-                    path,
-                    table: T::NAME.into(),
-                    found: version,
-                    supported: T::VERSION,
-                });
-            }
-        }
+        check_identity::<T>(&path, &metadata)?;
         let total_rows = builder.metadata().file_metadata().num_rows().max(0) as usize;
         // Decode only the table's columns (a shard index never touches the image bytes). Missing columns
         // are reported by `normalize` with the file name.
@@ -325,6 +363,37 @@ mod tests {
         w.close().unwrap();
         let e = read_table::<SplitRow>(&bumped).unwrap_err();
         assert!(matches!(e, Error::SchemaVersion { .. }), "{e}");
+        // The same checks for readers that scan columns themselves.
+        let e = check_table::<SplitRow>(&bumped, &["id"]).unwrap_err();
+        assert!(matches!(e, Error::SchemaVersion { .. }), "{e}");
+        let e = check_table::<ShardRow>(&p, &["id"]).unwrap_err();
+        assert!(matches!(e, Error::WrongTable { .. }), "{e}");
+        assert!(check_table::<SplitRow>(&p, &["id", "role"]).is_ok());
+        let e = check_table::<SplitRow>(&p, &["teacher"]).unwrap_err();
+        assert!(e.to_string().contains("`teacher` is not a column of the `split` table"), "{e}");
+    }
+
+    #[test]
+    fn check_table_names_a_missing_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("notebook.parquet");
+        // A notebook's file: no table keys, and no `role` column.
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
+            "id",
+            arrow::datatypes::DataType::Utf8,
+            false,
+        )]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![std::sync::Arc::new(arrow::array::StringArray::from(vec!["a"])) as arrow::array::ArrayRef],
+        )
+        .unwrap();
+        let mut w = ArrowWriter::try_new(File::create(&p).unwrap(), schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        assert!(check_table::<SplitRow>(&p, &["id"]).is_ok());
+        let e = check_table::<SplitRow>(&p, &["id", "role"]).unwrap_err();
+        assert!(matches!(e, Error::MissingColumn { .. }) && e.to_string().contains("notebook.parquet"), "{e}");
     }
 
     #[test]

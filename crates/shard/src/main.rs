@@ -14,8 +14,10 @@ mod summary;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+use clap::ValueEnum;
 use clap::{Args, Parser, Subcommand};
+use exchange::manifest::MANIFEST_FILE;
 use serde_json::json;
 
 use encode::{Color, ImageOptions};
@@ -31,7 +33,7 @@ use sources::{ferplus, synthetic, Scan};
                   manifest.json) and split files (artifacts/splits/<split>.parquet).\n\n\
                   Rerunning with unchanged inputs and options is a no-op (\"up to date\"); --force redoes it. \
                   A failed or interrupted run leaves earlier output untouched.\n\n\
-                  Examples:\n  shard synthetic --preview faces.png\n  shard ferplus --root ../shared/data/ferplus\n  \
+                  Examples:\n  shard synthetic --preview faces.png\n  shard ferplus --root /data/ferplus\n  \
                   shard rafdb --root data/raw/rafdb\n  shard folder --name sfew --root data/raw/sfew\n  shard split ferplus_10pct"
 )]
 struct Cli {
@@ -53,12 +55,16 @@ enum Command {
     Folder(FolderArgs),
     /// Write artifacts/splits/<NAME>.parquet (id, role) from pipelines/splits/<NAME>.toml.
     Split(SplitArgs),
+    /// Bring a split up to date with the shards it needs: the dataset its pipelines/splits/<NAME>.toml names
+    /// is sharded (skipped when up to date; raw roots from FERPLUS_DIR, RAFDB_DIR, AFFECTNET_DIR), then the
+    /// split is written. What `make train` runs.
+    Prepare(PrepareArgs),
 }
 
 #[derive(Args, Clone)]
 struct Common {
     /// Where dataset shard folders go.
-    #[arg(long, default_value = "artifacts/shards")]
+    #[arg(long, default_value = exchange::layout::SHARDS_ROOT)]
     out_root: PathBuf,
     /// What to do with a malformed row, bad vote, out-of-range label, unreadable image or duplicate id.
     #[arg(long, value_enum, default_value_t = OnError::Fail)]
@@ -169,16 +175,72 @@ struct FolderArgs {
 struct SplitArgs {
     /// Split name: reads <splits-dir>/<NAME>.toml.
     name: String,
-    #[arg(long, default_value = "pipelines/splits")]
+    #[arg(long, default_value = exchange::layout::SPLIT_CONFIGS)]
     splits_dir: PathBuf,
-    #[arg(long, default_value = "artifacts/shards")]
+    #[arg(long, default_value = exchange::layout::SHARDS_ROOT)]
     shards_root: PathBuf,
-    #[arg(long, default_value = "artifacts/splits")]
+    #[arg(long, default_value = exchange::layout::SPLITS_ROOT)]
     out_dir: PathBuf,
     #[arg(long)]
     force: bool,
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct PrepareArgs {
+    /// Split name: reads <splits-dir>/<NAME>.toml.
+    name: String,
+    #[arg(long, default_value = exchange::layout::SPLIT_CONFIGS)]
+    splits_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = OnError::Fail)]
+    on_error: OnError,
+    /// Print only the dataset the split uses, and do nothing.
+    #[arg(long)]
+    print_dataset: bool,
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// The shard command that builds a dataset with a built-in reader, as command-line words.
+fn reader_args(dataset: &str) -> Option<Vec<&'static str>> {
+    Some(match dataset {
+        "synthetic" => vec!["synthetic"],
+        "ferplus" => vec!["ferplus"],
+        "rafdb" => vec!["rafdb"],
+        "affectnet" => vec!["affectnet"],
+        "affectnet7" => vec!["affectnet", "--classes", "7"],
+        _ => return None,
+    })
+}
+
+fn prepare(a: &PrepareArgs) -> anyhow::Result<()> {
+    let cfg_path = exchange::layout::split_config(&a.splits_dir, &a.name);
+    let dataset = split::load_config(&cfg_path)?.dataset;
+    if a.print_dataset {
+        println!("{dataset}");
+        return Ok(());
+    }
+    let on_error = OnError::to_possible_value(&a.on_error).map(|v| v.get_name().to_string()).unwrap_or_default();
+    let shards_root = Path::new(exchange::layout::SHARDS_ROOT);
+    match reader_args(&dataset) {
+        Some(words) => {
+            let mut argv = vec!["shard"];
+            argv.extend(words);
+            argv.extend(["--on-error", on_error.as_str()]);
+            if a.quiet {
+                argv.push("--quiet");
+            }
+            run(Cli::try_parse_from(argv)?)?;
+        }
+        None if exchange::layout::shard_dir(shards_root, &dataset).join(MANIFEST_FILE).is_file() => {}
+        None => bail!(
+            "split {} uses dataset `{dataset}` ({}), which has no built-in reader and no shards yet: shard it first              with `shard folder --root <dir> --name {dataset}`",
+            a.name,
+            cfg_path.display()
+        ),
+    }
+    run(Cli::try_parse_from(["shard", "split", a.name.as_str(), "--splits-dir", &a.splits_dir.display().to_string()])?)
 }
 
 fn shard(
@@ -188,12 +250,16 @@ fn shard(
     scan: Scan,
     mut issues: Issues,
 ) -> anyhow::Result<()> {
+    exchange::layout::check_name("dataset", dataset)?;
     let mut scan = scan;
     sources::dedup_ids(&mut scan, &mut issues)?;
+    for w in &scan.warnings {
+        eprintln!("warning: {dataset}: {w}");
+    }
     let image = ImageOptions { resize: common.resize, color: common.color };
     let job = output::Job {
         dataset: dataset.to_string(),
-        out_dir: common.out_root.join(dataset),
+        out_dir: exchange::layout::shard_dir(&common.out_root, dataset),
         image,
         rows_per_part: common.rows_per_part,
         row_group_rows: common.row_group_rows,
@@ -225,6 +291,13 @@ fn shard(
                 for e in &issues.examples {
                     eprintln!("warning: skipped: {e}");
                 }
+                let skipped: u64 = issues.skipped.values().sum();
+                if skipped > issues.examples.len() as u64 {
+                    eprintln!(
+                        "warning: … and {} more skipped row(s); the summary above and the manifest count them by reason",
+                        skipped - issues.examples.len() as u64
+                    );
+                }
             }
         }
     }
@@ -236,7 +309,21 @@ fn root_json(root: &Path) -> serde_json::Value {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    restore_sigpipe();
+    run(Cli::parse())
+}
+
+/// `shard … | head` ends quietly, as a Unix tool does, instead of panicking on the closed pipe (Rust ignores
+/// SIGPIPE by default).
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: resetting a signal to its default disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Synthetic(a) => {
             let cfg = synthetic::GenConfig {
@@ -315,8 +402,9 @@ fn main() -> anyhow::Result<()> {
             let scan = sources::folder::scan(&a.root, &a.name, a.common.limit_per_split, &mut issues)?;
             shard(&a.name, json!({"reader": "folder", "root": root_json(&a.root)}), &a.common, scan, issues)
         }
+        Command::Prepare(a) => prepare(&a),
         Command::Split(a) => {
-            let cfg = a.splits_dir.join(format!("{}.toml", a.name));
+            let cfg = exchange::layout::split_config(&a.splits_dir, &a.name);
             match split::run(&a.name, &cfg, &a.shards_root, &a.out_dir, a.force)? {
                 split::SplitOutcome::UpToDate(p) => {
                     if a.json {

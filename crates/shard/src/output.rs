@@ -67,7 +67,7 @@ pub fn run(job: &Job, scan: Scan, issues: &mut Issues) -> anyhow::Result<Outcome
         _ => {}
     }
 
-    let staging = StagingDir::create(&job.out_dir)?;
+    let staging = StagingDir::create(&job.out_dir, STAGE)?;
     let bar = if job.quiet { ProgressBar::hidden() } else { ProgressBar::new(scan.records.len() as u64) };
     bar.set_style(
         ProgressStyle::with_template(
@@ -117,10 +117,13 @@ pub fn run(job: &Job, scan: Scan, issues: &mut Issues) -> anyhow::Result<Outcome
         if rows.is_empty() {
             continue;
         }
-        let name = format!("part-{part:05}.parquet");
+        let name = exchange::layout::shard_part(part);
         let path = staging.path().join(&name);
-        let mut w =
-            TableWriter::<ShardRow>::create(&path, &[("sitfer.dataset", job.dataset.clone())], job.row_group_rows)?;
+        let mut w = TableWriter::<ShardRow>::create(
+            &path,
+            &[(exchange::keys::DATASET, job.dataset.clone())],
+            job.row_group_rows,
+        )?;
         w.write(&rows)?;
         let n = w.finish()?;
         manifest.add_output(staging.path(), &name, Some(n))?;

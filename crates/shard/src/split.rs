@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use exchange::keys;
 use exchange::labels::{parse_class_list, ALL};
 use exchange::manifest::{Freshness, InputRecord, Manifest};
 use exchange::parquet_io::{write_table, TableReader};
 use exchange::schema::split::{Role, SplitRow};
-use exchange::schema::CLASSES_KEY;
 use exchange::Expression;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -218,7 +218,7 @@ fn read_index(shard_dir: &Path, classes: &[Expression]) -> anyhow::Result<(Vec<S
     let mut parts: Vec<PathBuf> = std::fs::read_dir(shard_dir)
         .with_context(|| format!("{}: no shards here; run `make shard DATASET=…` first", shard_dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(exchange::layout::is_shard_part))
         .collect();
     parts.sort();
     if parts.is_empty() {
@@ -274,11 +274,13 @@ pub fn run(
     out_dir: &Path,
     force: bool,
 ) -> anyhow::Result<SplitOutcome> {
+    exchange::layout::check_name("split", name)?;
     let cfg = load_config(cfg_path)?;
+    exchange::layout::check_name("dataset", &cfg.dataset).with_context(|| cfg_path.display().to_string())?;
     let classes = classes(&cfg)?;
-    let shard_dir = shards_root.join(&cfg.dataset);
-    let out = out_dir.join(format!("{name}.parquet"));
-    let manifest_path = out_dir.join(format!("{name}.manifest.json"));
+    let shard_dir = exchange::layout::shard_dir(shards_root, &cfg.dataset);
+    let out = exchange::layout::split_file(out_dir, name);
+    let manifest_path = exchange::layout::split_manifest(out_dir, name);
 
     let (samples, parts) = read_index(&shard_dir, &classes)?;
     let mut inputs = vec![InputRecord::of(cfg_path)?];
@@ -374,9 +376,9 @@ pub fn run(
         &out,
         &split_rows,
         &[
-            (CLASSES_KEY, class_names.join(",")),
-            ("sitfer.dataset", cfg.dataset.clone()),
-            ("sitfer.split", name.to_string()),
+            (keys::CLASSES, class_names.join(",")),
+            (keys::DATASET, cfg.dataset.clone()),
+            (keys::SPLIT, name.to_string()),
         ],
     )?;
     manifest.add_output(out_dir, &format!("{name}.parquet"), Some(n))?;

@@ -8,10 +8,10 @@ use exchange::manifest::Manifest;
 use exchange::parquet_io::read_table;
 use exchange::schema::shard::ShardRow;
 use exchange::schema::split::{Role, SplitRow};
-use pipeline_tests::{ferplus_dir, repo_root, text};
+use test_support::{ferplus_dir, repo_root, text};
 
 fn run(cwd: &Path, args: &[&str]) -> std::process::Output {
-    pipeline_tests::run(Path::new(env!("CARGO_BIN_EXE_shard")), cwd, args)
+    test_support::run(Path::new(env!("CARGO_BIN_EXE_shard")), cwd, args)
 }
 
 fn grey_png(path: &Path, seed: u8, size: u32) {
@@ -343,4 +343,106 @@ fn synthetic_data_and_splits_are_deterministic_and_stratified() {
     fs::write(t.path().join("cfg/bad.toml"), bad).unwrap();
     let err = shard_err(t.path(), &["split", "bad", "--splits-dir", "cfg"]);
     assert!(err.contains("`dev`") && err.contains("bad.toml"), "{err}");
+}
+
+// ---- Nothing lost, nothing accepted silently ----------------------------------------------------------
+
+/// The output folder of `shard ferplus --root data/x --out-root data --name x` is the input folder itself:
+/// it holds no shard manifest, so it is refused and every input file survives.
+#[test]
+fn an_output_that_is_the_input_folder_is_refused_and_survives() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ferplus_fixture(&data.join("x"), 3);
+    let before = fs::read_dir(data.join("x/FER2013Train")).unwrap().count();
+    let e = shard_err(t.path(), &["ferplus", "--root", "data/x", "--out-root", "data", "--name", "x", "-q"]);
+    assert!(e.contains("no manifest.json written by `shard`") && e.contains("leaves this one alone"), "{e}");
+    assert!(data.join("x/FER2013Train/label.csv").is_file(), "the input's label file survives");
+    assert_eq!(fs::read_dir(data.join("x/FER2013Train")).unwrap().count(), before);
+    assert!(data.join("x/FER2013Valid/fer0000000.png").is_file());
+}
+
+/// A dataset name that would leave the shards root is refused before anything is written.
+#[test]
+fn a_dataset_name_with_a_path_is_refused_and_the_folder_it_names_survives() {
+    let t = tempfile::tempdir().unwrap();
+    ferplus_fixture(&t.path().join("raw"), 3);
+    fs::create_dir_all(t.path().join("important")).unwrap();
+    fs::write(t.path().join("important/notes.txt"), b"keep").unwrap();
+    for name in ["../../important", "../important", "a/b", "..", "/abs"] {
+        let e = shard_err(t.path(), &["ferplus", "--root", "raw", "--name", name, "-q"]);
+        assert!(e.contains("dataset") && e.contains("single plain"), "{name}: {e}");
+    }
+    assert_eq!(fs::read(t.path().join("important/notes.txt")).unwrap(), b"keep");
+    let e = shard_err(t.path(), &["split", "../../../trav", "--splits-dir", "."]);
+    assert!(e.contains("split \"../../../trav\"") && e.contains("single plain"), "{e}");
+}
+
+/// A staging folder a killed run left beside the output is cleaned by the next run.
+#[test]
+fn a_dead_runs_staging_folder_is_cleaned() {
+    let t = tempfile::tempdir().unwrap();
+    ferplus_fixture(&t.path().join("raw"), 3);
+    let stale = t.path().join("artifacts/shards/.ferplus.staging-0-0");
+    fs::create_dir_all(&stale).unwrap();
+    shard_ok(t.path(), &["ferplus", "--root", "raw", "-q"]);
+    assert!(!stale.exists());
+    let names: Vec<String> = fs::read_dir(t.path().join("artifacts/shards"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["ferplus"]);
+}
+
+/// A vote count past any real one is a bad row, not a saturated 2147483647.
+#[test]
+fn an_absurd_vote_count_is_an_error_naming_the_row() {
+    let t = tempfile::tempdir().unwrap();
+    ferplus_fixture(&t.path().join("raw"), 3);
+    let csv = t.path().join("raw/FER2013Test/label.csv");
+    let text = fs::read_to_string(&csv).unwrap().replacen(",8,2,", ",99999999999999999999,2,", 1);
+    fs::write(&csv, text).unwrap();
+    let e = shard_err(t.path(), &["ferplus", "--root", "raw", "-q"]);
+    assert!(e.contains("label.csv:1") && e.contains("more than the 1000 votes"), "{e}");
+}
+
+/// The same image name in two source splits is said (a possible leak); skipped rows beyond the five shown
+/// are counted.
+#[test]
+fn repeated_names_across_splits_and_many_skipped_rows_are_reported() {
+    let t = tempfile::tempdir().unwrap();
+    ferplus_fixture(&t.path().join("raw"), 9);
+    let csv = t.path().join("raw/FER2013Train/label.csv");
+    let mut text = fs::read_to_string(&csv).unwrap();
+    for i in 0..7 {
+        text.push_str(&format!("missing{i}.png,\"(0, 0, 12, 12)\",8,2,0,0,0,0,0,0,0,0\n"));
+    }
+    fs::write(&csv, text).unwrap();
+    let out = shard_ok(t.path(), &["ferplus", "--root", "raw", "--on-error", "skip", "-q"]);
+    assert!(
+        out.contains("appear in more than one source split") && out.contains("`fer0000000` in train and valid"),
+        "{out}"
+    );
+    assert_eq!(out.matches("warning: skipped:").count(), 5, "{out}");
+    assert!(out.contains("and 2 more skipped row(s)"), "{out}");
+}
+
+/// `shard … | head` closes the pipe early: the process ends quietly (SIGPIPE), never with a panic.
+#[test]
+fn a_closed_stdout_pipe_is_not_a_panic() {
+    use std::process::{Command, Stdio};
+    let t = tempfile::tempdir().unwrap();
+    ferplus_fixture(&t.path().join("raw"), 3);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shard"))
+        .current_dir(t.path())
+        .args(["ferplus", "--root", "raw", "--json", "--force"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before anything is printed
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "panicked: {err}");
+    assert!(!err.contains("panicked"), "{err}");
 }

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use exchange::layout;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::Tensor;
@@ -13,6 +14,8 @@ use tch::Tensor;
 use crate::amp::GradScaler;
 use crate::data::sampler::SamplerState;
 use crate::ema::Ema;
+use crate::epoch_stats::Running;
+use crate::named_tensors::load_into;
 use crate::optim::Optimizer;
 use crate::sitfer::memory_bank::MemoryBank;
 
@@ -28,6 +31,9 @@ pub struct State {
     /// Mixed-precision loss scale (absent in CPU runs' checkpoints).
     #[serde(default)]
     pub scaler: Option<GradScaler>,
+    /// The sums of the epoch so far, in a checkpoint taken mid-epoch.
+    #[serde(default)]
+    pub running: Option<Running>,
 }
 
 /// Everything a checkpoint holds besides [`State`].
@@ -38,23 +44,8 @@ pub struct Parts<'a> {
     pub ema: Option<&'a mut Ema>,
 }
 
-/// Copies the checkpoint tensor `key` into `dst` (same shape required): the one restore rule the model,
-/// optimiser and EMA share.
-pub fn load_into(named: &HashMap<String, Tensor>, key: &str, dst: &mut Tensor) -> anyhow::Result<()> {
-    let src = named.get(key).with_context(|| format!("checkpoint has no {key}"))?;
-    if src.size() != dst.size() {
-        bail!(
-            "{key}: shape {:?} in the checkpoint, the model has {:?} (config changed since?)",
-            src.size(),
-            dst.size()
-        );
-    }
-    tch::no_grad(|| dst.copy_(&src.to_device(dst.device())));
-    Ok(())
-}
-
 pub fn dir(run_dir: &Path) -> PathBuf {
-    run_dir.join("checkpoints")
+    layout::run::checkpoints(run_dir)
 }
 
 pub fn save(run_dir: &Path, p: &Parts, state: &State) -> anyhow::Result<()> {
@@ -69,11 +60,14 @@ pub fn save(run_dir: &Path, p: &Parts, state: &State) -> anyhow::Result<()> {
     named.push(("bank.feats".into(), bank.feats.shallow_clone()));
     named.push(("bank.written".into(), bank.written.to_kind(tch::Kind::Uint8)));
     let name = format!("ckpt-{:08}.safetensors", state.step);
-    let tmp = d.join(format!(".{name}.tmp"));
+    let tmp = d.join(format!(".{name}.tmp-{}", std::process::id()));
     Tensor::write_safetensors(&named, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, d.join(&name))?;
     let previous = load_state(run_dir).ok().map(|s| s.tensors);
-    exchange::atomic::write_json(d.join("latest.json"), &State { tensors: name.clone(), ..state.clone() })?;
+    exchange::atomic::write_json(
+        d.join(layout::run::LATEST_CHECKPOINT),
+        &State { tensors: name.clone(), ..state.clone() },
+    )?;
     if let Some(old) = previous.filter(|o| *o != name) {
         let _ = std::fs::remove_file(d.join(old));
     }
@@ -81,7 +75,7 @@ pub fn save(run_dir: &Path, p: &Parts, state: &State) -> anyhow::Result<()> {
 }
 
 pub fn load_state(run_dir: &Path) -> anyhow::Result<State> {
-    let p = dir(run_dir).join("latest.json");
+    let p = layout::run::latest_checkpoint(run_dir);
     let text = std::fs::read_to_string(&p).with_context(|| format!("no checkpoint at {}", p.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not a checkpoint state", p.display()))
 }

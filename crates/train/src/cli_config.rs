@@ -19,7 +19,7 @@ pub struct PresetArgs {
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub sets: Vec<String>,
     /// Folder of the presets.
-    #[arg(long, default_value = "pipelines/train")]
+    #[arg(long, default_value = exchange::layout::TRAIN_PRESETS)]
     pub presets: PathBuf,
 }
 

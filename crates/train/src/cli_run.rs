@@ -5,10 +5,11 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
-use exchange::parquet_io::file_metadata;
+use exchange::layout;
 
 use train::config;
-use train::run::{load_data, train, write_run_info, RunSpec, INTERRUPT};
+use train::run::inputs::{resolve_split, SplitInputs};
+use train::run::{folder, load_data, train, write_run_info, RunSpec, INTERRUPT};
 
 #[derive(ClapArgs)]
 pub struct Args {
@@ -23,15 +24,18 @@ pub struct Args {
     /// Continue the run from its latest checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Continue the run if it has a checkpoint, else start it (what scripts want).
+    #[arg(long, conflicts_with = "resume")]
+    resume_if_any: bool,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
-    #[arg(long, default_value = "artifacts/runs")]
+    #[arg(long, default_value = layout::RUNS_ROOT)]
     runs_root: PathBuf,
     /// Shard folder (default: artifacts/shards/<dataset named in the split file>).
     #[arg(long)]
     shards: Option<PathBuf>,
-    #[arg(long, default_value = "artifacts/text")]
+    #[arg(long, default_value = layout::TEXT_ROOT)]
     text_root: PathBuf,
     #[arg(short, long)]
     quiet: bool,
@@ -39,59 +43,64 @@ pub struct Args {
 
 pub fn run(a: &Args) -> anyhow::Result<()> {
     let cfg = a.preset.resolve()?;
-    let split = if a.split.ends_with(".parquet") {
-        PathBuf::from(&a.split)
-    } else {
-        PathBuf::from(format!("artifacts/splits/{}.parquet", a.split))
-    };
-    if !split.is_file() {
-        bail!("split file {} not found (run `make split SPLIT={}`)", split.display(), a.split);
-    }
-    let meta = file_metadata(&split)?;
-    let dataset = meta.get("sitfer.dataset").cloned().unwrap_or_else(|| "unknown".into());
-    let shards = a.shards.clone().unwrap_or_else(|| PathBuf::from(format!("artifacts/shards/{dataset}")));
-    let split_name = split.file_stem().and_then(|s| s.to_str()).unwrap_or("split").to_string();
-    let run_dir = a
-        .runs_root
-        .join(a.run_id.clone().unwrap_or_else(|| format!("{split_name}-{}-{}", a.preset.preset, a.preset.scale)));
-    let has_ckpt = run_dir.join("checkpoints/latest.json").is_file();
+    let SplitInputs { split, name: split_name, dataset, shards } = resolve_split(&a.split, a.shards.as_deref())?;
+    let run_id = a.run_id.clone().unwrap_or_else(|| format!("{split_name}-{}-{}", a.preset.preset, a.preset.scale));
+    let run_dir = layout::run_dir(&a.runs_root, layout::check_name("run id", &run_id)?);
+    // One process per run folder, from here until this process ends.
+    let _lock = folder::lock(&run_dir)?;
+    let has_ckpt = layout::run::latest_checkpoint(&run_dir).is_file();
+    let resume = a.resume || (a.resume_if_any && has_ckpt);
     let total = cfg.schedule.steps_per_epoch * u64::from(cfg.schedule.epochs);
-    if has_ckpt {
-        let saved: config::Config = toml::from_str(&std::fs::read_to_string(run_dir.join("config.toml"))?)
-            .with_context(|| format!("{}: unreadable config.toml", run_dir.display()))?;
-        let same = saved == cfg;
-        let done = train::checkpoint::load_state(&run_dir).is_ok_and(|s| s.step >= total);
-        if same && done {
-            println!("train: {} is up to date (finished, same configuration)", run_dir.display());
-            return Ok(());
-        }
-        if !a.resume {
-            bail!("{} already holds a run: pass --resume to continue it, or --run-id for a new one", run_dir.display());
-        }
-        if !same {
-            bail!(
-                "--resume: the configuration differs from the one {} was started with (see its config.toml)",
-                run_dir.display()
-            );
-        }
-    } else if a.resume {
-        bail!("--resume: {} has no checkpoint", run_dir.display());
-    }
-    std::fs::create_dir_all(&run_dir)?;
     let device = tch_common::device::parse(&a.device)?;
     let spec = RunSpec {
         split,
         shards,
         text_root: a.text_root.clone(),
         run_dir: run_dir.clone(),
-        resume: a.resume,
+        resume,
         device,
         quiet: a.quiet,
         stop_after: None,
     };
+    let inputs = folder::inputs(&spec, &cfg)?;
+    let start_over = format!("delete {} to start over, or train a new run with --run-id", run_dir.display());
+    if has_ckpt {
+        let config_path = run_dir.join(layout::run::CONFIG_FILE);
+        let saved: config::Config = toml::from_str(&std::fs::read_to_string(&config_path)?)
+            .with_context(|| format!("{}: unreadable ({start_over})", config_path.display()))?;
+        let config_change = folder::config_difference(&saved, &cfg);
+        let input_change = folder::changed_input(&run_dir, &inputs)?;
+        let state = train::checkpoint::load_state(&run_dir);
+        let done = state.as_ref().is_ok_and(|s| s.step >= total);
+        if config_change.is_none() && input_change.is_none() && done {
+            println!("train: {} is up to date (finished, same configuration and inputs)", run_dir.display());
+            return Ok(());
+        }
+        if let Some(change) = &input_change {
+            bail!(
+                "{}: the run's input {change}; its results belong to the old input ({start_over})",
+                run_dir.display()
+            );
+        }
+        if !resume {
+            bail!("{} already holds a run: pass --resume to continue it, or --run-id for a new one", run_dir.display());
+        }
+        if let Some(change) = config_change {
+            bail!(
+                "--resume: the configuration differs from the one {} was started with ({change}; see its config.toml)",
+                run_dir.display()
+            );
+        }
+        if let Err(e) = state {
+            bail!("--resume: {e:#} ({start_over})");
+        }
+    } else if resume {
+        bail!("--resume: {} has no checkpoint", run_dir.display());
+    }
     let data = load_data(&spec, &cfg)?;
-    if !a.resume {
+    if !resume {
         write_run_info(&spec, &cfg, &data, &dataset)?;
+        folder::write_manifest(&run_dir, &cfg, inputs)?;
     }
     // First Ctrl-C: finish the step, write a checkpoint, exit 130. A second one quits at once.
     ctrlc::set_handler(|| {

@@ -6,12 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use exchange::schema::run_info::{Fusion, FusionMode};
+use exchange::fusion::{Fusion, FusionMode};
 use serde::{Deserialize, Serialize};
 
-use crate::model::resnet::{Stem, TORCHVISION_WIDTH};
-use crate::model::Arch;
-use crate::optim::OptimKind;
+pub use crate::model::config::Model;
+pub use crate::optim::{LrSchedule, Optim};
 use crate::sitfer::memory_bank::InstanceRule;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,50 +59,6 @@ pub struct Method {
 pub struct Text {
     pub encoder: String,
     pub set: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Model {
-    pub image_size: i64,
-    /// `resnet18` (the method's backbone) or `small-cnn` (CPU demos at 32–48 px).
-    pub arch: Arch,
-    /// ResNet-18's first layer; ignored by `small-cnn`.
-    pub stem: Stem,
-    /// Channels of the first stage; the stages double it (ResNet-18: feature 8× this, torchvision uses 64;
-    /// small-cnn: feature 4×).
-    pub width: i64,
-    pub dropout: f64,
-    /// The classifier reads `classifier_scale · h` (1 = the paper's `z = W h + b` on the unit feature). With
-    /// `h` of norm 1 the logits can only grow as fast as Adam grows `W`: over a few thousand steps from scratch
-    /// that keeps the classifier under-confident and under-fitted (see the `demo` scale).
-    pub classifier_scale: f64,
-    /// `scratch`, or a safetensors file with torchvision ResNet-18 names.
-    pub init: String,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LrSchedule {
-    Constant,
-    Cosine,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Optim {
-    pub kind: String,
-    pub lr: f64,
-    pub weight_decay: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub momentum: f64,
-    pub schedule: LrSchedule,
-    pub warmup_steps: u64,
-    /// 0 turns clipping off.
-    pub clip_grad_norm: f64,
-    /// EMA decay of an evaluation copy of the model; 0 turns it off.
-    pub ema: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -173,44 +128,6 @@ impl Default for Method {
 impl Default for Text {
     fn default() -> Self {
         Text { encoder: "minilm".into(), set: "facs".into() }
-    }
-}
-
-impl Model {
-    /// The size of the feature `h` the heads, the memory bank and the text projection see.
-    pub fn feature_dim(&self) -> i64 {
-        self.arch.feature_dim(self.width)
-    }
-}
-
-impl Default for Model {
-    fn default() -> Self {
-        Model {
-            image_size: 64,
-            arch: Arch::Resnet18,
-            stem: Stem::Small,
-            width: TORCHVISION_WIDTH,
-            dropout: 0.5,
-            classifier_scale: 1.0,
-            init: "scratch".into(),
-        }
-    }
-}
-
-impl Default for Optim {
-    fn default() -> Self {
-        Optim {
-            kind: "adam".into(),
-            lr: 1e-3,
-            weight_decay: 0.0,
-            beta1: 0.9,
-            beta2: 0.999,
-            momentum: 0.9,
-            schedule: LrSchedule::Cosine,
-            warmup_steps: 0,
-            clip_grad_norm: 0.0,
-            ema: 0.0,
-        }
     }
 }
 
@@ -317,6 +234,32 @@ fn check_keys(base: &toml::Value, layer: &toml::Value, origin: &str) -> anyhow::
     walk(base, layer, "", origin)
 }
 
+/// The ranges config values are checked against.
+#[derive(Clone, Copy)]
+enum Range {
+    /// `(0, ∞)`
+    Positive,
+    /// `[0, ∞)`
+    NonNegative,
+    /// `[0, 1)`
+    ZeroToOneOpen,
+}
+
+impl Range {
+    fn check(self, key: &str, v: f64) -> anyhow::Result<()> {
+        let (ok, text) = match self {
+            Range::Positive => (v > 0.0, "a finite number > 0"),
+            Range::NonNegative => (v >= 0.0, "a finite number >= 0"),
+            Range::ZeroToOneOpen => ((0.0..1.0).contains(&v), "a number in [0, 1)"),
+        };
+        if ok && v.is_finite() {
+            Ok(())
+        } else {
+            bail!("{key} = {v}: expected {text}")
+        }
+    }
+}
+
 /// Preset names in `dir`.
 pub fn list(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -329,48 +272,63 @@ pub fn list(dir: &Path) -> Vec<String> {
 }
 
 impl Config {
+    /// Every numeric key in its range; the message names the key, the value and the range.
     pub fn validate(&self) -> anyhow::Result<()> {
-        let m = &self.method;
-        if !(0.0..1.0).contains(&m.threshold) {
-            bail!("method.threshold = {}: expected a number in [0, 1)", m.threshold);
+        let (m, o, s, md) = (&self.method, &self.optim, &self.schedule, &self.model);
+        use Range::*;
+        for (key, v, range) in [
+            ("method.threshold", m.threshold, ZeroToOneOpen),
+            ("method.tau_text", m.tau_text, Positive),
+            ("method.tau_ins", m.tau_ins, Positive),
+            ("method.bank_momentum", m.bank_momentum, ZeroToOneOpen),
+            ("method.lambda_text", m.lambda_text, NonNegative),
+            ("method.lambda_unlabeled", m.lambda_unlabeled, NonNegative),
+            ("method.lambda_contrastive", m.lambda_contrastive, NonNegative),
+            ("method.supcon_temperature", m.supcon_temperature, Positive),
+            ("method.loss_scale", m.loss_scale, Positive),
+            ("optim.lr", o.lr, Positive),
+            ("optim.weight_decay", o.weight_decay, NonNegative),
+            ("optim.beta1", o.beta1, ZeroToOneOpen),
+            ("optim.beta2", o.beta2, ZeroToOneOpen),
+            ("optim.momentum", o.momentum, ZeroToOneOpen),
+            ("optim.clip_grad_norm", o.clip_grad_norm, NonNegative),
+            ("optim.ema", o.ema, ZeroToOneOpen),
+            ("model.dropout", md.dropout, ZeroToOneOpen),
+            ("model.classifier_scale", md.classifier_scale, Positive),
+        ] {
+            range.check(key, v)?;
         }
-        if m.tau_text <= 0.0 || m.tau_ins <= 0.0 {
-            bail!("method.tau_text and method.tau_ins must be positive");
+        if m.weights.iter().any(|w| !w.is_finite() || *w < 0.0) || m.weights.iter().sum::<f32>() <= 0.0 {
+            bail!("method.weights = {:?}: expected three finite non-negative numbers, not all zero", m.weights);
         }
-        if m.weights.iter().any(|w| *w < 0.0) || m.weights[0] + m.weights[1] + m.weights[2] <= 0.0 {
-            bail!("method.weights {:?}: expected three non-negative numbers, not all zero", m.weights);
+        if s.batch_labeled < 1 || s.epochs < 1 || s.steps_per_epoch < 1 || s.eval_batch < 1 {
+            bail!("schedule: epochs, steps_per_epoch, batch_labeled and eval_batch must each be at least 1");
         }
-        if self.schedule.batch_labeled < 1 || self.schedule.epochs < 1 || self.schedule.steps_per_epoch < 1 {
-            bail!("schedule: epochs, steps_per_epoch and batch_labeled must be at least 1");
+        if s.batch_unlabeled < 0 {
+            bail!("schedule.batch_unlabeled = {}: expected 0 or more", s.batch_unlabeled);
         }
-        if (m.lambda_unlabeled > 0.0) && self.schedule.batch_unlabeled < 1 {
+        if (m.lambda_unlabeled > 0.0) && s.batch_unlabeled < 1 {
             bail!("schedule.batch_unlabeled must be at least 1 when method.lambda_unlabeled > 0");
         }
-        if self.model.image_size < 16 {
-            bail!("model.image_size = {}: at least 16", self.model.image_size);
+        if !(16..=1024).contains(&md.image_size) {
+            bail!("model.image_size = {}: expected 16 to 1024 pixels", md.image_size);
         }
-        if !(self.model.classifier_scale > 0.0 && self.model.classifier_scale <= 100.0) {
-            bail!(
-                "model.classifier_scale = {}: expected a number in (0, 100] (1 = the paper)",
-                self.model.classifier_scale
-            );
+        if md.classifier_scale > 100.0 {
+            bail!("model.classifier_scale = {}: expected a number in (0, 100] (1 = the paper)", md.classifier_scale);
         }
-        if !(4..=256).contains(&self.model.width) {
-            bail!("model.width = {}: expected 4 to 256 channels (torchvision's ResNet-18: 64)", self.model.width);
+        if !(4..=256).contains(&md.width) {
+            bail!("model.width = {}: expected 4 to 256 channels (torchvision's ResNet-18: 64)", md.width);
         }
-        self.optim_kind()?;
+        if self.run.prefetch < 1 {
+            bail!("run.prefetch = 0: expected at least 1 batch prepared ahead");
+        }
+        self.optim.kind()?;
         Ok(())
     }
 
-    pub fn optim_kind(&self) -> anyhow::Result<OptimKind> {
-        let o = &self.optim;
-        Ok(match o.kind.as_str() {
-            "adam" => OptimKind::Adam { beta1: o.beta1, beta2: o.beta2, eps: 1e-8 },
-            "adamw" => OptimKind::AdamW { beta1: o.beta1, beta2: o.beta2, eps: 1e-8 },
-            "sgd" => OptimKind::Sgd { momentum: o.momentum, nesterov: false },
-            "sgd-nesterov" => OptimKind::Sgd { momentum: o.momentum, nesterov: true },
-            k => bail!("optim.kind = {k:?}: expected adam, adamw, sgd or sgd-nesterov"),
-        })
+    /// The selection threshold at the precision every stage compares it in.
+    pub fn threshold(&self) -> f32 {
+        self.method.threshold as f32
     }
 
     /// The fusion rule as recorded for audit.
@@ -379,24 +337,20 @@ impl Config {
         Fusion { mode: m.fusion, weights: m.weights, tau_text: m.tau_text as f32, tau_ins: m.tau_ins as f32 }
     }
 
+    /// The weights of the loss terms.
+    pub fn loss_weights(&self) -> crate::sitfer::losses::Weights {
+        let m = &self.method;
+        crate::sitfer::losses::Weights {
+            text: m.lambda_text,
+            unlabeled: m.lambda_unlabeled,
+            contrastive: m.lambda_contrastive,
+            scale: m.loss_scale,
+        }
+    }
+
     /// Whether pseudo-labels are used at all (supervised has none).
     pub fn semi_supervised(&self) -> bool {
         self.method.lambda_unlabeled > 0.0
-    }
-}
-
-/// Learning rate at `step` (0-based) of `total`: linear warm-up, then constant or cosine decay to 0.
-pub fn learning_rate(o: &Optim, step: u64, total: u64) -> f64 {
-    if step < o.warmup_steps {
-        return o.lr * (step + 1) as f64 / o.warmup_steps as f64;
-    }
-    match o.schedule {
-        LrSchedule::Constant => o.lr,
-        LrSchedule::Cosine => {
-            let span = total.saturating_sub(o.warmup_steps).max(1) as f64;
-            let t = (step - o.warmup_steps) as f64 / span;
-            o.lr * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
-        }
     }
 }
 
@@ -421,7 +375,10 @@ mod tests {
         assert_eq!(official.text.encoder, "random");
         assert_eq!((official.model.image_size, official.schedule.steps_per_epoch), (224, 800));
         let demo = resolve(&dir(), "sitfer", "demo", &[]).unwrap();
-        assert_eq!((demo.model.arch, demo.model.width, demo.model.classifier_scale), (Arch::SmallCnn, 32, 1.0));
+        assert_eq!(
+            (demo.model.arch, demo.model.width, demo.model.classifier_scale),
+            (crate::model::Arch::SmallCnn, 32, 1.0)
+        );
         let sup = resolve(&dir(), "supervised", "cpu", &[]).unwrap();
         assert!(!sup.semi_supervised() && !sup.method.text && !sup.method.instance);
     }
@@ -430,7 +387,7 @@ mod tests {
     fn overrides_apply_and_typos_are_refused() {
         let c = resolve(&dir(), "sitfer", "tiny", &["method.threshold=0.9".into(), "optim.kind=adamw".into()]).unwrap();
         assert_eq!(c.method.threshold, 0.9);
-        assert!(matches!(c.optim_kind().unwrap(), OptimKind::AdamW { .. }));
+        assert!(matches!(c.optim.kind().unwrap(), crate::optim::OptimKind::AdamW { .. }));
         let e = resolve(&dir(), "sitfer", "tiny", &["method.treshold=0.9".into()]).unwrap_err().to_string();
         assert!(e.contains("unknown setting `method.treshold`") && e.contains("method.threshold"), "{e}");
         let e = resolve(&dir(), "sitfer", "tiny", &["method.threshold=1.5".into()]).unwrap_err().to_string();
@@ -445,12 +402,26 @@ mod tests {
         assert!(e.contains("sitfer-official"), "{e}");
     }
 
+    /// Out-of-range values are refused where they are parsed, naming the key, the value and the range.
     #[test]
-    fn warmup_and_cosine() {
-        let o = Optim { lr: 1.0, warmup_steps: 10, schedule: LrSchedule::Cosine, ..Default::default() };
-        assert!((learning_rate(&o, 0, 110) - 0.1).abs() < 1e-12);
-        assert!((learning_rate(&o, 10, 110) - 1.0).abs() < 1e-12);
-        assert!((learning_rate(&o, 60, 110) - 0.5).abs() < 1e-12);
-        assert!(learning_rate(&o, 109, 110) < 0.001);
+    fn every_numeric_key_is_range_checked() {
+        for (set, want) in [
+            ("optim.lr=-1", "optim.lr = -1: expected a finite number > 0"),
+            ("optim.lr=nan", "optim.lr = NaN: expected a finite number > 0"),
+            ("optim.lr=inf", "optim.lr = inf"),
+            ("optim.ema=2", "optim.ema = 2: expected a number in [0, 1)"),
+            ("optim.beta1=1.5", "optim.beta1 = 1.5: expected a number in [0, 1)"),
+            ("method.lambda_text=-1", "method.lambda_text = -1: expected a finite number >= 0"),
+            ("model.dropout=1.5", "model.dropout = 1.5: expected a number in [0, 1)"),
+            ("method.tau_text=nan", "method.tau_text = NaN: expected a finite number > 0"),
+            ("method.tau_ins=0", "method.tau_ins = 0"),
+            ("method.weights=[0.5, nan, 0.5]", "method.weights"),
+            ("schedule.eval_batch=0", "eval_batch"),
+            ("run.prefetch=0", "run.prefetch = 0"),
+        ] {
+            let e = resolve(&dir(), "sitfer", "tiny", &[set.to_string()]).unwrap_err().to_string();
+            assert!(e.contains(want), "{set}: {e}");
+        }
+        assert!(resolve(&dir(), "sitfer", "tiny", &["optim.ema=0.999".into(), "model.dropout=0".into()]).is_ok());
     }
 }

@@ -73,13 +73,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         data_root("rafdb", "RAFDB_DIR"),
         data_root("affectnet", "AFFECTNET_DIR"),
     ];
-    // The shared real FERPlus copy that tests and benchmarks use.
-    let shared = std::env::var("SITFER_SHARED_FERPLUS").unwrap_or_else(|_| "../shared/data/ferplus".into());
+    // The real FERPlus copy that tests and benchmarks read (they skip loudly without it).
+    let shared = std::env::var("SITFER_FERPLUS_DIR").unwrap_or_else(|_| "(SITFER_FERPLUS_DIR unset)".into());
     data_roots.push(DataRoot {
-        dataset: "ferplus (shared)",
+        dataset: "ferplus (tests)",
         present: Path::new(&shared).is_dir(),
         path: shared,
-        env: "SITFER_SHARED_FERPLUS",
+        env: "SITFER_FERPLUS_DIR",
     });
     let report = Report {
         train_version: env!("CARGO_PKG_VERSION"),

@@ -63,7 +63,7 @@ impl Ema {
 
     pub fn load_state(&mut self, named: &HashMap<String, Tensor>) -> anyhow::Result<()> {
         for (k, s) in &mut self.shadow {
-            crate::checkpoint::load_into(named, &format!("ema.{k}"), s)?;
+            crate::named_tensors::load_into(named, &format!("ema.{k}"), s)?;
         }
         Ok(())
     }

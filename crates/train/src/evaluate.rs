@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::data::augment::Img;
 use crate::data::batch::to_tensor;
 use crate::model::Net;
-use crate::sitfer::fusion::{fuse, fusion_at};
+use crate::sitfer::fusion::fuse;
 use crate::sitfer::levels::{levels, text_scores};
 use crate::sitfer::memory_bank::MemoryBank;
 
@@ -32,14 +32,14 @@ pub fn infer(
     device: Device,
 ) -> Inference {
     let mut parts: Vec<[Option<Tensor>; 4]> = Vec::new();
-    let fusion = fusion_at(&cfg.fusion(), epoch, cfg.method.instance_warmup_epochs);
+    let fusion = cfg.fusion().in_force(epoch, cfg.method.instance_warmup_epochs);
     tch::no_grad(|| {
         for chunk in images.chunks(cfg.schedule.eval_batch.max(1) as usize) {
             let out = net.forward(&to_tensor(chunk, device), false);
             let s_text = protos.filter(|_| cfg.method.text).map(|p| text_scores(&out.g, p));
             let s_ins = cfg.method.instance.then(|| bank.scores(&out.h, cfg.method.instance_rule));
             let l = levels(&out.z, s_text, s_ins, cfg.method.tau_text, cfg.method.tau_ins);
-            let q = fuse(&l, &fusion, cfg.method.threshold);
+            let q = fuse(&l, &fusion, cfg.threshold());
             let cpu = |t: &Tensor| t.to_device(Device::Cpu);
             parts.push([Some(cpu(&l.p_sem)), l.p_text.as_ref().map(cpu), l.p_ins.as_ref().map(cpu), Some(cpu(&q.p))]);
         }
@@ -122,7 +122,7 @@ pub fn metric_rows(s: &Scores, epoch: u32, step: u64, split: &str) -> Vec<Metric
 }
 
 /// Pseudo-label exchange rows of the unlabeled sweep (ids and probabilities only).
-pub fn pseudo_rows(inf: &Inference, ids: &[String], epoch: u32, threshold: f64) -> Vec<PseudoLabelRow> {
+pub fn pseudo_rows(inf: &Inference, ids: &[String], epoch: u32, threshold: f32) -> Vec<PseudoLabelRow> {
     let rows2 = |t: &Tensor| -> Vec<Vec<f32>> { Vec::try_from(&t.to_kind(Kind::Float)).unwrap_or_default() };
     let (sem, fused) = (rows2(&inf.p_sem), rows2(&inf.p_fused));
     let text = inf.p_text.as_ref().map(rows2);
@@ -142,7 +142,7 @@ pub fn pseudo_rows(inf: &Inference, ids: &[String], epoch: u32, threshold: f64) 
                 p_fused: f.clone(),
                 pseudo_label: label as u32,
                 confidence: conf,
-                selected: f64::from(conf) > threshold,
+                selected: exchange::fusion::selected(conf, threshold),
             }
         })
         .collect()

@@ -1,13 +1,84 @@
 //! The optimiser, owned here because tch cannot save an optimiser's state: Adam, AdamW and SGD (momentum,
 //! Nesterov) with PyTorch's update rules, gradient-norm clipping, and the state as named tensors for the
 //! checkpoint (`optim.step`, `optim.m.<param>`, `optim.v.<param>`), so a resumed run continues exactly.
+//! Also the `[optim]` config section and the learning-rate schedule it describes.
 
 use std::collections::HashMap;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    Constant,
+    Cosine,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Optim {
+    pub kind: String,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub momentum: f64,
+    pub schedule: LrSchedule,
+    pub warmup_steps: u64,
+    /// 0 turns clipping off.
+    pub clip_grad_norm: f64,
+    /// EMA decay of an evaluation copy of the model; 0 turns it off.
+    pub ema: f64,
+}
+
+impl Default for Optim {
+    fn default() -> Self {
+        Optim {
+            kind: "adam".into(),
+            lr: 1e-3,
+            weight_decay: 0.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            momentum: 0.9,
+            schedule: LrSchedule::Cosine,
+            warmup_steps: 0,
+            clip_grad_norm: 0.0,
+            ema: 0.0,
+        }
+    }
+}
+
+impl Optim {
+    /// The update rule `kind` names, with its parameters.
+    pub fn kind(&self) -> anyhow::Result<OptimKind> {
+        let o = self;
+        Ok(match o.kind.as_str() {
+            "adam" => OptimKind::Adam { beta1: o.beta1, beta2: o.beta2, eps: 1e-8 },
+            "adamw" => OptimKind::AdamW { beta1: o.beta1, beta2: o.beta2, eps: 1e-8 },
+            "sgd" => OptimKind::Sgd { momentum: o.momentum, nesterov: false },
+            "sgd-nesterov" => OptimKind::Sgd { momentum: o.momentum, nesterov: true },
+            k => bail!("optim.kind = {k:?}: expected adam, adamw, sgd or sgd-nesterov"),
+        })
+    }
+}
+
+/// Learning rate at `step` (0-based) of `total`: linear warm-up, then constant or cosine decay to 0.
+pub fn learning_rate(o: &Optim, step: u64, total: u64) -> f64 {
+    if step < o.warmup_steps {
+        return o.lr * (step + 1) as f64 / o.warmup_steps as f64;
+    }
+    match o.schedule {
+        LrSchedule::Constant => o.lr,
+        LrSchedule::Cosine => {
+            let span = total.saturating_sub(o.warmup_steps).max(1) as f64;
+            let t = (step - o.warmup_steps) as f64 / span;
+            o.lr * 0.5 * (1.0 + (std::f64::consts::PI * t.min(1.0)).cos())
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind")]
@@ -144,8 +215,8 @@ impl Optimizer {
         let step = named.get("optim.step").context("checkpoint has no optim.step")?;
         self.step = i64::try_from(step)?;
         for (i, (name, _)) in self.params.iter().enumerate() {
-            crate::checkpoint::load_into(named, &format!("optim.m.{name}"), &mut self.m[i])?;
-            crate::checkpoint::load_into(named, &format!("optim.v.{name}"), &mut self.v[i])?;
+            crate::named_tensors::load_into(named, &format!("optim.m.{name}"), &mut self.m[i])?;
+            crate::named_tensors::load_into(named, &format!("optim.v.{name}"), &mut self.v[i])?;
         }
         Ok(())
     }
@@ -154,6 +225,15 @@ impl Optimizer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warmup_and_cosine() {
+        let o = Optim { lr: 1.0, warmup_steps: 10, schedule: LrSchedule::Cosine, ..Default::default() };
+        assert!((learning_rate(&o, 0, 110) - 0.1).abs() < 1e-12);
+        assert!((learning_rate(&o, 10, 110) - 1.0).abs() < 1e-12);
+        assert!((learning_rate(&o, 60, 110) - 0.5).abs() < 1e-12);
+        assert!(learning_rate(&o, 109, 110) < 0.001);
+    }
     use tch::nn::{self, OptimizerConfig};
     use tch::Device;
 

@@ -35,14 +35,8 @@ pub struct Args {
 }
 
 pub fn run(a: &Args) -> anyhow::Result<()> {
-    let split = if a.split.ends_with(".parquet") {
-        PathBuf::from(&a.split)
-    } else {
-        PathBuf::from(format!("artifacts/splits/{}.parquet", a.split))
-    };
-    let dataset =
-        split.file_stem().and_then(|s| s.to_str()).and_then(|s| s.split('_').next()).unwrap_or("synthetic").to_string();
-    let shards = a.shards.clone().unwrap_or_else(|| PathBuf::from(format!("artifacts/shards/{dataset}")));
+    let train::run::inputs::SplitInputs { split, shards, .. } =
+        train::run::inputs::resolve_split(&a.split, a.shards.as_deref())?;
     let data = loader::load(&shards, &split, a.size)?;
     let mut rng = ChaCha8Rng::seed_from_u64(a.seed);
     let s = a.size as usize;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use pipeline_tests::{repo_root, run, text};
+use test_support::{repo_root, run, text};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_train"))

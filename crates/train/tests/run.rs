@@ -5,80 +5,26 @@
 
 use std::path::{Path, PathBuf};
 
-use exchange::parquet_io::{read_table, write_table};
+use exchange::layout;
+use exchange::parquet_io::read_table;
 use exchange::schema::metrics::MetricRow;
 use exchange::schema::pseudo_label::PseudoLabelRow;
 use exchange::schema::run_info::RunInfo;
-use exchange::schema::shard::ShardRow;
-use exchange::schema::split::{Role, SplitRow};
-use exchange::schema::text::PrototypeRow;
-use exchange::schema::CLASSES_KEY;
 use tch::Device;
+use test_support::tiny;
 use train::config::{resolve, Config};
 use train::run::{load_data, train, write_run_info, RunSpec};
 
-const CLASSES: usize = 8;
-
-fn png(class: usize, i: usize) -> Vec<u8> {
-    // Class decides the brightness of a square's position; i adds texture.
-    let img = image::GrayImage::from_fn(16, 16, |x, y| {
-        let inside = (x as usize / 4 + y as usize / 8 * 4) == class;
-        image::Luma([if inside { 220 } else { 40 + ((x as usize * 7 + y as usize * 3 + i) % 30) as u8 }])
-    });
-    let mut out = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
-    out
+fn write_data(root: &Path, scramble: bool) {
+    test_support::tiny::write(root, scramble).unwrap();
 }
 
-/// Shards, split and text prototypes under `root`; `scramble` relabels every unlabeled row.
-fn write_data(root: &Path, scramble: bool) {
-    let mut shards = Vec::new();
-    let mut split = Vec::new();
-    for i in 0..160 {
-        let class = i % CLASSES;
-        let role = match i {
-            0..=31 => Role::Labeled,
-            32..=111 => Role::Unlabeled,
-            112..=135 => Role::Val,
-            _ => Role::Test,
-        };
-        let label = if scramble && role == Role::Unlabeled { (class * 5 + 3) % CLASSES } else { class };
-        let id = format!("t{i:04}");
-        shards.push(ShardRow {
-            id: id.clone(),
-            dataset: "tiny".into(),
-            split: "train".into(),
-            label: Some(label as u8),
-            votes: None,
-            image: png(class, i),
-            height: 16,
-            width: 16,
-            channels: 1,
-            source_path: String::new(),
-        });
-        split.push(SplitRow { id, role });
-    }
-    std::fs::create_dir_all(root.join("shards")).unwrap();
-    write_table(root.join("shards/part-00000.parquet"), &shards, &[]).unwrap();
-    let names: Vec<&str> = exchange::labels::ALL.iter().map(|e| e.name()).collect();
-    write_table(
-        root.join("split.parquet"),
-        &split,
-        &[(CLASSES_KEY, names.join(",")), ("sitfer.dataset", "tiny".into())],
-    )
-    .unwrap();
-    for (enc, set, dim) in [("minilm", "facs", 12usize), ("random", "template", 512)] {
-        let protos: Vec<PrototypeRow> = (0..CLASSES)
-            .map(|c| {
-                let mut v = vec![0.0f32; dim];
-                v[c] = 1.0;
-                PrototypeRow { class: c as u8, class_name: names[c].into(), n_descriptions: 1, vector: v }
-            })
-            .collect();
-        let d = root.join("text").join(enc).join(set);
-        std::fs::create_dir_all(&d).unwrap();
-        write_table(d.join("prototypes.parquet"), &protos, &[]).unwrap();
-    }
+fn split_file(root: &Path) -> PathBuf {
+    layout::split_file(&root.join("splits"), tiny::SPLIT)
+}
+
+fn shard_dir(root: &Path) -> PathBuf {
+    layout::shard_dir(&root.join("shards"), tiny::DATASET)
 }
 
 fn presets() -> PathBuf {
@@ -100,8 +46,8 @@ fn config(preset: &str, extra: &[&str]) -> Config {
 
 fn spec(root: &Path, run: &str, resume: bool, stop_after: Option<u64>) -> RunSpec {
     RunSpec {
-        split: root.join("split.parquet"),
-        shards: root.join("shards"),
+        split: split_file(root),
+        shards: shard_dir(root),
         text_root: root.join("text"),
         run_dir: root.join("runs").join(run),
         resume,
@@ -141,8 +87,8 @@ fn every_preset_runs_and_writes_contract_files() {
         assert!(losses.iter().all(|l| l.is_finite()));
         let run = dir.path().join("runs").join(name);
         let info = RunInfo::read(&run).unwrap();
-        assert_eq!((info.preset.as_str(), info.classes.len()), (preset, CLASSES));
-        let metrics: Vec<MetricRow> = read_table(run.join("metrics.parquet")).unwrap();
+        assert_eq!((info.preset.as_str(), info.classes.len()), (preset, tiny::CLASSES));
+        let metrics: Vec<MetricRow> = read_table(layout::run::metrics(&run)).unwrap();
         for m in
             ["acc_cls", "acc_fused", "balanced_acc_cls", "confusion_cls", "loss", "mask_rate", "input_wait_fraction"]
         {
@@ -164,7 +110,7 @@ fn every_preset_runs_and_writes_contract_files() {
         assert_eq!(pl.len(), 80, "{preset}: every unlabeled sample swept");
         assert_eq!(pl[0].p_text.is_some(), cfg.method.text, "{preset}");
         assert_eq!(pl[0].p_ins.is_some(), cfg.method.instance, "{preset}");
-        assert!(run.join("checkpoints/latest.json").is_file());
+        assert!(layout::run::latest_checkpoint(&run).is_file());
     }
 }
 
@@ -227,8 +173,8 @@ fn ctrl_c_writes_a_checkpoint_and_resume_continues() {
     let root = dir.path();
     let args = |resume: bool| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_train"));
-        c.args(["run", "--split"]).arg(root.join("split.parquet"));
-        c.arg("--shards").arg(root.join("shards")).arg("--text-root").arg(root.join("text"));
+        c.args(["run", "--split"]).arg(split_file(root));
+        c.arg("--shards").arg(shard_dir(root)).arg("--text-root").arg(root.join("text"));
         c.arg("--runs-root").arg(root.join("runs")).arg("--presets").arg(presets());
         c.args(["--preset", "sitfer", "--scale", "tiny", "--run-id", "c", "--device", "cpu"]);
         for s in ["model.image_size=16", "schedule.steps_per_epoch=100000", "schedule.epochs=1", "method.threshold=0.3"]
@@ -305,4 +251,153 @@ fn scrambled_unlabeled_labels_change_nothing() {
     let pa: Vec<PseudoLabelRow> = read_table(clean.path().join("runs/r/pseudo_labels/epoch-0002.parquet")).unwrap();
     let pb: Vec<PseudoLabelRow> = read_table(scrambled.path().join("runs/r/pseudo_labels/epoch-0002.parquet")).unwrap();
     assert_eq!(pa, pb);
+}
+
+// ---- Nothing lost, nothing accepted silently (through the real binary) ---------------------------------
+
+/// `train run` on the tiny data under `root`, run id `id`, extra `--set`s and flags.
+fn cli(root: &Path, id: &str, sets: &[&str], extra: &[&str]) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_train"));
+    c.current_dir(root).args(["run", "--split"]).arg(split_file(root));
+    c.arg("--shards").arg(shard_dir(root)).arg("--text-root").arg(root.join("text"));
+    c.arg("--runs-root").arg(root.join("runs")).arg("--presets").arg(presets());
+    c.args(["--preset", "sitfer", "--scale", "tiny", "--run-id", id, "--device", "cpu", "--quiet"]);
+    for s in ["model.image_size=16", "schedule.batch_labeled=8", "schedule.batch_unlabeled=8"].iter().chain(sets) {
+        c.args(["--set", s]);
+    }
+    c.args(extra);
+    c.output().unwrap()
+}
+
+fn cli_err(root: &Path, id: &str, sets: &[&str], extra: &[&str]) -> String {
+    let o = cli(root, id, sets, extra);
+    let t = test_support::text(&o);
+    assert!(!o.status.success(), "should have failed:\n{t}");
+    t
+}
+
+#[test]
+fn invalid_values_are_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    for (set, want) in [
+        ("optim.lr=-1", "optim.lr = -1: expected a finite number > 0"),
+        ("optim.lr=nan", "optim.lr = NaN"),
+        ("optim.ema=2", "optim.ema = 2: expected a number in [0, 1)"),
+        ("optim.beta1=1.5", "optim.beta1 = 1.5"),
+        ("method.lambda_text=-1", "method.lambda_text = -1"),
+        ("model.dropout=1.5", "model.dropout = 1.5"),
+        ("method.tau_text=nan", "method.tau_text = NaN"),
+    ] {
+        let e = cli_err(dir.path(), "bad", &[set], &[]);
+        assert!(e.contains(want), "{set}: {e}");
+    }
+    assert!(!dir.path().join("runs/bad").exists(), "nothing is written for a refused config");
+}
+
+/// Weights that stop being finite stop the run like a NaN loss does, even in a one-step run.
+#[test]
+fn non_finite_weights_stop_the_run_without_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    let e = cli_err(dir.path(), "w", &["optim.lr=1e39", "schedule.epochs=1", "schedule.steps_per_epoch=1"], &[]);
+    assert!(e.contains("is not finite after step 1") && e.contains("last") && e.contains("checkpoint"), "{e}");
+    assert!(!dir.path().join("runs/w/checkpoints/latest.json").exists());
+}
+
+#[test]
+fn run_ids_that_leave_the_runs_root_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    for id in ["../../etc", "a/b/c", "/tmp/abs", ".."] {
+        let e = cli_err(dir.path(), id, &[], &[]);
+        assert!(e.contains("run id") && e.contains("single plain"), "{id}: {e}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3, "only shards/, splits/ and text/");
+}
+
+/// A finished run is up to date only while its inputs are the ones it started from.
+#[test]
+fn a_rebuilt_split_makes_a_finished_run_stale_and_blocks_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write_data(root, false);
+    let sets = ["schedule.epochs=1", "schedule.steps_per_epoch=2"];
+    assert!(cli(root, "s", &sets, &[]).status.success());
+    let again = cli(root, "s", &sets, &[]);
+    assert!(test_support::text(&again).contains("up to date"), "{}", test_support::text(&again));
+    // The split is rebuilt: fewer unlabeled faces.
+    let split = split_file(root);
+    let rows: Vec<exchange::schema::split::SplitRow> = read_table(&split).unwrap();
+    let meta = exchange::parquet_io::file_metadata(&split).unwrap();
+    let meta: Vec<(&str, String)> =
+        [exchange::keys::CLASSES, exchange::keys::DATASET].into_iter().map(|k| (k, meta[k].clone())).collect();
+    exchange::parquet_io::write_table(&split, &rows[..rows.len() - 10], &meta).unwrap();
+    let e = cli_err(root, "s", &sets, &[]);
+    assert!(e.contains("changed since the run started") && e.contains("tiny.parquet"), "{e}");
+    let e = cli_err(root, "s", &sets, &["--resume"]);
+    assert!(e.contains("changed since the run started"), "{e}");
+}
+
+/// A different config names the key that differs.
+#[test]
+fn resume_with_another_config_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    let o = cli(dir.path(), "k", &["schedule.epochs=2", "schedule.steps_per_epoch=2"], &[]);
+    assert!(o.status.success(), "{}", test_support::text(&o));
+    let e = cli_err(dir.path(), "k", &["schedule.epochs=3", "schedule.steps_per_epoch=2"], &["--resume"]);
+    assert!(e.contains("schedule.epochs: 2 -> 3"), "{e}");
+}
+
+/// While one process trains a run, a second one on the same run id is refused with the holder's pid.
+#[test]
+fn a_run_being_trained_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    let held = train::run::folder::lock(&dir.path().join("runs/l")).unwrap();
+    let e = cli_err(dir.path(), "l", &[], &[]);
+    assert!(e.contains("being trained by another process") && e.contains(&std::process::id().to_string()), "{e}");
+    let e = cli_err(dir.path(), "l", &[], &["--resume"]);
+    assert!(e.contains("being trained by another process"), "{e}");
+    drop(held);
+    assert!(cli(dir.path(), "l", &[], &[]).status.success());
+}
+
+/// A corrupt checkpoint says how to get out: start over or use another run id.
+#[test]
+fn a_corrupt_checkpoint_names_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    let sets = ["schedule.epochs=2", "schedule.steps_per_epoch=2"];
+    assert!(cli(dir.path(), "c", &sets, &[]).status.success());
+    let ckpts = dir.path().join("runs/c/checkpoints");
+    for e in std::fs::read_dir(&ckpts).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "safetensors") {
+            std::fs::write(e.path(), b"not a checkpoint").unwrap();
+        }
+    }
+    let e = cli_err(dir.path(), "c", &["schedule.epochs=3", "schedule.steps_per_epoch=2"], &[]);
+    assert!(e.contains("--resume") && e.contains("--run-id"), "{e}");
+    // Resuming a finished run with a longer schedule is refused as a config change; a corrupt state file
+    // is the other way a checkpoint breaks.
+    std::fs::write(ckpts.join("latest.json"), b"{ not json").unwrap();
+    let e = cli_err(dir.path(), "c", &sets, &["--resume"]);
+    assert!(e.contains("latest.json") && e.contains("to start over"), "{e}");
+}
+
+/// An epoch interrupted and resumed records the same mean loss as one trained through.
+#[test]
+fn a_resumed_epoch_averages_all_its_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    let cfg = config("sitfer", &[]);
+    go(dir.path(), "whole", &cfg, false, None).unwrap();
+    go(dir.path(), "split", &cfg, false, Some(2)).unwrap();
+    go(dir.path(), "split", &cfg, true, None).unwrap();
+    let loss = |run: &str| -> Vec<f64> {
+        let rows: Vec<MetricRow> = read_table(dir.path().join(format!("runs/{run}/metrics.parquet"))).unwrap();
+        rows.iter().filter(|r| r.split == "train" && r.metric == "loss").map(|r| r.value).collect()
+    };
+    assert_eq!(loss("whole"), loss("split"));
 }

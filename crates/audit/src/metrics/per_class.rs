@@ -2,6 +2,7 @@
 //! against the labeled prior and the true unlabeled distribution; the fused confusion matrix; and, for data
 //! with annotator votes, how often a wrong pseudo-label is the annotators' second choice.
 
+use exchange::fusion::selected;
 use serde::Serialize;
 
 use super::{ratio, Decisions};
@@ -23,7 +24,7 @@ pub fn per_class(d: &Decisions, truth: &[u8], threshold: f32, names: &[String], 
     let (mut sel_pred, mut sel_ok, mut true_n) = (vec![0usize; c], vec![0usize; c], vec![0usize; c]);
     for ((p, conf), t) in d.pred.iter().zip(&d.conf).zip(truth) {
         true_n[*t as usize] += 1;
-        if *conf > threshold {
+        if selected(*conf, threshold) {
             sel_pred[*p as usize] += 1;
             sel_ok[*p as usize] += usize::from(p == t);
         }
@@ -79,7 +80,7 @@ pub fn second_choice(d: &Decisions, truth: &[u8], votes: &[f32], c: usize, thres
         wrong += 1;
         second += usize::from(is_second);
         zero += usize::from(v[p] == 0.0);
-        if d.conf[i] > threshold {
+        if selected(d.conf[i], threshold) {
             wrong_sel += 1;
             second_sel += usize::from(is_second);
         }

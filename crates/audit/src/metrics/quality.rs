@@ -2,6 +2,7 @@
 //! argmax, the coverage/accuracy threshold sweep, and accuracy of the k most confident rows (the
 //! "equal quantity" comparison of what-if).
 
+use exchange::fusion::selected;
 use serde::Serialize;
 
 use super::{ratio, Decisions};
@@ -15,11 +16,11 @@ pub struct Selection {
     pub quality: Option<f64>,
 }
 
-/// Rows with `conf > threshold` are selected (the trainer's mask rule).
+/// Rows the trainer's selection rule ([`exchange::fusion::selected`]) keeps.
 pub fn selection(d: &Decisions, truth: &[u8], threshold: f32) -> Selection {
     let (mut sel, mut ok) = (0usize, 0usize);
     for ((p, c), t) in d.pred.iter().zip(&d.conf).zip(truth) {
-        if *c > threshold {
+        if selected(*c, threshold) {
             sel += 1;
             ok += usize::from(p == t);
         }

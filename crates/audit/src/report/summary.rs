@@ -56,10 +56,10 @@ pub fn long_rows(r: &RunReport) -> DataFrame {
 }
 
 pub fn write(dir: &Path, r: &RunReport) -> anyhow::Result<()> {
-    exchange::atomic::write_json(dir.join("summary.json"), r)?;
+    exchange::atomic::write_json(dir.join(exchange::layout::report::SUMMARY_JSON), r)?;
     let mut df = long_rows(r);
     let mut buf = Vec::new();
     ParquetWriter::new(&mut buf).finish(&mut df)?;
-    exchange::atomic::write_bytes(dir.join("summary.parquet"), &buf)?;
+    exchange::atomic::write_bytes(dir.join(exchange::layout::report::SUMMARY_PARQUET), &buf)?;
     Ok(())
 }

@@ -10,10 +10,10 @@
 //! | `artifacts/runs/<run>/run.json` (JSON) | train | audit | [`run_info`] |
 //!
 //! Every file carries its table name and schema version in the Parquet key-value metadata
-//! (`sitfer.table`, `sitfer.schema_version`); readers refuse another table or version, and accept files
+//! ([`crate::keys::TABLE`], [`crate::keys::SCHEMA_VERSION`]); readers refuse another table or version, and accept files
 //! without those keys (written by a notebook) when their columns fit. Class columns hold **canonical ids**
 //! ([`crate::labels`]), probability vectors are indexed by the *run's* class list, recorded in the run's
-//! config and in the file metadata key `sitfer.classes`.
+//! config and in the file metadata key [`crate::keys::CLASSES`]. Paths are [`crate::layout`]'s.
 
 pub mod metrics;
 pub mod pseudo_label;
@@ -29,13 +29,6 @@ use arrow::array::{Array, ArrayRef, AsArray, Float32Builder, Int32Builder, ListA
 use arrow::datatypes::{DataType, Field, Float32Type, Int32Type, Schema, SchemaRef};
 use arrow::error::ArrowError;
 
-/// Parquet/Arrow metadata key holding the table name.
-pub const TABLE_KEY: &str = "sitfer.table";
-/// Parquet/Arrow metadata key holding the schema version.
-pub const VERSION_KEY: &str = "sitfer.schema_version";
-/// Metadata key with the comma-separated class names that index probability vectors.
-pub const CLASSES_KEY: &str = "sitfer.classes";
-
 /// An exchange table: its name, version, columns and row conversion.
 pub trait Table: Sized + Send {
     /// Table name written to `sitfer.table`.
@@ -49,8 +42,8 @@ pub trait Table: Sized + Send {
     /// The Arrow schema with table name and version in its metadata.
     fn schema() -> SchemaRef {
         let meta = HashMap::from([
-            (TABLE_KEY.to_string(), Self::NAME.to_string()),
-            (VERSION_KEY.to_string(), Self::VERSION.to_string()),
+            (crate::keys::TABLE.to_string(), Self::NAME.to_string()),
+            (crate::keys::SCHEMA_VERSION.to_string(), Self::VERSION.to_string()),
         ]);
         Arc::new(Schema::new_with_metadata(Self::fields(), meta))
     }

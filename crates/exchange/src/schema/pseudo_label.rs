@@ -25,6 +25,19 @@ use arrow::error::ArrowError;
 
 use super::{col, f32_list_at, f32_lists, field, list_of, Table};
 
+/// Column names, for readers that address columns themselves (polars scans, SQL).
+pub mod column {
+    pub const ID: &str = "id";
+    pub const EPOCH: &str = "epoch";
+    pub const P_SEM: &str = "p_sem";
+    pub const P_TEXT: &str = "p_text";
+    pub const P_INS: &str = "p_ins";
+    pub const P_FUSED: &str = "p_fused";
+    pub const PSEUDO_LABEL: &str = "pseudo_label";
+    pub const CONFIDENCE: &str = "confidence";
+    pub const SELECTED: &str = "selected";
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct PseudoLabelRow {
     pub id: String,
@@ -44,15 +57,15 @@ impl Table for PseudoLabelRow {
 
     fn fields() -> Vec<Field> {
         vec![
-            field("id", DataType::Utf8, false),
-            field("epoch", DataType::Int32, false),
-            field("p_sem", list_of(DataType::Float32), false),
-            field("p_text", list_of(DataType::Float32), true),
-            field("p_ins", list_of(DataType::Float32), true),
-            field("p_fused", list_of(DataType::Float32), false),
-            field("pseudo_label", DataType::Int32, false),
-            field("confidence", DataType::Float32, false),
-            field("selected", DataType::Boolean, false),
+            field(column::ID, DataType::Utf8, false),
+            field(column::EPOCH, DataType::Int32, false),
+            field(column::P_SEM, list_of(DataType::Float32), false),
+            field(column::P_TEXT, list_of(DataType::Float32), true),
+            field(column::P_INS, list_of(DataType::Float32), true),
+            field(column::P_FUSED, list_of(DataType::Float32), false),
+            field(column::PSEUDO_LABEL, DataType::Int32, false),
+            field(column::CONFIDENCE, DataType::Float32, false),
+            field(column::SELECTED, DataType::Boolean, false),
         ]
     }
 

@@ -21,6 +21,20 @@ use arrow::error::ArrowError;
 
 use super::{col, field, i32_list_at, i32_lists, list_of, Table};
 
+/// Column names, for readers that address columns themselves (polars scans, SQL).
+pub mod column {
+    pub const ID: &str = "id";
+    pub const DATASET: &str = "dataset";
+    pub const SPLIT: &str = "split";
+    pub const LABEL: &str = "label";
+    pub const VOTES: &str = "votes";
+    pub const IMAGE: &str = "image";
+    pub const HEIGHT: &str = "height";
+    pub const WIDTH: &str = "width";
+    pub const CHANNELS: &str = "channels";
+    pub const SOURCE_PATH: &str = "source_path";
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct ShardRow {
     pub id: String,
@@ -41,16 +55,16 @@ impl Table for ShardRow {
 
     fn fields() -> Vec<Field> {
         vec![
-            field("id", DataType::Utf8, false),
-            field("dataset", DataType::Utf8, false),
-            field("split", DataType::Utf8, false),
-            field("label", DataType::Int32, true),
-            field("votes", list_of(DataType::Int32), true),
-            field("image", DataType::Binary, false),
-            field("height", DataType::Int32, false),
-            field("width", DataType::Int32, false),
-            field("channels", DataType::Int32, false),
-            field("source_path", DataType::Utf8, false),
+            field(column::ID, DataType::Utf8, false),
+            field(column::DATASET, DataType::Utf8, false),
+            field(column::SPLIT, DataType::Utf8, false),
+            field(column::LABEL, DataType::Int32, true),
+            field(column::VOTES, list_of(DataType::Int32), true),
+            field(column::IMAGE, DataType::Binary, false),
+            field(column::HEIGHT, DataType::Int32, false),
+            field(column::WIDTH, DataType::Int32, false),
+            field(column::CHANNELS, DataType::Int32, false),
+            field(column::SOURCE_PATH, DataType::Utf8, false),
         ]
     }
 

@@ -19,6 +19,12 @@ use arrow::error::ArrowError;
 
 use super::{col, field, Table};
 
+/// Column names, for readers that address columns themselves (polars scans, SQL).
+pub mod column {
+    pub const ID: &str = "id";
+    pub const ROLE: &str = "role";
+}
+
 /// What a sample is used for in a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -69,7 +75,7 @@ impl Table for SplitRow {
     const VERSION: u32 = 1;
 
     fn fields() -> Vec<Field> {
-        vec![field("id", DataType::Utf8, false), field("role", DataType::Utf8, false)]
+        vec![field(column::ID, DataType::Utf8, false), field(column::ROLE, DataType::Utf8, false)]
     }
 
     fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError> {

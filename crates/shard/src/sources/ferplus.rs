@@ -110,7 +110,11 @@ fn apply(protocol: Protocol, votes: &[i32]) -> Result<u8, &'static str> {
     }
 }
 
-/// Parses ten vote counts; `None` with a message when a field is not a non-negative integer.
+/// The largest vote count accepted: FER+ had 10 annotators per face; crowd relabelings with more stay far
+/// below this. A larger number is a corrupt row, not a vote.
+pub const MAX_VOTES: i32 = 1000;
+
+/// Parses ten vote counts; an error names the field when it is not an integer in `0..=MAX_VOTES`.
 fn parse_votes(fields: &[&str]) -> Result<Vec<i32>, String> {
     fields
         .iter()
@@ -119,10 +123,13 @@ fn parse_votes(fields: &[&str]) -> Result<Vec<i32>, String> {
             let f = f.trim();
             // generate_training_data.py writes ints; some copies carry floats like "4.0".
             let v =
-                f.parse::<i32>().ok().or_else(|| f.parse::<f64>().ok().filter(|x| x.fract() == 0.0).map(|x| x as i32));
+                f.parse::<i128>().ok().map(|x| x as f64).or_else(|| f.parse::<f64>().ok().filter(|x| x.fract() == 0.0));
             match v {
-                Some(v) if v >= 0 => Ok(v),
-                Some(v) => Err(format!("vote count {} is negative ({v})", i + 1)),
+                Some(v) if v < 0.0 => Err(format!("vote count {} is negative ({f})", i + 1)),
+                Some(v) if v > f64::from(MAX_VOTES) => {
+                    Err(format!("vote count {} is {f}, more than the {MAX_VOTES} votes a face can have", i + 1))
+                }
+                Some(v) => Ok(v as i32),
                 None => Err(format!("vote count {} is not a number: `{f}`", i + 1)),
             }
         })
@@ -382,5 +389,8 @@ mod tests {
         assert!(parse_votes(&["1", "x"]).unwrap_err().contains("not a number: `x`"));
         assert!(parse_votes(&["1", "-2"]).unwrap_err().contains("negative"));
         assert_eq!(parse_votes(&["4.0", " 2"]).unwrap(), vec![4, 2]);
+        let e = parse_votes(&["1", "99999999999999999999"]).unwrap_err();
+        assert!(e.contains("vote count 2 is 99999999999999999999, more than the 1000"), "{e}");
+        assert!(parse_votes(&["1e30"]).unwrap_err().contains("more than"));
     }
 }

@@ -60,6 +60,8 @@ pub struct Scan {
     pub dropped: BTreeMap<String, BTreeMap<String, u64>>,
     /// Input files and folders the output depends on (for the manifest).
     pub inputs: Vec<PathBuf>,
+    /// What the user should look at although nothing is wrong with a row as such.
+    pub warnings: Vec<String>,
 }
 
 impl Scan {
@@ -82,7 +84,34 @@ pub fn dedup_ids(scan: &mut Scan, issues: &mut Issues) -> anyhow::Result<()> {
         keep.push(r);
     }
     scan.records = keep;
+    warn_names_in_several_splits(scan);
     Ok(())
+}
+
+/// The same image name in two source splits can be the same face twice: a leak between training and
+/// evaluation. Legitimate in some folder datasets (`0001.png` in each split), so a warning, not an error.
+fn warn_names_in_several_splits(scan: &mut Scan) {
+    let mut first: HashMap<&str, &'static str> = HashMap::new();
+    let (mut repeated, mut example) = (0usize, None);
+    for r in &scan.records {
+        let name = r.id.rsplit('/').next().unwrap_or(&r.id);
+        match first.get(name) {
+            Some(split) if *split != r.split => {
+                repeated += 1;
+                example.get_or_insert_with(|| format!("`{name}` in {split} and {}", r.split));
+            }
+            Some(_) => {}
+            None => {
+                first.insert(name, r.split);
+            }
+        }
+    }
+    if let Some(example) = example {
+        scan.warnings.push(format!(
+            "{repeated} image name(s) appear in more than one source split (first: {example}); if they are the \
+             same faces, training and evaluation overlap"
+        ));
+    }
 }
 
 /// Requires a folder, naming the layout the user should have.

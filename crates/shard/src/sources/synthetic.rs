@@ -506,6 +506,8 @@ pub fn face(cfg: &GenConfig, split: usize, i: usize) -> (GrayImage, [i32; 10], u
 }
 
 const GEN_FILE: &str = "generator.json";
+/// The stage name in the raw folder's manifest: the mark that lets a later run replace the folder.
+const STAGE: &str = "synthetic";
 
 /// Writes the FER+ folder layout to `raw_dir` unless it already holds this exact configuration.
 /// Returns whether it (re)generated.
@@ -518,7 +520,7 @@ pub fn generate(raw_dir: &Path, cfg: &GenConfig, force: bool, quiet: bool) -> an
     if !force && existing.as_ref() == Some(cfg) {
         return Ok(false);
     }
-    let staging = StagingDir::create(raw_dir)?;
+    let staging = StagingDir::create(raw_dir, STAGE)?;
     let total = (cfg.train + cfg.valid + cfg.test) as u64;
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(total) };
     bar.set_message("generating synthetic faces");
@@ -541,6 +543,8 @@ pub fn generate(raw_dir: &Path, cfg: &GenConfig, force: bool, quiet: bool) -> an
         exchange::atomic::write_bytes(dir.join("label.csv"), rows.concat().as_bytes())?;
     }
     exchange::atomic::write_json(staging.path().join(GEN_FILE), cfg)?;
+    exchange::manifest::Manifest::new(STAGE, env!("CARGO_PKG_VERSION"), cfg, Vec::new())?
+        .write(staging.path().join(exchange::manifest::MANIFEST_FILE))?;
     staging.commit()?;
     bar.finish_and_clear();
     Ok(true)

@@ -1,6 +1,6 @@
 //! Image augmentations on plain `u8` buffers (they run on rayon threads; tch tensors are not `Sync`):
 //! the weak view (random crop after padding, horizontal flip) and the strong view (RandAugment: 3 ops drawn
-//! with replacement from the 14 of DESIGN §2, each at a uniformly random magnitude, then Cutout, then the weak
+//! with replacement from the 14 of docs/method.md, each at a uniformly random magnitude, then Cutout, then the weak
 //! view). Geometry uses inverse mapping with bilinear sampling and grey fill, as PIL's affine transform does.
 
 use rand::Rng;

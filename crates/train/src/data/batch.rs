@@ -1,5 +1,5 @@
 //! Turns augmented `u8` images into the model's input tensor: `[B, 3, S, S]` float, grey replicated to three
-//! channels, normalised with the ImageNet mean and standard deviation (DESIGN §2). Built on the training
+//! channels, normalised with the ImageNet mean and standard deviation (docs/method.md). Built on the training
 //! thread (tensors are not `Sync`); the per-pixel work before it runs on rayon threads.
 
 use rayon::prelude::*;

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{bail, Context};
+use exchange::keys::CLASSES as CLASSES_KEY;
 use exchange::parquet_io::{file_metadata, read_table, TableReader};
 use exchange::schema::shard::ShardRow;
 use exchange::schema::split::{Role, SplitRow};
-use exchange::schema::CLASSES_KEY;
 use exchange::Expression;
 use image::imageops::FilterType;
 use rayon::prelude::*;
@@ -77,9 +77,7 @@ pub fn load(shards: &Path, split: &Path, image_size: u32) -> anyhow::Result<Data
         .with_context(|| format!("shards not found at {} (run `make shard`)", shards.display()))?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
-        })
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(exchange::layout::is_shard_part))
         .collect();
     parts.sort();
     if parts.is_empty() {

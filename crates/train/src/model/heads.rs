@@ -2,7 +2,7 @@
 //! feature `h` the memory bank and the text level use), the linear classifier `fc` (torchvision's name, so a
 //! checkpoint's classifier is recognised — and reported as a shape mismatch when its class count differs), and
 //! the projection `g` into the text space (`text_proj`; the identity when the text space has the feature's
-//! size, as DESIGN §2 says).
+//! size, as docs/method.md says).
 
 use tch::nn::{self, Module};
 use tch::Tensor;

@@ -77,7 +77,7 @@ pub fn load(vs: &VarStore, path: &Path) -> anyhow::Result<InitReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Model;
+    use crate::model::Model;
     use crate::model::Net;
     use tch::{Device, Kind};
 

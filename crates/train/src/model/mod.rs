@@ -1,6 +1,7 @@
 //! The network: a backbone — ResNet-18 ([`resnet`], the method's and the default) or a small plain CNN for
 //! CPU-sized demos ([`small_cnn`]) — and SIT-FER's heads ([`heads`]), assembled in [`Net`].
 
+pub mod config;
 pub mod heads;
 pub mod init;
 pub mod resnet;
@@ -9,7 +10,7 @@ pub mod small_cnn;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
-use crate::config::Model;
+pub use config::Model;
 use heads::{HeadOut, Heads};
 use resnet::ResNet18;
 use small_cnn::SmallCnn;

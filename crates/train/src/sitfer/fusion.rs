@@ -1,9 +1,10 @@
-//! Fusing the levels into the pseudo-label distribution, both rules of DESIGN §2, and the mask:
+//! Fusing the levels into the pseudo-label distribution on tensors, both rules (docs/method.md), and the mask:
 //! `mean-prob` (the paper) `p̂ = Σ w_l p_l / Σ w_l`; `weighted-logit` (the released code)
-//! `p̂ = softmax(w_sem z + w_text s_text + w_ins s_ins)`, with the instance level left out before its warm-up
-//! epoch (weights 0.6/0.4 then). Levels switched off drop out of either rule.
+//! `p̂ = softmax(w_sem z + w_text s_text + w_ins s_ins)`. Levels switched off drop out of either rule. Which
+//! weights are in force at an epoch (the instance warm-up) and which pseudo-labels are selected are
+//! exchange's rules ([`exchange::fusion`]), shared with audit.
 
-use exchange::schema::run_info::{Fusion, FusionMode};
+use exchange::fusion::{Fusion, FusionMode};
 use tch::{Kind, Tensor};
 
 use super::levels::Levels;
@@ -15,17 +16,9 @@ pub struct Pseudo {
     pub mask: Tensor,
 }
 
-/// The fusion in force at `epoch` (1-based): the released code fuses without the instance level, with weights
-/// (0.6, 0.4), until `instance_warmup` epochs have passed.
-pub fn fusion_at(f: &Fusion, epoch: u32, instance_warmup: u32) -> Fusion {
-    if f.mode == FusionMode::WeightedLogit && epoch <= instance_warmup {
-        Fusion { weights: [0.6, 0.4, 0.0], ..*f }
-    } else {
-        *f
-    }
-}
-
-pub fn fuse(l: &Levels, f: &Fusion, threshold: f64) -> Pseudo {
+/// Fuses `l` with `f` (the fusion in force) and selects with [`exchange::fusion::selected`]'s rule: the
+/// confidence strictly above the threshold, in `f32`.
+pub fn fuse(l: &Levels, f: &Fusion, threshold: f32) -> Pseudo {
     let w = f.weights;
     let p = match f.mode {
         FusionMode::MeanProb => {
@@ -57,7 +50,7 @@ pub fn fuse(l: &Levels, f: &Fusion, threshold: f64) -> Pseudo {
         }
     };
     let (confidence, label) = p.max_dim(-1, false);
-    let mask = confidence.gt(threshold).to_kind(Kind::Float);
+    let mask = confidence.gt(f64::from(threshold)).to_kind(Kind::Float);
     Pseudo { p, label, confidence, mask }
 }
 
@@ -88,8 +81,42 @@ mod tests {
         let want = 1.0 / (1.0 + (-0.9f32).exp());
         let p: Vec<f32> = Vec::try_from(&q.p.flatten(0, -1)).unwrap();
         assert!((p[0] - want).abs() < 1e-5);
-        let warm = fusion_at(&f, 3, 15);
-        assert_eq!(warm.weights, [0.6, 0.4, 0.0]);
-        assert_eq!(fusion_at(&f, 16, 15).weights, [0.3, 0.2, 0.5]);
+    }
+
+    fn matrix(rows: &[Vec<f32>]) -> Tensor {
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        Tensor::from_slice(&flat).view([rows.len() as i64, rows[0].len() as i64])
+    }
+
+    /// The shared expected values (exchange's fixture, computed by NumPy): raw level scores through the
+    /// levels and the fusion in force at the case's epoch give the expected distribution, label and mask.
+    #[test]
+    fn matches_the_shared_expected_values() {
+        for case in exchange::fusion::expected::cases() {
+            let fusion = case.fusion.in_force(case.epoch, case.instance_warmup);
+            let l = levels(
+                &matrix(&case.z),
+                case.s_text.as_deref().map(matrix),
+                case.s_ins.as_deref().map(matrix),
+                f64::from(case.fusion.tau_text),
+                f64::from(case.fusion.tau_ins),
+            );
+            let q = fuse(&l, &fusion, case.threshold);
+            let p: Vec<Vec<f32>> = Vec::try_from(&q.p).unwrap();
+            for (i, want) in case.p_fused.iter().enumerate() {
+                for (a, b) in p[i].iter().zip(want) {
+                    assert!((a - b).abs() < 1e-5, "{}: row {i}: {:?} vs {want:?}", case.name, p[i]);
+                }
+            }
+            let label: Vec<i64> = Vec::try_from(&q.label).unwrap();
+            let mask: Vec<f32> = Vec::try_from(&q.mask).unwrap();
+            assert_eq!(label, case.label.iter().map(|&k| k as i64).collect::<Vec<_>>(), "{}", case.name);
+            assert_eq!(
+                mask,
+                case.selected.iter().map(|&s| f32::from(u8::from(s))).collect::<Vec<_>>(),
+                "{}",
+                case.name
+            );
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! The three levels' scores and probabilities for a batch of features (DESIGN §2):
+//! The three levels' scores and probabilities for a batch of features (docs/method.md):
 //! semantic `p_sem = softmax(z)`, text `s_text = cos(g(h), t_c)`, `p_text = softmax(s_text / τ_t)`,
 //! instance `p_ins = softmax(s_ins / τ_i)` with `s_ins` from the memory bank.
 

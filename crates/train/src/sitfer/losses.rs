@@ -1,6 +1,6 @@
-//! The SIT-FER losses (DESIGN §2): `L_s = CE(z_x, y)`, `L_t = CE(s_text(x)/τ_t, y)`,
-//! `L_u = mean_batch(mask · CE(z_strong, ŷ))`, optional SupCon `L_con` on labeled features, and their sum
-//! `L = L_s + λ1 L_t + λ2 L_u + λ3 L_con` (the released code: `0.4 (L_s + L_t + 0.5 L_u)`).
+//! The SIT-FER losses (docs/method.md): `L_s = CE(z_x, y)`, `L_t = CE(s_text(x)/τ_t, y)`,
+//! `L_u = mean_batch(mask · CE(z_strong, ŷ))`, optional SupCon `L_con` on labeled features, and the objective
+//! [`total`] `L = scale · (L_s + λ_t L_t + λ_u L_u + λ_con L_con)` (the released code: `0.4 (L_s + L_t + 0.5 L_u)`).
 
 use tch::{Kind, Reduction, Tensor};
 
@@ -37,13 +37,39 @@ pub fn supcon(h: &Tensor, y: &Tensor, temperature: f64) -> Tensor {
     (per_anchor * &has).sum(Kind::Float) / has.sum(Kind::Float).clamp_min(1.0)
 }
 
-#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Lambdas {
+/// One step's loss terms; a term that is switched off (its level or weight off, or before its warm-up) is
+/// `None` and leaves the sum.
+pub struct Terms {
+    pub s: Tensor,
+    pub t: Option<Tensor>,
+    pub u: Option<Tensor>,
+    pub con: Option<Tensor>,
+}
+
+/// The weights of the terms in [`total`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Weights {
     pub text: f64,
     pub unlabeled: f64,
     pub contrastive: f64,
     /// Multiplies the whole sum (the released code's 0.4).
     pub scale: f64,
+}
+
+/// The objective, written once: `L = scale · (L_s + λ_t L_t + λ_u L_u + λ_con L_con)`.
+pub fn total(terms: &Terms, w: &Weights) -> Tensor {
+    // A new tensor, not a shallow clone of L_s: `+=` below would otherwise add into L_s and misreport it.
+    let mut loss = &terms.s * 1.0;
+    if let Some(t) = &terms.t {
+        loss += t * w.text;
+    }
+    if let Some(u) = &terms.u {
+        loss += u * w.unlabeled;
+    }
+    if let Some(con) = &terms.con {
+        loss += con * w.contrastive;
+    }
+    loss * w.scale
 }
 
 #[cfg(test)]
@@ -66,6 +92,16 @@ mod tests {
         );
         let mask = Tensor::from_slice(&[1.0f32, 0.0]);
         assert!((f(&unlabeled(&z, &y, &mask)) - 0.126_928 / 2.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn total_is_the_weighted_sum_and_leaves_l_s_alone() {
+        let terms =
+            Terms { s: Tensor::from(1.5f32), t: Some(Tensor::from(2.0f32)), u: None, con: Some(Tensor::from(4.0f32)) };
+        let w = Weights { text: 0.5, unlabeled: 100.0, contrastive: 0.25, scale: 0.4 };
+        // 0.4 · (1.5 + 0.5·2 + 0.25·4) = 0.4 · 3.5
+        assert!((f(&total(&terms, &w)) - 1.4).abs() < 1e-6);
+        assert_eq!(f(&terms.s), 1.5);
     }
 
     #[test]

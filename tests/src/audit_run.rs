@@ -6,12 +6,14 @@
 
 use std::path::Path;
 
+use exchange::fusion::{Fusion, FusionMode};
+use exchange::keys;
+use exchange::layout;
 use exchange::parquet_io::{write_table, TableWriter};
 use exchange::schema::pseudo_label::PseudoLabelRow;
-use exchange::schema::run_info::{Fusion, FusionMode, RunInfo, FUSION_KEY, PSEUDO_LABEL_DIR, RUN_KEY, THRESHOLD_KEY};
+use exchange::schema::run_info::RunInfo;
 use exchange::schema::shard::ShardRow;
 use exchange::schema::split::{Role, SplitRow};
-use exchange::schema::CLASSES_KEY;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -85,7 +87,7 @@ pub fn write(root: &Path, run: &str, spec: &FixtureSpec) -> anyhow::Result<std::
         });
     }
     std::fs::create_dir_all(root.join("shards"))?;
-    write_table(root.join("shards/part-00000.parquet"), &shards, &[("sitfer.dataset", "fixture".into())])?;
+    write_table(root.join("shards").join(layout::shard_part(0)), &shards, &[(keys::DATASET, "fixture".into())])?;
     drop(shards);
     let split: Vec<SplitRow> = (0..n)
         .map(|i| SplitRow {
@@ -104,7 +106,7 @@ pub fn write(root: &Path, run: &str, spec: &FixtureSpec) -> anyhow::Result<std::
         }
     };
     let run_dir = root.join("runs").join(run);
-    std::fs::create_dir_all(run_dir.join(PSEUDO_LABEL_DIR))?;
+    std::fs::create_dir_all(layout::run::pseudo_labels(&run_dir))?;
     let info = RunInfo {
         run: run.into(),
         preset: "fixture".into(),
@@ -121,12 +123,12 @@ pub fn write(root: &Path, run: &str, spec: &FixtureSpec) -> anyhow::Result<std::
 
     for epoch in 1..=spec.epochs {
         let skill = 0.6 + 0.5 * epoch as f32;
-        let path = run_dir.join(PSEUDO_LABEL_DIR).join(format!("epoch-{epoch:04}.parquet"));
+        let path = layout::run::pseudo_labels(&run_dir).join(layout::run::pseudo_label_file(epoch));
         let meta = [
-            (CLASSES_KEY, classes.join(",")),
-            (THRESHOLD_KEY, info.threshold.to_string()),
-            (FUSION_KEY, serde_json::to_string(&fusion)?),
-            (RUN_KEY, run.to_string()),
+            (keys::CLASSES, classes.join(",")),
+            (keys::THRESHOLD, info.threshold.to_string()),
+            (keys::FUSION, serde_json::to_string(&fusion)?),
+            (keys::RUN, run.to_string()),
         ];
         let mut w = TableWriter::<PseudoLabelRow>::create(&path, &meta, 65536)?;
         let mut rows = Vec::with_capacity(65536);

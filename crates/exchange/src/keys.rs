@@ -1,0 +1,23 @@
+//! Every Parquet key-value metadata key the stages write or read. A file's metadata says what it is and
+//! where it came from; readers take these values instead of guessing from file names.
+
+/// The exchange table a file holds ([`crate::Table::NAME`]); readers refuse another table.
+pub const TABLE: &str = "sitfer.table";
+/// The table's schema version ([`crate::Table::VERSION`]); readers refuse another version.
+pub const SCHEMA_VERSION: &str = "sitfer.schema_version";
+/// Comma-separated canonical class names that index probability vectors (split, pseudo-label files).
+pub const CLASSES: &str = "sitfer.classes";
+/// The dataset whose shards a file describes (shards, splits).
+pub const DATASET: &str = "sitfer.dataset";
+/// A split file's own name.
+pub const SPLIT: &str = "sitfer.split";
+/// The text encoder of an embeddings/prototypes file.
+pub const ENCODER: &str = "sitfer.encoder";
+/// The description set of an embeddings/prototypes file.
+pub const DESCRIPTION_SET: &str = "sitfer.description_set";
+/// The run that wrote a pseudo-label file.
+pub const RUN: &str = "sitfer.run";
+/// The selection threshold in force for a pseudo-label file.
+pub const THRESHOLD: &str = "sitfer.threshold";
+/// The fusion rule in force for a pseudo-label file, as JSON ([`crate::fusion::Fusion`]).
+pub const FUSION: &str = "sitfer.fusion";

@@ -1,0 +1,48 @@
+//! The `[model]` section of a run's configuration: which backbone, at what size, with which head, from
+//! which weights. Read by [`super::Net::new`]; resolved and validated with the rest in `crate::config`.
+
+use serde::{Deserialize, Serialize};
+
+use super::resnet::{Stem, TORCHVISION_WIDTH};
+use super::Arch;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Model {
+    pub image_size: i64,
+    /// `resnet18` (the method's backbone) or `small-cnn` (CPU demos at 32–48 px).
+    pub arch: Arch,
+    /// ResNet-18's first layer; ignored by `small-cnn`.
+    pub stem: Stem,
+    /// Channels of the first stage; the stages double it (ResNet-18: feature 8× this, torchvision uses 64;
+    /// small-cnn: feature 4×).
+    pub width: i64,
+    pub dropout: f64,
+    /// The classifier reads `classifier_scale · h` (1 = the paper's `z = W h + b` on the unit feature). With
+    /// `h` of norm 1 the logits can only grow as fast as Adam grows `W`: over a few thousand steps from scratch
+    /// that keeps the classifier under-confident and under-fitted (see the `demo` scale).
+    pub classifier_scale: f64,
+    /// `scratch`, or a safetensors file with torchvision ResNet-18 names.
+    pub init: String,
+}
+
+impl Model {
+    /// The size of the feature `h` the heads, the memory bank and the text projection see.
+    pub fn feature_dim(&self) -> i64 {
+        self.arch.feature_dim(self.width)
+    }
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model {
+            image_size: 64,
+            arch: Arch::Resnet18,
+            stem: Stem::Small,
+            width: TORCHVISION_WIDTH,
+            dropout: 0.5,
+            classifier_scale: 1.0,
+            init: "scratch".into(),
+        }
+    }
+}

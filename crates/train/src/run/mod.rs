@@ -1,0 +1,157 @@
+//! The training loop. A reader follows the method top-down from [`train`]: build the [`Trainer`]
+//! ([`trainer`]), then per epoch the steps ([`step`]: forward → levels → fusion → loss → update) fed by the
+//! prefetch queue, and the epoch end ([`epoch_end`]: evaluate, sweep, record, checkpoint). What a user sees
+//! is in [`progress`]; what the run reads and records about itself in [`inputs`].
+
+pub mod epoch_end;
+pub mod folder;
+pub mod inputs;
+pub mod progress;
+pub mod step;
+pub mod trainer;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::bail;
+use exchange::layout;
+use exchange::parquet_io::{read_table, write_table};
+use exchange::schema::metrics::MetricRow;
+use tch::Device;
+
+use crate::checkpoint::{self, State};
+use crate::config::Config;
+use crate::data::loader::Data;
+use crate::data::prefetch::{self, Plan};
+use epoch_end::EpochSummary;
+pub use inputs::{load_data, write_run_info};
+use trainer::Trainer;
+
+pub struct RunSpec {
+    pub split: PathBuf,
+    pub shards: PathBuf,
+    pub text_root: PathBuf,
+    pub run_dir: PathBuf,
+    pub resume: bool,
+    pub device: Device,
+    pub quiet: bool,
+    /// Stop (with a checkpoint) once this many steps are done — an interruption at a known point.
+    pub stop_after: Option<u64>,
+}
+
+/// Set by the binary's Ctrl-C handler: the loop writes a checkpoint after the current step and returns.
+pub static INTERRUPT: AtomicBool = AtomicBool::new(false);
+
+/// How a call to [`train`] ended.
+pub struct Outcome {
+    /// Every step's total loss, in order (the resume test compares them).
+    pub losses: Vec<f64>,
+    pub state: State,
+    /// Stopped early by Ctrl-C or `stop_after`, with a checkpoint to resume from.
+    pub interrupted: bool,
+}
+
+/// Trains from scratch (or `model.init`), or from the latest checkpoint with `spec.resume`.
+pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcome> {
+    let (mut trainer, start) = Trainer::new(spec, cfg, data)?;
+    let mut state = start.state;
+    let semi = cfg.semi_supervised() && !data.unlabeled.ids.is_empty();
+    let (bl, bu) = (cfg.schedule.batch_labeled as usize, cfg.schedule.batch_unlabeled as usize);
+    let steps_per_epoch = cfg.schedule.steps_per_epoch;
+    let total = steps_per_epoch * u64::from(cfg.schedule.epochs);
+    let images_per_step = (bl + if semi { 2 * bu } else { 0 }) as f64;
+    let metrics_path = layout::run::metrics(&spec.run_dir);
+    let mut metrics: Vec<MetricRow> =
+        if spec.resume && metrics_path.is_file() { read_table(&metrics_path)? } else { Vec::new() };
+    let mut losses_seen = Vec::new();
+    let plan = Plan {
+        labeled: &data.labeled.images,
+        unlabeled: &data.unlabeled.images,
+        batch_labeled: bl,
+        batch_unlabeled: if semi { bu } else { 0 },
+        pad: (cfg.model.image_size as usize / 16).max(1),
+        seed: cfg.run.seed,
+        threads: cfg.run.loader_threads,
+    };
+    let stop_at = spec.stop_after.map_or(total, |s| s.min(total));
+    let log_lines = !spec.quiet && !std::io::stderr().is_terminal();
+    let log_every = (steps_per_epoch / 5).max(1);
+
+    let interrupted = std::thread::scope(|scope| -> anyhow::Result<bool> {
+        let queue =
+            prefetch::spawn(scope, plan, start.labeled, start.unlabeled, state.step..stop_at, cfg.run.prefetch)?;
+        while state.step < total {
+            let epoch = (state.step / steps_per_epoch) as u32 + 1;
+            let epoch_start = u64::from(epoch - 1) * steps_per_epoch;
+            let epoch_end = epoch_start + steps_per_epoch;
+            let pb = progress::bar(spec.quiet, epoch, cfg.schedule.epochs, steps_per_epoch, state.step - epoch_start);
+            // A mid-epoch checkpoint carries the epoch's sums so far.
+            let mut running = state.running.take().filter(|_| state.step > epoch_start).unwrap_or_default();
+            while state.step < epoch_end {
+                let step = state.step;
+                let t0 = Instant::now();
+                let Ok(batch) = queue.recv() else {
+                    bail!("the input pipeline stopped before step {step} (a panic in augmentation? see above)");
+                };
+                let waited = t0.elapsed();
+                debug_assert_eq!(batch.step, step);
+                let forward = trainer.forward(&batch, step, epoch);
+                if !forward.losses.loss.is_finite() {
+                    pb.abandon();
+                    bail!(
+                        "loss became {} at step {step} (epoch {epoch}); stopping. The last good checkpoint is kept \
+                         in {} (lower optim.lr, or set optim.clip_grad_norm)",
+                        forward.losses.loss,
+                        checkpoint::dir(&spec.run_dir).display()
+                    );
+                }
+                trainer.update(&forward, step, total);
+                losses_seen.push(forward.losses.loss);
+                running.add(&forward.losses, waited, t0.elapsed());
+                state.step += 1;
+                state.labeled = batch.labeled_state;
+                state.unlabeled = batch.unlabeled_state;
+                state.scaler = trainer.amp.then_some(trainer.scaler);
+                pb.inc(1);
+                if state.step.is_multiple_of(5) || state.step == epoch_end {
+                    pb.set_message(running.message(images_per_step));
+                }
+                // Logs (stderr not a terminal, where the bar draws nothing) get a plain line five times an epoch.
+                if log_lines && (state.step - epoch_start).is_multiple_of(log_every) && state.step < epoch_end {
+                    eprintln!(
+                        "epoch {epoch:>3}  step {}/{}  {}",
+                        state.step - epoch_start,
+                        steps_per_epoch,
+                        running.message(images_per_step)
+                    );
+                }
+                // Mid-epoch stops and periodic checkpoints; an epoch's last step is checkpointed by its end.
+                let stop = INTERRUPT.load(Ordering::SeqCst) || spec.stop_after == Some(state.step);
+                let periodic = cfg.run.checkpoint_every > 0 && state.step.is_multiple_of(cfg.run.checkpoint_every);
+                if (stop || periodic) && state.step < epoch_end {
+                    state.running = Some(running.clone());
+                    trainer.save(&spec.run_dir, &state)?;
+                    state.running = None;
+                }
+                if stop && state.step < epoch_end {
+                    pb.abandon();
+                    write_table(&metrics_path, &metrics, &[])?;
+                    return Ok(true);
+                }
+            }
+            pb.finish_and_clear();
+            let summary = EpochSummary { epoch, running: &running, images_per_step, total_steps: total };
+            let line = trainer.epoch_end(spec, data, &summary, &mut state, &mut metrics)?;
+            if !spec.quiet {
+                eprintln!("{line}");
+            }
+            if (state.step >= stop_at || INTERRUPT.load(Ordering::SeqCst)) && state.step < total {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    })?;
+    Ok(Outcome { losses: losses_seen, state, interrupted })
+}

@@ -1,0 +1,109 @@
+//! One training step, as the method describes it: one forward over labeled, weak and strong views (one batch,
+//! as FixMatch does, so batch norm sees labeled and unlabeled faces together) → the three levels on the weak
+//! view → their fusion into pseudo-labels → the loss terms → [`losses::total`]; then the update: backward,
+//! optimiser (with the mixed-precision and clipping rules), EMA, and the memory bank with this step's
+//! labeled features.
+
+use tch::{Kind, Tensor};
+
+use super::trainer::Trainer;
+use crate::amp::to_f32;
+use crate::data::prefetch::Batch;
+use crate::epoch_stats::StepLosses;
+use crate::model::heads::HeadOut;
+use crate::optim::learning_rate;
+use crate::sitfer::fusion::fuse;
+use crate::sitfer::levels::{levels, text_scores};
+use crate::sitfer::losses::{self, Terms};
+
+/// A step's forward pass: the loss to minimise and what the update needs besides it.
+pub struct Forward {
+    pub loss: Tensor,
+    pub losses: StepLosses,
+    /// Labeled slots of the batch (rows of the memory bank) and their features.
+    slots: Tensor,
+    h_labeled: Tensor,
+}
+
+fn value(t: &Tensor) -> f64 {
+    f64::try_from(t).unwrap_or(f64::NAN)
+}
+
+impl Trainer<'_> {
+    /// Forward → levels → fusion → loss terms → objective, for `batch` at (0-based) `step` of `epoch`.
+    pub fn forward(&self, batch: &Batch, step: u64, epoch: u32) -> Forward {
+        let cfg = self.cfg;
+        tch::manual_seed((cfg.run.seed as i64).wrapping_mul(1_000_003).wrapping_add(step as i64));
+        let x = batch.x.to_device(self.device);
+        let out = tch::autocast(self.amp, || self.net.forward(&x, true));
+        let out = HeadOut { h: to_f32(&out.h), z: to_f32(&out.z), g: to_f32(&out.g) };
+        let nl = batch.labeled.len() as i64;
+        let nu = batch.unlabeled.len() as i64;
+        let slots =
+            Tensor::from_slice(&batch.labeled.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(self.device);
+        let y = self.labels.index_select(0, &slots);
+
+        let s = losses::supervised(&out.z.narrow(0, 0, nl), &y);
+        let t = self
+            .protos
+            .as_ref()
+            .map(|p| losses::text(&text_scores(&out.g.narrow(0, 0, nl), p), &y, cfg.method.tau_text));
+        let mut mask_rate = 0.0;
+        let mut u = None;
+        if nu > 0 {
+            let (label, mask) = self.pseudo_labels(&out, nl, nu, epoch);
+            mask_rate = value(&mask.mean(Kind::Float));
+            if epoch > cfg.method.unlabeled_warmup_epochs {
+                u = Some(losses::unlabeled(&out.z.narrow(0, nl + nu, nu), &label, &mask));
+            }
+        }
+        let con = (cfg.method.lambda_contrastive > 0.0)
+            .then(|| losses::supcon(&out.h.narrow(0, 0, nl), &y, cfg.method.supcon_temperature));
+        let terms = Terms { s, t, u, con };
+        let loss = losses::total(&terms, &cfg.loss_weights());
+        let losses = StepLosses {
+            loss: value(&loss),
+            s: value(&terms.s),
+            t: terms.t.as_ref().map_or(0.0, value),
+            u: terms.u.as_ref().map_or(0.0, value),
+            con: terms.con.as_ref().map_or(0.0, value),
+            mask_rate,
+        };
+        Forward { loss, losses, slots, h_labeled: out.h.narrow(0, 0, nl) }
+    }
+
+    /// The three levels on the weak view, without gradient, fused into pseudo-labels for the strong view:
+    /// `(label, mask)` over the `nu` unlabeled faces.
+    fn pseudo_labels(&self, out: &HeadOut, nl: i64, nu: i64, epoch: u32) -> (Tensor, Tensor) {
+        let m = &self.cfg.method;
+        let fusion = self.cfg.fusion().in_force(epoch, m.instance_warmup_epochs);
+        tch::no_grad(|| {
+            let h_w = out.h.narrow(0, nl, nu).detach();
+            let s_text = self.protos.as_ref().map(|p| text_scores(&out.g.narrow(0, nl, nu).detach(), p));
+            let s_ins = m.instance.then(|| self.bank.scores(&h_w, m.instance_rule));
+            let l = levels(&out.z.narrow(0, nl, nu).detach(), s_text, s_ins, m.tau_text, m.tau_ins);
+            let q = fuse(&l, &fusion, self.cfg.threshold());
+            (q.label, q.mask)
+        })
+    }
+
+    /// Backward and update at (0-based) `step` of `total`. A mixed-precision step whose gradients overflowed
+    /// is skipped, as PyTorch's GradScaler does; the memory bank takes the step's labeled features either way.
+    pub fn update(&mut self, f: &Forward, step: u64, total: u64) {
+        let cfg = self.cfg;
+        self.opt.zero_grad();
+        self.scaler.scale_loss(&f.loss).backward();
+        if !self.scaler.enabled || self.scaler.unscale(&self.opt.gradients()) {
+            if cfg.optim.clip_grad_norm > 0.0 {
+                self.opt.clip_grad_norm(cfg.optim.clip_grad_norm);
+            }
+            self.opt.step(learning_rate(&cfg.optim, step, total));
+            if let Some(e) = self.ema.as_mut() {
+                e.update(&self.vs);
+            }
+        }
+        if cfg.method.instance {
+            self.bank.update(&f.slots, &f.h_labeled);
+        }
+    }
+}

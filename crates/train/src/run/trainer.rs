@@ -1,0 +1,133 @@
+//! Everything a run updates as it trains, built once: the network and its variables, the optimiser, the
+//! memory bank, the EMA copy, the mixed-precision scaler, and the fixed inputs the step reads (text
+//! prototypes, labels of the labeled set). Built fresh (from scratch or `model.init`) or from the latest
+//! checkpoint; [`Trainer::save`] writes that checkpoint.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+use super::inputs::prototypes;
+use super::RunSpec;
+use crate::amp::GradScaler;
+use crate::checkpoint::{self, Parts, State};
+use crate::config::Config;
+use crate::data::loader::Data;
+use crate::data::sampler::Sampler;
+use crate::ema::Ema;
+use crate::model::{init, Net};
+use crate::optim::Optimizer;
+use crate::sitfer::memory_bank::MemoryBank;
+
+pub struct Trainer<'a> {
+    pub cfg: &'a Config,
+    pub device: Device,
+    pub vs: VarStore,
+    pub net: Net,
+    pub opt: Optimizer,
+    pub bank: MemoryBank,
+    pub ema: Option<Ema>,
+    pub scaler: GradScaler,
+    /// Mixed precision in force (CUDA with `run.amp`).
+    pub amp: bool,
+    /// Class prototypes `[C, D]` when the text level is on.
+    pub protos: Option<Tensor>,
+    /// Labels of the labeled set, on the device, indexed by the sampler's slots.
+    pub labels: Tensor,
+}
+
+/// Where the run starts: its state and the two samplers positioned at that state.
+pub struct Start {
+    pub state: State,
+    pub labeled: Sampler,
+    pub unlabeled: Sampler,
+}
+
+impl<'a> Trainer<'a> {
+    /// The trainer at step 0 (variables seeded from `run.seed`, then `model.init`), or at the latest
+    /// checkpoint with `spec.resume`.
+    pub fn new(spec: &RunSpec, cfg: &'a Config, data: &Data) -> anyhow::Result<(Self, Start)> {
+        let device = spec.device;
+        let c = data.classes.len() as i64;
+        let protos =
+            if cfg.method.text { Some(prototypes(&spec.text_root, cfg, &data.classes, device)?) } else { None };
+        let feature = cfg.model.feature_dim();
+        let text_dim = protos.as_ref().map(|p| p.size()[1]).unwrap_or(feature);
+        tch::manual_seed(cfg.run.seed as i64);
+        let vs = VarStore::new(device);
+        let net = Net::new(&vs.root(), &cfg.model, c, text_dim);
+        if !spec.resume && cfg.model.init != "scratch" {
+            let r = init::load(&vs, Path::new(&cfg.model.init))?;
+            exchange::atomic::write_json(spec.run_dir.join(exchange::layout::run::INIT_REPORT), &r)?;
+            if !spec.quiet {
+                eprintln!("{}", r.summary());
+            }
+        }
+        let opt = Optimizer::new(&vs, cfg.optim.kind()?, cfg.optim.weight_decay);
+        let bank = MemoryBank::new(&data.labeled.labels, feature, c, cfg.method.bank_momentum, device);
+        let ema = (cfg.optim.ema > 0.0).then(|| Ema::new(&vs, cfg.optim.ema));
+        let amp = cfg.run.amp && device.is_cuda();
+        let labels = Tensor::from_slice(&data.labeled.labels).to_device(device);
+        let mut t = Trainer { cfg, device, vs, net, opt, bank, ema, scaler: GradScaler::new(amp), amp, protos, labels };
+        let mut labeled = Sampler::new(data.labeled.ids.len(), cfg.run.seed, 1);
+        let mut unlabeled = Sampler::new(data.unlabeled.ids.len(), cfg.run.seed, 2);
+        let state = if spec.resume {
+            let state = checkpoint::restore(&spec.run_dir, &mut t.parts()).with_context(|| {
+                format!(
+                    "restoring the latest checkpoint of {} (delete the folder to start over, or train a new run \
+                     with --run-id)",
+                    spec.run_dir.display()
+                )
+            })?;
+            labeled.restore(state.labeled);
+            unlabeled.restore(state.unlabeled);
+            if let Some(s) = state.scaler {
+                t.scaler = s;
+            }
+            state
+        } else {
+            State {
+                step: 0,
+                epoch: 0,
+                labeled: labeled.state(),
+                unlabeled: unlabeled.state(),
+                best_val: -1.0,
+                best_epoch: 0,
+                tensors: String::new(),
+                scaler: None,
+                running: None,
+            }
+        };
+        Ok((t, Start { state, labeled, unlabeled }))
+    }
+
+    fn parts(&mut self) -> Parts<'_> {
+        Parts { vs: &mut self.vs, opt: &mut self.opt, bank: &mut self.bank, ema: self.ema.as_mut() }
+    }
+
+    /// Stops a run whose weights are no longer finite (a NaN learning rate, an overflow that the loss check
+    /// did not see), naming the last good checkpoint. Runs before anything of the epoch is recorded, and
+    /// before every checkpoint, so no checkpoint ever holds such weights.
+    pub fn check_finite(&self, run_dir: &Path, step: u64) -> anyhow::Result<()> {
+        for (name, t) in self.vs.variables() {
+            if !bool::try_from(t.isfinite().all()).unwrap_or(false) {
+                bail!(
+                    "parameter `{name}` is not finite after step {step}; stopping without a checkpoint. The last \
+                     good checkpoint is kept in {} (lower optim.lr, or set optim.clip_grad_norm)",
+                    checkpoint::dir(run_dir).display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a checkpoint of everything above plus `state`.
+    pub fn save(&mut self, run_dir: &Path, state: &State) -> anyhow::Result<()> {
+        self.check_finite(run_dir, state.step)?;
+        let parts = self.parts();
+        checkpoint::save(run_dir, &parts, state)
+    }
+}
