@@ -117,6 +117,19 @@ fn run_folder_name(dir: &std::path::Path) -> anyhow::Result<String> {
     Ok(layout::check_name("run", &name)?.to_string())
 }
 
+/// `compare-a-vs-b-…`, shortened (first run, count, a stable hash of all) where it would not fit a folder name.
+fn compare_name(folders: &[String]) -> String {
+    use std::hash::{Hash, Hasher};
+    let full = format!("compare-{}", folders.join("-vs-"));
+    if full.len() <= layout::MAX_NAME_LEN {
+        return full;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    folders.hash(&mut h);
+    let first: String = folders[0].chars().take(100).collect();
+    format!("compare-{first}-and-{}-more-{:016x}", folders.len() - 1, h.finish())
+}
+
 fn resolve(cli: &Cli) -> anyhow::Result<Vec<PathBuf>> {
     if cli.runs.is_empty() {
         return Ok(vec![latest_run(&cli.runs_root)?]);
@@ -209,7 +222,7 @@ fn main() -> anyhow::Result<()> {
         reports.push(report);
     }
     if reports.len() > 1 {
-        let name = format!("compare-{}", folders.join("-vs-"));
+        let name = compare_name(&folders);
         let out = layout::report_dir(&cli.reports_root, layout::check_name("report", &name)?);
         std::fs::create_dir_all(&out)?;
         exchange::atomic::write_json(out.join(report::SUMMARY_JSON), &reports)?;
@@ -233,4 +246,18 @@ fn main() -> anyhow::Result<()> {
         eprintln!("audit took {:.2} s", started.elapsed().as_secs_f64());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_comparisons_get_a_short_stable_name() {
+        let few = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(super::compare_name(&few), "compare-a-vs-b");
+        let many: Vec<String> = (0..8).map(|i| format!("ferplus_10pct-sitfer-paper-seed{i}-long-name")).collect();
+        let name = super::compare_name(&many);
+        assert!(name.starts_with("compare-ferplus_10pct-sitfer-paper-seed0-long-name-and-7-more-"), "{name}");
+        assert!(name.len() <= exchange::layout::MAX_NAME_LEN);
+        assert_eq!(name, super::compare_name(&many));
+    }
 }

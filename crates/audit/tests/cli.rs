@@ -16,6 +16,14 @@ fn fixture(dir: &Path, run: &str, seed: u64) -> PathBuf {
     fixture::write(dir, run, &spec).unwrap()
 }
 
+/// The run's own metadata of a pseudo-label file (classes, threshold, fusion, run), to write it back after
+/// an edit; the table keys are the writer's.
+fn run_metadata(file: &Path) -> Vec<(String, String)> {
+    let table = [exchange::keys::TABLE, exchange::keys::SCHEMA_VERSION];
+    let meta = exchange::parquet_io::file_metadata(file).unwrap();
+    meta.into_iter().filter(|(k, _)| k.starts_with("sitfer.") && !table.contains(&k.as_str())).collect()
+}
+
 fn audit(cwd: &Path, args: &[&str]) -> (bool, String) {
     let o = run(Path::new(BIN), cwd, args);
     (o.status.success(), text(&o))
@@ -75,12 +83,8 @@ fn bad_run_folders_are_refused_clearly() {
 
     let file = run_dir.join("pseudo_labels/epoch-0002.parquet");
     let rows: Vec<PseudoLabelRow> = read_table(&file).unwrap();
-    let meta = exchange::parquet_io::file_metadata(&file).unwrap();
-    let meta: Vec<(&str, String)> = meta
-        .iter()
-        .filter(|(k, _)| k.starts_with("sitfer.") && !k.contains("table") && !k.contains("version"))
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
+    let meta = run_metadata(&file);
+    let meta: Vec<(&str, String)> = meta.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let rewrite = |f: &dyn Fn(&mut Vec<PseudoLabelRow>)| {
         let mut r2 = rows.clone();
         f(&mut r2);
@@ -243,12 +247,8 @@ fn an_entry_outside_zero_one_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let run_dir = fixture(dir.path(), "p", 1);
     let file = run_dir.join("pseudo_labels/epoch-0002.parquet");
-    let meta = exchange::parquet_io::file_metadata(&file).unwrap();
-    let keep: Vec<(&str, String)> = meta
-        .iter()
-        .filter(|(k, _)| k.starts_with("sitfer.") && !k.contains("table") && !k.contains("version"))
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
+    let meta = run_metadata(&file);
+    let keep: Vec<(&str, String)> = meta.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let mut rows: Vec<PseudoLabelRow> = read_table(&file).unwrap();
     let n = rows[0].p_sem.len();
     rows[0].p_sem = vec![0.0; n];

@@ -106,7 +106,11 @@ fn minilm_cli_warns_on_truncation_and_strict_refuses() {
         &["--descriptions", &d, "--out-root", "out", "--model-dir", m, "--json", "--device", "cpu"],
     );
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("truncated to fit"));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("truncated to fit"));
+    // The warning quotes an excerpt of the 2.5 KB description, not all of it.
+    let warning = stderr.lines().find(|l| l.contains("truncated to fit")).unwrap();
+    assert!(warning.contains("more characters)") && warning.len() < 600, "{warning}");
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["dim"], 384);
     assert_eq!(summary["truncated"], 1);

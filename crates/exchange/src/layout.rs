@@ -1,12 +1,13 @@
-//! Where every exchange file lives. The stages, the Makefile's helpers and the scripts find each other's
-//! outputs only through these names; nothing else in the workspace spells an artifact path.
+//! Where every exchange file lives. The stages find each other's outputs only through these names; no
+//! stage's code spells an artifact path of another stage. (The shell scripts that drive the stages, and the
+//! tests that check the contract as users see it, spell the default `artifacts/` paths in the open.)
 //!
 //! ```text
 //! artifacts/
 //!   shards/<dataset>/part-NNNNN.parquet, manifest.json      shard
 //!   splits/<split>.parquet, <split>.manifest.json            shard split
 //!   text/<encoder>/<set>/{embeddings,prototypes}.parquet     embed-text
-//!   runs/<run>/{run.json, config.toml, init.json, metrics.parquet,
+//!   runs/<run>/{run.json, config.toml, manifest.json, init.json, metrics.parquet, .lock,
 //!               pseudo_labels/epoch-NNNN.parquet, checkpoints/latest.json}   train
 //!   reports/<report>/{index.html, summary.json, summary.parquet}            audit
 //! ```
@@ -49,7 +50,7 @@ pub fn check_name<'a>(what: &str, name: &'a str) -> Result<&'a str> {
             name: name.to_string(),
             message: format!(
                 "{why}; a {what} name becomes one folder or file under artifacts/, so it must be a single plain \
-                 name such as `ferplus_10pct` (letters, digits, `-`, `_`, `.`)"
+                 name such as `ferplus_10pct`"
             ),
         }),
     }
@@ -115,6 +116,16 @@ pub fn split_config(configs: &Path, split: &str) -> PathBuf {
     configs.join(format!("{split}.toml"))
 }
 
+/// A method preset of train.
+pub fn train_preset(presets: &Path, preset: &str) -> PathBuf {
+    presets.join(format!("{preset}.toml"))
+}
+
+/// A scale preset of train.
+pub fn scale_preset(presets: &Path, scale: &str) -> PathBuf {
+    presets.join("scale").join(format!("{scale}.toml"))
+}
+
 /// One description set's text embeddings and prototypes.
 pub fn text_dir(text_root: &Path, encoder: &str, set: &str) -> PathBuf {
     text_root.join(encoder).join(set)
@@ -148,6 +159,8 @@ pub mod run {
     pub const CHECKPOINT_DIR: &str = "checkpoints";
     /// Names the newest complete checkpoint; its presence means "this run can be resumed".
     pub const LATEST_CHECKPOINT: &str = "latest.json";
+    /// Held (an advisory lock) by the process that trains the run.
+    pub const LOCK_FILE: &str = ".lock";
 
     pub fn metrics(run_dir: &Path) -> PathBuf {
         run_dir.join(METRICS_FILE)

@@ -381,7 +381,8 @@ pub fn run(
             (keys::SPLIT, name.to_string()),
         ],
     )?;
-    manifest.add_output(out_dir, &format!("{name}.parquet"), Some(n))?;
+    let file_name = out.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    manifest.add_output(out_dir, &file_name, Some(n))?;
     manifest.counts.insert("roles".into(), serde_json::to_value(&counts)?);
     manifest.write(&manifest_path)?;
     Ok(SplitOutcome::Written(SplitSummary {

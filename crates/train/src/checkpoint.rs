@@ -68,7 +68,8 @@ pub fn save(run_dir: &Path, p: &Parts, state: &State) -> anyhow::Result<()> {
         d.join(layout::run::LATEST_CHECKPOINT),
         &State { tensors: name.clone(), ..state.clone() },
     )?;
-    if let Some(old) = previous.filter(|o| *o != name) {
+    // The previous file's name comes from latest.json: only a plain name inside the folder is removed.
+    if let Some(old) = previous.filter(|o| *o != name && layout::check_name("checkpoint", o).is_ok()) {
         let _ = std::fs::remove_file(d.join(old));
     }
     Ok(())

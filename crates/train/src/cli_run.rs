@@ -46,23 +46,31 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     let SplitInputs { split, name: split_name, dataset, shards } = resolve_split(&a.split, a.shards.as_deref())?;
     let run_id = a.run_id.clone().unwrap_or_else(|| format!("{split_name}-{}-{}", a.preset.preset, a.preset.scale));
     let run_dir = layout::run_dir(&a.runs_root, layout::check_name("run id", &run_id)?);
-    // One process per run folder, from here until this process ends.
-    let _lock = folder::lock(&run_dir)?;
-    let has_ckpt = layout::run::latest_checkpoint(&run_dir).is_file();
-    let resume = a.resume || (a.resume_if_any && has_ckpt);
-    let total = cfg.schedule.steps_per_epoch * u64::from(cfg.schedule.epochs);
     let device = tch_common::device::parse(&a.device)?;
-    let spec = RunSpec {
+    let mut spec = RunSpec {
         split,
         shards,
         text_root: a.text_root.clone(),
         run_dir: run_dir.clone(),
-        resume,
+        resume: a.resume,
         device,
         quiet: a.quiet,
         stop_after: None,
     };
+    // What the run reads must exist before a run folder is made for it.
     let inputs = folder::inputs(&spec, &cfg)?;
+    if !run_dir.is_dir() {
+        if a.resume {
+            bail!("--resume: {} has no checkpoint", run_dir.display());
+        }
+        std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    }
+    // One process per run folder, from here until this process ends.
+    let _lock = folder::lock(&run_dir)?;
+    let has_ckpt = layout::run::latest_checkpoint(&run_dir).is_file();
+    let resume = a.resume || (a.resume_if_any && has_ckpt);
+    spec.resume = resume;
+    let total = cfg.schedule.steps_per_epoch * u64::from(cfg.schedule.epochs);
     let start_over = format!("delete {} to start over, or train a new run with --run-id", run_dir.display());
     if has_ckpt {
         let config_path = run_dir.join(layout::run::CONFIG_FILE);
@@ -76,20 +84,21 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
             println!("train: {} is up to date (finished, same configuration and inputs)", run_dir.display());
             return Ok(());
         }
-        if let Some(change) = &input_change {
-            bail!(
-                "{}: the run's input {change}; its results belong to the old input ({start_over})",
-                run_dir.display()
-            );
-        }
+        let dir = run_dir.display();
         if !resume {
-            bail!("{} already holds a run: pass --resume to continue it, or --run-id for a new one", run_dir.display());
+            if let Some(change) = &config_change {
+                bail!("{dir} holds a run with another configuration ({change}): {start_over}");
+            }
+            if let Some(change) = &input_change {
+                bail!("{dir}: the run's {change}; its results belong to the old input ({start_over})");
+            }
+            bail!("{dir} already holds a run: pass --resume to continue it, or --run-id for a new one");
         }
         if let Some(change) = config_change {
-            bail!(
-                "--resume: the configuration differs from the one {} was started with ({change}; see its config.toml)",
-                run_dir.display()
-            );
+            bail!("--resume: the configuration differs from the one {dir} was started with ({change}; see its config.toml)");
+        }
+        if let Some(change) = &input_change {
+            bail!("--resume: the run's {change}; its results belong to the old input ({start_over})");
         }
         if let Err(e) = state {
             bail!("--resume: {e:#} ({start_over})");

@@ -184,11 +184,11 @@ fn override_value(spec: &str) -> anyhow::Result<toml::Value> {
 /// Resolves preset + scale + overrides from `dir` (normally `pipelines/train`).
 pub fn resolve(dir: &Path, preset: &str, scale: &str, overrides: &[String]) -> anyhow::Result<Config> {
     let mut value = toml::Value::try_from(Config::default())?;
-    let preset_path = dir.join(format!("{preset}.toml"));
+    let preset_path = exchange::layout::train_preset(dir, preset);
     if !preset_path.is_file() {
         bail!("preset {preset:?}: no {} (presets: {})", preset_path.display(), list(dir).join(", "));
     }
-    let scale_path: PathBuf = dir.join("scale").join(format!("{scale}.toml"));
+    let scale_path: PathBuf = exchange::layout::scale_preset(dir, scale);
     for (path, what) in [(&preset_path, "preset"), (&scale_path, "scale preset")] {
         let layer = read_toml(path, what)?;
         check_keys(&value, &layer, &path.display().to_string())?;

@@ -16,7 +16,7 @@ pub struct Args {
     /// Split name (artifacts/splits/<name>.parquet) or a split file.
     #[arg(long, default_value = "synthetic_10pct")]
     split: String,
-    /// Shard folder (default: artifacts/shards/<dataset of the split>, from the split's name prefix).
+    /// Shard folder (default: artifacts/shards/<the dataset the split file names>).
     #[arg(long)]
     shards: Option<PathBuf>,
     /// Input size the faces are resized to (as in training).

@@ -334,7 +334,7 @@ fn a_rebuilt_split_makes_a_finished_run_stale_and_blocks_resume() {
         [exchange::keys::CLASSES, exchange::keys::DATASET].into_iter().map(|k| (k, meta[k].clone())).collect();
     exchange::parquet_io::write_table(&split, &rows[..rows.len() - 10], &meta).unwrap();
     let e = cli_err(root, "s", &sets, &[]);
-    assert!(e.contains("changed since the run started") && e.contains("tiny.parquet"), "{e}");
+    assert!(e.contains("the run's split changed since the run started"), "{e}");
     let e = cli_err(root, "s", &sets, &["--resume"]);
     assert!(e.contains("changed since the run started"), "{e}");
 }
@@ -355,6 +355,7 @@ fn resume_with_another_config_names_the_key() {
 fn a_run_being_trained_is_locked() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path(), false);
+    std::fs::create_dir_all(dir.path().join("runs/l")).unwrap();
     let held = train::run::folder::lock(&dir.path().join("runs/l")).unwrap();
     let e = cli_err(dir.path(), "l", &[], &[]);
     assert!(e.contains("being trained by another process") && e.contains(&std::process::id().to_string()), "{e}");
@@ -378,9 +379,8 @@ fn a_corrupt_checkpoint_names_the_way_out() {
         }
     }
     let e = cli_err(dir.path(), "c", &["schedule.epochs=3", "schedule.steps_per_epoch=2"], &[]);
-    assert!(e.contains("--resume") && e.contains("--run-id"), "{e}");
-    // Resuming a finished run with a longer schedule is refused as a config change; a corrupt state file
-    // is the other way a checkpoint breaks.
+    assert!(e.contains("another configuration (schedule.epochs: 2 -> 3)") && e.contains("--run-id"), "{e}");
+    // A corrupt state file: --resume says how to start over.
     std::fs::write(ckpts.join("latest.json"), b"{ not json").unwrap();
     let e = cli_err(dir.path(), "c", &sets, &["--resume"]);
     assert!(e.contains("latest.json") && e.contains("to start over"), "{e}");

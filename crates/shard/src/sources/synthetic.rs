@@ -511,6 +511,18 @@ const STAGE: &str = "synthetic";
 
 /// Writes the FER+ folder layout to `raw_dir` unless it already holds this exact configuration.
 /// Returns whether it (re)generated.
+/// A raw folder written before raw folders carried a manifest holds `generator.json`: it is ours, so it is
+/// marked as such and may be replaced.
+fn adopt_unmarked(raw_dir: &Path) -> anyhow::Result<()> {
+    let manifest = raw_dir.join(exchange::manifest::MANIFEST_FILE);
+    let gen: Option<GenConfig> =
+        std::fs::read(raw_dir.join(GEN_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    if let (false, Some(gen)) = (manifest.exists(), gen) {
+        exchange::manifest::Manifest::new(STAGE, env!("CARGO_PKG_VERSION"), &gen, Vec::new())?.write(&manifest)?;
+    }
+    Ok(())
+}
+
 pub fn generate(raw_dir: &Path, cfg: &GenConfig, force: bool, quiet: bool) -> anyhow::Result<bool> {
     if cfg.size < 16 || cfg.annotators == 0 || cfg.train + cfg.valid + cfg.test == 0 {
         anyhow::bail!("synthetic: need size >= 16, at least one annotator and at least one face");
@@ -520,6 +532,7 @@ pub fn generate(raw_dir: &Path, cfg: &GenConfig, force: bool, quiet: bool) -> an
     if !force && existing.as_ref() == Some(cfg) {
         return Ok(false);
     }
+    adopt_unmarked(raw_dir)?;
     let staging = StagingDir::create(raw_dir, STAGE)?;
     let total = (cfg.train + cfg.valid + cfg.test) as u64;
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(total) };

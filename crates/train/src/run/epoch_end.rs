@@ -10,8 +10,8 @@ use exchange::schema::pseudo_label::PseudoLabelRow;
 use exchange::{keys, layout};
 
 use super::inputs::run_name;
+use super::spec::RunSpec;
 use super::trainer::Trainer;
-use super::RunSpec;
 use crate::checkpoint::State;
 use crate::data::loader::Data;
 use crate::epoch_stats::Running;

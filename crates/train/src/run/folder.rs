@@ -5,28 +5,26 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use exchange::layout;
-use exchange::manifest::{InputRecord, Manifest, MANIFEST_FILE};
+use exchange::manifest::{InputKind, InputRecord, Manifest, MANIFEST_FILE};
 
-use super::RunSpec;
+use super::spec::RunSpec;
 use crate::config::Config;
 
 /// The stage name in a run folder's manifest (and the mark that the folder is train's).
 pub const STAGE: &str = "train";
-const LOCK_FILE: &str = ".lock";
 
 /// Held while this process trains the run; dropping it (or the process ending) releases the folder.
 pub struct Lock {
     _file: File,
 }
 
-/// Locks `run_dir` for this process, or says which process holds it.
+/// Locks the (existing) `run_dir` for this process, or says which process holds it.
 pub fn lock(run_dir: &Path) -> anyhow::Result<Lock> {
-    std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    let path = run_dir.join(LOCK_FILE);
+    let path = run_dir.join(layout::run::LOCK_FILE);
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -55,20 +53,47 @@ pub fn lock(run_dir: &Path) -> anyhow::Result<Lock> {
     Ok(Lock { _file: file })
 }
 
-/// What the run reads, by content: the split file, the shard folder, the prototypes (text level on) and the
-/// `model.init` weights (when not scratch).
+/// What the run reads, by role and content: the split file, the shards, the prototypes (text level on) and
+/// the `model.init` weights (when not scratch). Records are keyed by role, so spelling a path another way
+/// (`./artifacts/…`, absolute, a trailing `/`) changes nothing. The shards count by their manifest's
+/// fingerprint (what they were built from and how), which is cheap and ignores a forced identical rebuild;
+/// shards without a manifest are hashed whole. A missing input is reported with the command that makes it.
 pub fn inputs(spec: &RunSpec, cfg: &Config) -> anyhow::Result<Vec<InputRecord>> {
-    let mut paths: Vec<PathBuf> = vec![spec.split.clone(), spec.shards.clone()];
+    let mut out = vec![file_record("split", &spec.split, "make split SPLIT=<split>")?, shards_record(&spec.shards)?];
     if cfg.method.text {
-        paths.push(layout::prototypes_file(&spec.text_root, &cfg.text.encoder, &cfg.text.set));
+        let protos = layout::prototypes_file(&spec.text_root, &cfg.text.encoder, &cfg.text.set);
+        let hint = format!("make embed-text ENCODER={} TEXT_SET={}", cfg.text.encoder, cfg.text.set);
+        out.push(file_record("prototypes", &protos, &hint)?);
     }
     if cfg.model.init != "scratch" {
-        paths.push(PathBuf::from(&cfg.model.init));
+        out.push(file_record("init weights", Path::new(&cfg.model.init), "check model.init")?);
     }
-    paths
-        .iter()
-        .map(|p| InputRecord::of(p).with_context(|| format!("hashing the run's input {}", p.display())))
-        .collect()
+    Ok(out)
+}
+
+fn file_record(role: &str, path: &Path, hint: &str) -> anyhow::Result<InputRecord> {
+    if !path.is_file() {
+        bail!("{role} not found at {} ({hint})", path.display());
+    }
+    let r = InputRecord::of(path).with_context(|| format!("hashing the run's {role} {}", path.display()))?;
+    Ok(InputRecord { path: role.to_string(), ..r })
+}
+
+fn shards_record(dir: &Path) -> anyhow::Result<InputRecord> {
+    if !dir.is_dir() {
+        bail!("shards not found at {} (make shard DATASET=<dataset>)", dir.display());
+    }
+    let r = match Manifest::read(dir.join(MANIFEST_FILE)) {
+        Ok(m) => InputRecord {
+            path: String::new(),
+            kind: InputKind::Dir,
+            size: m.outputs.iter().map(|o| o.size).sum(),
+            files: m.outputs.len() as u64,
+            blake3: m.fingerprint,
+        },
+        Err(_) => InputRecord::of(dir).with_context(|| format!("hashing the run's shards {}", dir.display()))?,
+    };
+    Ok(InputRecord { path: "shards".into(), ..r })
 }
 
 /// Records the run's inputs (when it starts).

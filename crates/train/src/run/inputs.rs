@@ -12,7 +12,7 @@ use exchange::Expression;
 use exchange::{keys, layout};
 use tch::{Device, Tensor};
 
-use super::RunSpec;
+use super::spec::RunSpec;
 use crate::config::Config;
 use crate::data::loader::{self, Data};
 
@@ -27,10 +27,11 @@ pub struct SplitInputs {
 
 /// Resolves a split name (under `artifacts/splits/`) or a split file; `shards` overrides the shard folder.
 pub fn resolve_split(arg: &str, shards: Option<&Path>) -> anyhow::Result<SplitInputs> {
-    if !arg.ends_with(".parquet") {
+    let split = layout::split_file(Path::new(layout::SPLITS_ROOT), arg);
+    if split != Path::new(arg) {
+        // A split name, not a file: it must not reach outside the splits root.
         layout::check_name("split", arg)?;
     }
-    let split = layout::split_file(Path::new(layout::SPLITS_ROOT), arg);
     if !split.is_file() {
         bail!("split file {} not found (run `make split SPLIT={arg}`)", split.display());
     }

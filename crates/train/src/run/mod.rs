@@ -7,51 +7,27 @@ pub mod epoch_end;
 pub mod folder;
 pub mod inputs;
 pub mod progress;
+pub mod spec;
 pub mod step;
 pub mod trainer;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::bail;
 use exchange::layout;
 use exchange::parquet_io::{read_table, write_table};
 use exchange::schema::metrics::MetricRow;
-use tch::Device;
 
-use crate::checkpoint::{self, State};
+use crate::checkpoint;
 use crate::config::Config;
 use crate::data::loader::Data;
 use crate::data::prefetch::{self, Plan};
 use epoch_end::EpochSummary;
 pub use inputs::{load_data, write_run_info};
+pub use spec::{Outcome, RunSpec, INTERRUPT};
 use trainer::Trainer;
-
-pub struct RunSpec {
-    pub split: PathBuf,
-    pub shards: PathBuf,
-    pub text_root: PathBuf,
-    pub run_dir: PathBuf,
-    pub resume: bool,
-    pub device: Device,
-    pub quiet: bool,
-    /// Stop (with a checkpoint) once this many steps are done — an interruption at a known point.
-    pub stop_after: Option<u64>,
-}
-
-/// Set by the binary's Ctrl-C handler: the loop writes a checkpoint after the current step and returns.
-pub static INTERRUPT: AtomicBool = AtomicBool::new(false);
-
-/// How a call to [`train`] ended.
-pub struct Outcome {
-    /// Every step's total loss, in order (the resume test compares them).
-    pub losses: Vec<f64>,
-    pub state: State,
-    /// Stopped early by Ctrl-C or `stop_after`, with a checkpoint to resume from.
-    pub interrupted: bool,
-}
 
 /// Trains from scratch (or `model.init`), or from the latest checkpoint with `spec.resume`.
 pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcome> {

@@ -11,7 +11,7 @@ use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
 use super::inputs::prototypes;
-use super::RunSpec;
+use super::spec::RunSpec;
 use crate::amp::GradScaler;
 use crate::checkpoint::{self, Parts, State};
 use crate::config::Config;

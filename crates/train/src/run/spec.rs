@@ -1,0 +1,32 @@
+//! What a call to [`super::train`] is given and what it returns; the flag the Ctrl-C handler raises.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use tch::Device;
+
+use crate::checkpoint::State;
+
+pub struct RunSpec {
+    pub split: PathBuf,
+    pub shards: PathBuf,
+    pub text_root: PathBuf,
+    pub run_dir: PathBuf,
+    pub resume: bool,
+    pub device: Device,
+    pub quiet: bool,
+    /// Stop (with a checkpoint) once this many steps are done — an interruption at a known point.
+    pub stop_after: Option<u64>,
+}
+
+/// Set by the binary's Ctrl-C handler: the loop writes a checkpoint after the current step and returns.
+pub static INTERRUPT: AtomicBool = AtomicBool::new(false);
+
+/// How a call to [`train`] ended.
+pub struct Outcome {
+    /// Every step's total loss, in order (the resume test compares them).
+    pub losses: Vec<f64>,
+    pub state: State,
+    /// Stopped early by Ctrl-C or `stop_after`, with a checkpoint to resume from.
+    pub interrupted: bool,
+}
