@@ -41,7 +41,7 @@ help: ## list the verbs
 setup: ## install libtorch (torch 2.13.0 wheel) and the offline text model into ~/.cache/sitfer (once)
 	@bash scripts/setup.sh
 
-build: setup ## build every stage (the first build on 2 cores takes ~15-20 min and shows cargo's progress)
+build: setup ## build every stage (the first build on 2 cores takes ~20-25 min and shows cargo's progress)
 	@$(BUILD)
 
 test: setup ## what CI runs: format check, clippy, every test

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: the whole pipeline on the built-in synthetic faces, CPU only (about 8 min on 2 cores once built;
-#   the first build of the four stages takes ~15-20 min more, and `make test` reuses it):
+#   the first build of the four stages takes ~20-25 min more, and `make test` reuses it):
 #   synthetic faces -> shards -> splits (10 % and all labels) -> MiniLM text prototypes
 #   -> train supervised on 10 %, SIT-FER on 10 %, supervised on 100 % (scale preset `demo`)
 #   -> audit: the three runs side by side (test accuracy at the best-val epoch, pseudo-label quantity and
