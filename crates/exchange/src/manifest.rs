@@ -59,6 +59,30 @@ pub struct Manifest {
     pub counts: BTreeMap<String, serde_json::Value>,
 }
 
+/// The first difference between the inputs an output was made from and the inputs now, by path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InputChange {
+    /// An input that was not one then.
+    New(String),
+    /// The same input with other contents.
+    Changed(String),
+    /// An input then that is not one now.
+    Gone(String),
+}
+
+/// Compares input records by path (the first new or changed one, else the first gone one); `None` when they
+/// describe the same inputs.
+pub fn input_change(then: &[InputRecord], now: &[InputRecord]) -> Option<InputChange> {
+    for i in now {
+        match then.iter().find(|o| o.path == i.path) {
+            None => return Some(InputChange::New(i.path.clone())),
+            Some(o) if o != i => return Some(InputChange::Changed(i.path.clone())),
+            Some(_) => {}
+        }
+    }
+    then.iter().find(|o| !now.iter().any(|i| i.path == o.path)).map(|o| InputChange::Gone(o.path.clone()))
+}
+
 /// Whether an existing output can be reused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Freshness {
@@ -217,17 +241,12 @@ impl Manifest {
         if self.config != new.config {
             return "config changed".into();
         }
-        for i in &new.inputs {
-            match self.inputs.iter().find(|o| o.path == i.path) {
-                None => return format!("new input {}", i.path),
-                Some(o) if o != i => return format!("input {} changed", i.path),
-                _ => {}
-            }
+        match input_change(&self.inputs, &new.inputs) {
+            Some(InputChange::New(p)) => format!("new input {p}"),
+            Some(InputChange::Changed(p)) => format!("input {p} changed"),
+            Some(InputChange::Gone(p)) => format!("input {p} no longer used"),
+            None => "manifest fingerprint differs".into(),
         }
-        if let Some(o) = self.inputs.iter().find(|o| !new.inputs.iter().any(|i| i.path == o.path)) {
-            return format!("input {} no longer used", o.path);
-        }
-        "manifest fingerprint differs".into()
     }
 }
 

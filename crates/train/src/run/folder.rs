@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use exchange::layout;
-use exchange::manifest::{InputKind, InputRecord, Manifest, MANIFEST_FILE};
+use exchange::manifest::{input_change, InputChange, InputKind, InputRecord, Manifest, MANIFEST_FILE};
 
 use super::spec::RunSpec;
 use crate::config::Config;
@@ -111,19 +111,11 @@ pub fn changed_input(run_dir: &Path, now: &[InputRecord]) -> anyhow::Result<Opti
         return Ok(None);
     }
     let m = Manifest::read(&path)?;
-    for i in now {
-        match m.inputs.iter().find(|o| o.path == i.path) {
-            None => return Ok(Some(format!("{} was not an input when the run started", i.path))),
-            Some(o) if o.blake3 != i.blake3 => {
-                return Ok(Some(format!("{} changed since the run started (rebuilt?)", i.path)));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(m.inputs
-        .iter()
-        .find(|o| !now.iter().any(|i| i.path == o.path))
-        .map(|o| format!("{} is no longer an input", o.path)))
+    Ok(input_change(&m.inputs, now).map(|c| match c {
+        InputChange::New(p) => format!("{p} was not an input when the run started"),
+        InputChange::Changed(p) => format!("{p} changed since the run started (rebuilt?)"),
+        InputChange::Gone(p) => format!("{p} is no longer an input"),
+    }))
 }
 
 /// The first setting whose value differs between two configs, as `key: old -> new`.
