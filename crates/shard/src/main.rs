@@ -235,7 +235,8 @@ fn prepare(a: &PrepareArgs) -> anyhow::Result<()> {
         }
         None if exchange::layout::shard_dir(shards_root, &dataset).join(MANIFEST_FILE).is_file() => {}
         None => bail!(
-            "split {} uses dataset `{dataset}` ({}), which has no built-in reader and no shards yet: shard it first              with `shard folder --root <dir> --name {dataset}`",
+            "split {} uses dataset `{dataset}` ({}), which has no built-in reader and no shards yet: shard it first \
+             with `shard folder --root <dir> --name {dataset}`",
             a.name,
             cfg_path.display()
         ),
