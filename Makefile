@@ -38,7 +38,7 @@ BUILD = bash scripts/build.sh $(PROFILE)
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: ## install libtorch (torch 2.13.0 wheel) and the offline text model into ~/.cache/sitfer (once)
+setup: ## install libtorch (torch 2.13.0 wheel), the offline text model and the dlib face weights into ~/.cache/sitfer (once)
 	@bash scripts/setup.sh
 
 build: setup ## build every stage (the first build on 2 cores takes ~20-25 min and shows cargo's progress)

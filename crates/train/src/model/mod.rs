@@ -1,7 +1,9 @@
-//! The network: a backbone — ResNet-18 ([`resnet`], the method's and the default) or a small plain CNN for
-//! CPU-sized demos ([`small_cnn`]) — and SIT-FER's heads ([`heads`]), assembled in [`Net`].
+//! The network: a backbone — ResNet-18 ([`resnet`], the method's and the default), dlib's face-recognition
+//! ResNet ([`dlib`], the face-pretrained one) or a small plain CNN for CPU-sized demos ([`small_cnn`]) — and
+//! SIT-FER's heads ([`heads`]), assembled in [`Net`].
 
 pub mod config;
+pub mod dlib;
 pub mod heads;
 pub mod init;
 pub mod resnet;
@@ -12,6 +14,7 @@ use tch::Tensor;
 
 pub use config::Model;
 use heads::{HeadOut, Heads};
+use dlib::DlibResNet;
 use resnet::ResNet18;
 use small_cnn::SmallCnn;
 
@@ -20,6 +23,8 @@ use small_cnn::SmallCnn;
 pub enum Arch {
     /// torchvision's ResNet-18 (takes pretrained weights by name).
     Resnet18,
+    /// dlib's face-recognition ResNet v1 (takes `init = "dlib"`).
+    DlibResnet,
     /// Three plain conv stages; learns fastest at 32–48 px on a CPU, no pretrained weights.
     SmallCnn,
 }
@@ -29,6 +34,7 @@ impl Arch {
     pub fn feature_dim(self, width: i64) -> i64 {
         match self {
             Arch::Resnet18 => resnet::feature_dim(width),
+            Arch::DlibResnet => dlib::FULL_CHANNELS as i64,
             Arch::SmallCnn => small_cnn::feature_dim(width),
         }
     }
@@ -36,7 +42,14 @@ impl Arch {
 
 enum Backbone {
     ResNet18(Box<ResNet18>),
+    Dlib(Box<DlibResNet>),
     SmallCnn(SmallCnn),
+}
+
+/// Whether variable `name` belongs to the heads (the classifier and the text projection) rather than the
+/// backbone: `optim.backbone_lr_scale` applies to the others.
+pub fn is_head(name: &str) -> bool {
+    name.starts_with("fc.") || name.starts_with("text_proj.")
 }
 
 pub struct Net {
@@ -49,6 +62,7 @@ impl Net {
     pub fn new(root: &nn::Path, model: &Model, classes: i64, text_dim: i64) -> Self {
         let backbone = match model.arch {
             Arch::Resnet18 => Backbone::ResNet18(Box::new(ResNet18::new(root, model.stem, model.width))),
+            Arch::DlibResnet => Backbone::Dlib(Box::new(DlibResNet::new(root, model.dlib_cut, model.freeze_bn, false))),
             Arch::SmallCnn => Backbone::SmallCnn(SmallCnn::new(root, model.width)),
         };
         let heads = Heads::new(root, model.feature_dim(), classes, text_dim, model.dropout, model.classifier_scale);
@@ -58,8 +72,17 @@ impl Net {
     pub fn forward(&self, x: &Tensor, train: bool) -> HeadOut {
         let f = match &self.backbone {
             Backbone::ResNet18(b) => b.forward_t(x, train),
+            Backbone::Dlib(b) => b.forward_t(x, train),
             Backbone::SmallCnn(b) => b.forward_t(x, train),
         };
         self.heads.forward(&f, train)
+    }
+
+    /// The dlib backbone, for `init = "dlib"`.
+    pub fn dlib(&self) -> Option<&DlibResNet> {
+        match &self.backbone {
+            Backbone::Dlib(b) => Some(b),
+            _ => None,
+        }
     }
 }

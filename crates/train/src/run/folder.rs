@@ -65,7 +65,10 @@ pub fn inputs(spec: &RunSpec, cfg: &Config) -> anyhow::Result<Vec<InputRecord>> 
         let hint = format!("make embed-text ENCODER={} TEXT_SET={}", cfg.text.encoder, cfg.text.set);
         out.push(file_record("prototypes", &protos, &hint)?);
     }
-    if cfg.model.init != "scratch" {
+    if cfg.model.init == "dlib" {
+        let dat = crate::model::dlib::convert::dat_path()?;
+        out.push(file_record("init weights", &dat, "run make setup")?);
+    } else if cfg.model.init != "scratch" {
         out.push(file_record("init weights", Path::new(&cfg.model.init), "check model.init")?);
     }
     Ok(out)

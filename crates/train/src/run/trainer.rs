@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::data::loader::Data;
 use crate::data::sampler::Sampler;
 use crate::ema::Ema;
-use crate::model::{init, Net};
+use crate::model::{dlib, init, Net};
 use crate::optim::Optimizer;
 use crate::sitfer::memory_bank::MemoryBank;
 
@@ -46,6 +46,42 @@ pub struct Start {
     pub unlabeled: Sampler,
 }
 
+/// `model.init`: nothing for scratch, dlib's face weights (loaded, then batch norms calibrated on a seeded sample
+/// of the training faces), or a safetensors file by name; what loaded goes to `init.json`.
+fn init_weights(spec: &RunSpec, cfg: &Config, vs: &VarStore, net: &Net, data: &Data) -> anyhow::Result<()> {
+    let report = spec.run_dir.join(exchange::layout::run::INIT_REPORT);
+    let summary = match cfg.model.init.as_str() {
+        "scratch" => return Ok(()),
+        "dlib" => {
+            let backbone = net.dlib().context("model.init = \"dlib\" needs model.arch = \"dlib-resnet\"")?;
+            let images = calibration_sample(data, cfg.model.calibration_images, cfg.run.seed);
+            let r = dlib::pretrained::init(backbone, &images, cfg.schedule.eval_batch as usize, spec.device)?;
+            exchange::atomic::write_json(&report, &r)?;
+            r.summary()
+        }
+        file => {
+            let r = init::load(vs, Path::new(file))?;
+            exchange::atomic::write_json(&report, &r)?;
+            r.summary()
+        }
+    };
+    if !spec.quiet {
+        eprintln!("{summary}");
+    }
+    Ok(())
+}
+
+/// Up to `n` training faces (labeled and unlabeled, as the loader decoded them, without augmentation), drawn
+/// without replacement with the run's seed.
+fn calibration_sample(data: &Data, n: usize, seed: u64) -> Vec<crate::data::augment::Img> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut all: Vec<&crate::data::augment::Img> = data.labeled.images.iter().chain(&data.unlabeled.images).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0xd11b);
+    all.shuffle(&mut rng);
+    all.into_iter().take(n).cloned().collect()
+}
+
 impl<'a> Trainer<'a> {
     /// The trainer at step 0 (variables seeded from `run.seed`, then `model.init`), or at the latest
     /// checkpoint with `spec.resume`.
@@ -59,14 +95,12 @@ impl<'a> Trainer<'a> {
         tch::manual_seed(cfg.run.seed as i64);
         let vs = VarStore::new(device);
         let net = Net::new(&vs.root(), &cfg.model, c, text_dim);
-        if !spec.resume && cfg.model.init != "scratch" {
-            let r = init::load(&vs, Path::new(&cfg.model.init))?;
-            exchange::atomic::write_json(spec.run_dir.join(exchange::layout::run::INIT_REPORT), &r)?;
-            if !spec.quiet {
-                eprintln!("{}", r.summary());
-            }
+        if !spec.resume {
+            init_weights(spec, cfg, &vs, &net, data)?;
         }
-        let opt = Optimizer::new(&vs, cfg.optim.kind()?, cfg.optim.weight_decay);
+        let trunk = cfg.optim.backbone_lr_scale;
+        let opt = Optimizer::new(&vs, cfg.optim.kind()?, cfg.optim.weight_decay)
+            .with_lr_scale(|name| if crate::model::is_head(name) { 1.0 } else { trunk });
         let bank = MemoryBank::new(&data.labeled.labels, feature, c, cfg.method.bank_momentum, device);
         let ema = (cfg.optim.ema > 0.0).then(|| Ema::new(&vs, cfg.optim.ema));
         let amp = cfg.run.amp && device.is_cuda();
