@@ -321,7 +321,10 @@ impl Config {
             bail!("model.width = {}: expected 4 to 256 channels (torchvision's ResNet-18: 64)", md.width);
         }
         if md.arch == crate::model::Arch::DlibResnet && crate::model::dlib::stages_for_cut(md.dlib_cut).is_none() {
-            bail!("model.dlib_cut = {}: expected 128 (after the 128-channel stage) or 256 (the whole trunk)", md.dlib_cut);
+            bail!(
+                "model.dlib_cut = {}: expected 128 (after the 128-channel stage) or 256 (the whole trunk)",
+                md.dlib_cut
+            );
         }
         if md.init == "dlib" && md.arch != crate::model::Arch::DlibResnet {
             bail!("model.init = \"dlib\" needs model.arch = \"dlib-resnet\" (it is {:?})", md.arch);

@@ -36,6 +36,8 @@ struct Report {
     mkldnn: bool,
     text_model: String,
     text_model_present: bool,
+    face_model: String,
+    face_model_present: bool,
     data_roots: Vec<DataRoot>,
 }
 
@@ -68,6 +70,7 @@ fn cuda_device_names() -> Vec<String> {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let cuda = tch::Cuda::is_available();
     let text_model = text_model_dir();
+    let face_model = train::model::dlib::convert::face_model_dir().join(train::model::dlib::convert::DAT_FILE);
     let mut data_roots = vec![
         data_root("ferplus", "FERPLUS_DIR"),
         data_root("rafdb", "RAFDB_DIR"),
@@ -95,6 +98,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         text_model_present: text_model.join("model.safetensors").is_file()
             && text_model.join("tokenizer.json").is_file(),
         text_model: text_model.display().to_string(),
+        face_model: face_model.display().to_string(),
+        face_model_present: face_model.is_file(),
         data_roots,
     };
     if args.json {
@@ -115,6 +120,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     println!("  CPU threads     {} (oneDNN {})", report.cpu_threads, yes(report.mkldnn));
     let model_state = if report.text_model_present { "present" } else { "MISSING: run `make setup`" };
     println!("  text model      {} [{model_state}]", report.text_model);
+    let face_state = if report.face_model_present { "present" } else { "MISSING: run `make setup`" };
+    println!("  face model      {} [{face_state}]", report.face_model);
     println!("  data roots");
     for r in &report.data_roots {
         let state = if r.present { "present" } else { "absent" };

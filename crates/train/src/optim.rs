@@ -32,9 +32,9 @@ pub struct Optim {
     pub clip_grad_norm: f64,
     /// EMA decay of an evaluation copy of the model; 0 turns it off.
     pub ema: f64,
-    /// The backbone's learning rate as a fraction of the heads' (`lr`): below 1 fine-tunes a pretrained trunk
-    /// gently while the new heads learn; 0 freezes the trunk's weights (its batch norms still follow
-    /// `model.freeze_bn`).
+    /// The backbone's learning rate as a fraction of the heads' (`lr`) when `model.init` loads pretrained
+    /// weights (from scratch every layer learns at `lr`): below 1 fine-tunes the trunk gently while the new
+    /// heads learn; 0 freezes the trunk's weights (its batch norms still follow `model.freeze_bn`).
     pub backbone_lr_scale: f64,
 }
 
@@ -324,8 +324,8 @@ mod tests {
         let a = vs.root().zeros("a", &[1]);
         let b = vs.root().zeros("b", &[1]);
         let c = vs.root().zeros("c", &[1]);
-        let mut opt = Optimizer::new(&vs, OptimKind::Sgd { momentum: 0.0, nesterov: false }, 0.0)
-            .with_lr_scale(|n| match n {
+        let mut opt =
+            Optimizer::new(&vs, OptimKind::Sgd { momentum: 0.0, nesterov: false }, 0.0).with_lr_scale(|n| match n {
                 "a" => 1.0,
                 "b" => 0.1,
                 _ => 0.0,

@@ -23,6 +23,7 @@ fn doctor_reports_libtorch_and_the_binary_needs_no_ld_library_path() {
     assert!(report["cpu_threads"].as_i64().unwrap() >= 1);
     assert_eq!(report["cuda_available"].as_bool().unwrap(), report["cuda_device_count"].as_i64().unwrap() > 0);
     assert!(report["text_model_present"].as_bool().unwrap(), "make setup provides the text model: {report}");
+    assert!(report["face_model_present"].as_bool().unwrap(), "make setup provides the dlib face model: {report}");
     let roots = report["data_roots"].as_array().unwrap();
     assert!(roots.iter().any(|r| r["dataset"] == "ferplus"));
 

@@ -13,8 +13,8 @@ use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
 pub use config::Model;
-use heads::{HeadOut, Heads};
 use dlib::DlibResNet;
+use heads::{HeadOut, Heads};
 use resnet::ResNet18;
 use small_cnn::SmallCnn;
 

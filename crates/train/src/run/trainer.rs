@@ -98,9 +98,15 @@ impl<'a> Trainer<'a> {
         if !spec.resume {
             init_weights(spec, cfg, &vs, &net, data)?;
         }
-        let trunk = cfg.optim.backbone_lr_scale;
-        let opt = Optimizer::new(&vs, cfg.optim.kind()?, cfg.optim.weight_decay)
-            .with_lr_scale(|name| if crate::model::is_head(name) { 1.0 } else { trunk });
+        // The scale is for pretrained trunks: from scratch every layer learns at lr.
+        let trunk = if cfg.model.init == "scratch" { 1.0 } else { cfg.optim.backbone_lr_scale };
+        let opt = Optimizer::new(&vs, cfg.optim.kind()?, cfg.optim.weight_decay).with_lr_scale(|name| {
+            if crate::model::is_head(name) {
+                1.0
+            } else {
+                trunk
+            }
+        });
         let bank = MemoryBank::new(&data.labeled.labels, feature, c, cfg.method.bank_momentum, device);
         let ema = (cfg.optim.ema > 0.0).then(|| Ema::new(&vs, cfg.optim.ema));
         let amp = cfg.run.amp && device.is_cuda();

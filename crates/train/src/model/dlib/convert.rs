@@ -41,12 +41,18 @@ pub fn named_tensors(w: &DatWeights) -> Vec<(String, Tensor)> {
     let mut out = Vec::with_capacity(4 * w.convs.len() + 1);
     for ((name, c), a) in layer_names().iter().zip(&w.convs).zip(&w.affines) {
         let k = c.kernel as i64;
-        out.push((format!("{name}.conv.weight"), Tensor::from_slice(&c.weight).view([c.cout as i64, c.cin as i64, k, k])));
+        out.push((
+            format!("{name}.conv.weight"),
+            Tensor::from_slice(&c.weight).view([c.cout as i64, c.cin as i64, k, k]),
+        ));
         out.push((format!("{name}.conv.bias"), Tensor::from_slice(&c.bias)));
         out.push((format!("{name}.affine.scale"), Tensor::from_slice(&a.scale)));
         out.push((format!("{name}.affine.shift"), Tensor::from_slice(&a.shift)));
     }
-    out.push(("embed.weight".into(), Tensor::from_slice(&w.embed).view([w.embed_outputs as i64, w.embed_inputs as i64])));
+    out.push((
+        "embed.weight".into(),
+        Tensor::from_slice(&w.embed).view([w.embed_outputs as i64, w.embed_inputs as i64]),
+    ));
     out
 }
 

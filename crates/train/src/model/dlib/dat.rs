@@ -70,7 +70,8 @@ impl Reader<'_> {
         if n > 8 {
             return Err(self.fail(format!("integer control byte {control:#04x} claims {n} bytes (at most 8)")));
         }
-        let body = self.bytes.get(self.pos + 1..self.pos + 1 + n).ok_or_else(|| self.fail("file ends inside an integer"))?;
+        let body =
+            self.bytes.get(self.pos + 1..self.pos + 1 + n).ok_or_else(|| self.fail("file ends inside an integer"))?;
         let mut v: u64 = 0;
         for (i, b) in body.iter().enumerate() {
             v |= u64::from(*b) << (8 * i);
@@ -101,7 +102,8 @@ impl Reader<'_> {
     fn floats(&mut self, n: usize) -> Result<Vec<f32>, (usize, String)> {
         let end = n.checked_mul(4).and_then(|b| b.checked_add(self.pos)).filter(|&e| e <= self.bytes.len());
         let end = end.ok_or_else(|| self.fail(format!("file ends inside a tensor of {n} floats")))?;
-        let v = self.bytes[self.pos..end].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let v =
+            self.bytes[self.pos..end].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         self.pos = end;
         Ok(v)
     }
@@ -134,11 +136,17 @@ fn conv(r: &mut Reader) -> Result<Conv, (usize, String)> {
     let (sy, sx) = (r.count("stride y")?, r.count("stride x")?);
     let (py, px) = (r.count("padding y")?, r.count("padding x")?);
     if kh != kw || sy != sx || py != px || cout == 0 || kh == 0 {
-        return Err((at, format!("convolution {cout} filters {kh}x{kw} stride {sy}/{sx} padding {py}/{px}: expected square")));
+        return Err((
+            at,
+            format!("convolution {cout} filters {kh}x{kw} stride {sy}/{sx} padding {py}/{px}: expected square"),
+        ));
     }
     let per_filter = (params.len() - cout.min(params.len())) / (cout * kh * kw);
     if per_filter * cout * kh * kw + cout != params.len() {
-        return Err((at, format!("{} parameters do not split into {cout} filters of {kh}x{kw} plus biases", params.len())));
+        return Err((
+            at,
+            format!("{} parameters do not split into {cout} filters of {kh}x{kw} plus biases", params.len()),
+        ));
     }
     let split = params.len() - cout;
     Ok(Conv {
@@ -198,7 +206,8 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<DatWeights, DatError> {
         }
     }
     let arch = |what: String| DatError::Architecture { path: path.to_string(), what };
-    let (embed_outputs, embed_inputs, embed) = embed.ok_or_else(|| arch("no fc_2 (identity embedding) record".into()))?;
+    let (embed_outputs, embed_inputs, embed) =
+        embed.ok_or_else(|| arch("no fc_2 (identity embedding) record".into()))?;
     let expected = super::conv_shapes();
     if convs.len() != expected.len() || affines.len() != expected.len() {
         return Err(arch(format!(
@@ -235,7 +244,8 @@ mod tests {
 
     fn int(v: i64) -> Vec<u8> {
         let mag = v.unsigned_abs();
-        let bytes: Vec<u8> = mag.to_le_bytes().into_iter().take(((64 - mag.leading_zeros() as usize) + 7) / 8).collect();
+        let bytes: Vec<u8> =
+            mag.to_le_bytes().into_iter().take((64 - mag.leading_zeros() as usize).div_ceil(8)).collect();
         let mut out = vec![bytes.len() as u8 | if v < 0 { 0x80 } else { 0 }];
         out.extend(bytes);
         out

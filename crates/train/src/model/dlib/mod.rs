@@ -82,6 +82,9 @@ pub fn stages_for_cut(channels: i64) -> Option<usize> {
     }
 }
 
+/// Sees each convolution's output (its index in [`conv_shapes`] order) during a forward pass: calibration.
+pub type Probe<'a> = &'a mut dyn FnMut(usize, &Tensor);
+
 /// The path of a dotted name (`layer2.0.1`): tch refuses dots within one path segment.
 fn sub<'a>(root: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
     dotted.split('.').fold(root.clone(), |p, part| p / part)
@@ -96,7 +99,8 @@ pub struct ConvBn {
 
 impl ConvBn {
     fn new(p: &nn::Path, s: ConvShape) -> Self {
-        let cfg = nn::ConvConfig { stride: s.stride as i64, padding: s.padding as i64, bias: false, ..Default::default() };
+        let cfg =
+            nn::ConvConfig { stride: s.stride as i64, padding: s.padding as i64, bias: false, ..Default::default() };
         ConvBn {
             conv: nn::conv2d(p / "conv", s.cin as i64, s.cout as i64, s.kernel as i64, cfg),
             bn: nn::batch_norm2d(p / "bn", s.cout as i64, nn::BatchNormConfig { eps: BN_EPS, ..Default::default() }),
@@ -104,7 +108,7 @@ impl ConvBn {
     }
 
     /// `bn(conv(x))`; with `probe`, the convolution's output is also handed to it (calibration).
-    fn forward(&self, x: &Tensor, bn_train: bool, probe: &mut Option<&mut dyn FnMut(usize, &Tensor)>, i: usize) -> Tensor {
+    fn forward(&self, x: &Tensor, bn_train: bool, probe: &mut Option<Probe>, i: usize) -> Tensor {
         let z = x.apply(&self.conv);
         if let Some(p) = probe.as_mut() {
             p(i, &z);
@@ -132,13 +136,22 @@ impl DlibResNet {
     pub fn new(root: &nn::Path, cut: i64, freeze_bn: bool, embedding: bool) -> Self {
         let stages = stages_for_cut(cut).unwrap_or(5);
         let keep: usize = 1 + STAGES[..stages].iter().map(|(_, b)| 2 * b).sum::<usize>();
-        let layers =
-            conv_shapes().into_iter().zip(layer_names()).take(keep).map(|(s, n)| ConvBn::new(&sub(root, &n), s)).collect();
+        let layers = conv_shapes()
+            .into_iter()
+            .zip(layer_names())
+            .take(keep)
+            .map(|(s, n)| ConvBn::new(&sub(root, &n), s))
+            .collect();
         let a: Vec<f32> = (0..3).map(|c| (255.0 * f64::from(STD[c]) / 256.0) as f32).collect();
         let b: Vec<f32> = (0..3).map(|c| ((255.0 * f64::from(MEAN[c]) - PIXEL_MEAN[c]) / 256.0) as f32).collect();
         let device = root.device();
         let embed = (embedding && stages == 5).then(|| {
-            nn::linear(root / "embed", FULL_CHANNELS as i64, EMBED_DIM as i64, nn::LinearConfig { bias: false, ..Default::default() })
+            nn::linear(
+                root / "embed",
+                FULL_CHANNELS as i64,
+                EMBED_DIM as i64,
+                nn::LinearConfig { bias: false, ..Default::default() },
+            )
         });
         DlibResNet {
             layers,
@@ -156,10 +169,16 @@ impl DlibResNet {
     }
 
     /// The trunk's feature map for ImageNet-normalised `x`; `probe` sees every convolution's output.
-    pub fn features(&self, x: &Tensor, train: bool, mut probe: Option<&mut dyn FnMut(usize, &Tensor)>) -> Tensor {
+    pub fn features(&self, x: &Tensor, train: bool, mut probe: Option<Probe>) -> Tensor {
         let bn_train = train && !self.freeze_bn;
         let x = x * &self.input_a + &self.input_b;
-        let mut x = self.layers[0].forward(&x, bn_train, &mut probe, 0).relu().max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false);
+        let mut x = self.layers[0].forward(&x, bn_train, &mut probe, 0).relu().max_pool2d(
+            [3, 3],
+            [2, 2],
+            [0, 0],
+            [1, 1],
+            false,
+        );
         let mut i = 1;
         for (stage, &(_, blocks)) in STAGES[..self.stages].iter().enumerate() {
             for b in 0..blocks {

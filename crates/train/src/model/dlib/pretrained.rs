@@ -59,7 +59,12 @@ pub fn load_folded(net: &DlibResNet, path: &Path) -> anyhow::Result<usize> {
         for (layer, name) in net.layers.iter().zip(layer_names()) {
             let w = get(format!("{name}.conv.weight"))?;
             if w.size() != layer.conv.ws.size() {
-                bail!("{}: {name}.conv.weight is {:?}, the network wants {:?}", path.display(), w.size(), layer.conv.ws.size());
+                bail!(
+                    "{}: {name}.conv.weight is {:?}, the network wants {:?}",
+                    path.display(),
+                    w.size(),
+                    layer.conv.ws.size()
+                );
             }
             let dev = layer.conv.ws.device();
             let put = |dst: &Tensor, src: &Tensor| {
@@ -108,7 +113,10 @@ pub fn calibrate(net: &DlibResNet, images: &[Img], batch: usize, device: Device)
             let mut probe = |i: usize, z: &Tensor| {
                 let z = z.to_kind(Kind::Double);
                 let dims = [0i64, 2, 3];
-                let (s, q) = (z.sum_dim_intlist(dims.as_slice(), false, Kind::Double), z.square().sum_dim_intlist(dims.as_slice(), false, Kind::Double));
+                let (s, q) = (
+                    z.sum_dim_intlist(dims.as_slice(), false, Kind::Double),
+                    z.square().sum_dim_intlist(dims.as_slice(), false, Kind::Double),
+                );
                 let n = (z.size()[0] * z.size()[2] * z.size()[3]) as f64;
                 match &mut moments[i] {
                     Some(m) => {
@@ -127,7 +135,8 @@ pub fn calibrate(net: &DlibResNet, images: &[Img], batch: usize, device: Device)
             let var = (&m.sum_sq / m.count - mean.square()).clamp_min(0.0);
             let bn = &layer.bn;
             let eps = super::BN_EPS;
-            let (gamma, beta) = (bn.ws.as_ref().context("batch norm without weight")?, bn.bs.as_ref().context("no bias")?);
+            let (gamma, beta) =
+                (bn.ws.as_ref().context("batch norm without weight")?, bn.bs.as_ref().context("no bias")?);
             let g = gamma.to_kind(Kind::Double);
             let k0 = (bn.running_var.to_kind(Kind::Double) + eps).sqrt();
             let new_gamma = &g * (&var + eps).sqrt() / &k0;
@@ -181,7 +190,12 @@ mod tests {
             }
         });
         let images: Vec<Img> = (0..8)
-            .map(|i| Img { w: 64, h: 64, c: 1, data: (0..64 * 64).map(|p| ((p * (i + 3) + p / 64 * 7) % 251) as u8).collect() })
+            .map(|i| Img {
+                w: 64,
+                h: 64,
+                c: 1,
+                data: (0..64 * 64).map(|p| ((p * (i + 3) + p / 64 * 7) % 251) as u8).collect(),
+            })
             .collect();
         let x = to_tensor(&images, Device::Cpu);
         let before = tch::no_grad(|| net.forward_t(&x, false));
