@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CUDA check, for whenever a GPU machine is at hand (never part of the tests): build, `train doctor`,
-# a short ferplus_10pct SIT-FER training on CUDA at the paper's 224 px / 16+16 batch with autocast, and a
+# a short ferplus_10pct SIT-FER training on CUDA at the paper scale's 150 px (dlib backbone) / 16+16 batch with autocast, and a
 # CPU-vs-CUDA step timing. Prints one summary block at the end; logs in $OUT (or artifacts/gpu-check).
 #
 #   FERPLUS_DIR=/path/to/ferplus bash scripts/gpu_check.sh [STEPS=200]

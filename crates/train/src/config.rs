@@ -386,7 +386,8 @@ mod tests {
         let official = resolve(&dir(), "sitfer-official", "paper", &[]).unwrap();
         assert_eq!(official.method.fusion, FusionMode::WeightedLogit);
         assert_eq!(official.text.encoder, "random");
-        assert_eq!((official.model.image_size, official.schedule.steps_per_epoch), (224, 800));
+        assert_eq!((official.model.image_size, official.schedule.steps_per_epoch), (150, 800));
+        assert_eq!((official.model.arch, official.model.init.as_str()), (crate::model::Arch::DlibResnet, "dlib"));
         let demo = resolve(&dir(), "sitfer", "demo", &[]).unwrap();
         assert_eq!(
             (demo.model.arch, demo.model.width, demo.model.classifier_scale),
@@ -413,6 +414,12 @@ mod tests {
         assert!(e.contains("small-cnn"), "{e}");
         let e = resolve(&dir(), "nope", "tiny", &[]).unwrap_err().to_string();
         assert!(e.contains("sitfer-official"), "{e}");
+        let e = resolve(&dir(), "sitfer", "cpu", &["model.dlib_cut=64".into()]).unwrap_err().to_string();
+        assert!(e.contains("model.dlib_cut = 64") && e.contains("128") && e.contains("256"), "{e}");
+        let e = resolve(&dir(), "sitfer", "tiny", &["model.init=dlib".into()]).unwrap_err().to_string();
+        assert!(e.contains("model.init = \"dlib\" needs model.arch = \"dlib-resnet\""), "{e}");
+        let cpu = resolve(&dir(), "sitfer", "cpu", &["model.init=scratch".into()]).unwrap();
+        assert_eq!((cpu.model.arch, cpu.model.feature_dim()), (crate::model::Arch::DlibResnet, 128));
     }
 
     /// Out-of-range values are refused where they are parsed, naming the key, the value and the range.
