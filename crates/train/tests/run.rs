@@ -162,6 +162,46 @@ fn init_loads_by_name_and_reports_the_rest() {
     assert!(e.contains("/nonexistent/w.safetensors"), "{e}");
 }
 
+/// `model.init = "dlib"` through a real run: the cut trunk loads 21 of dlib's 29 layers, its batch norms are
+/// calibrated on the training faces (eval function unchanged up to rounding), the pretrained trunk trains at
+/// `backbone_lr_scale` × lr, and a frozen trunk (scale 0) does not move while the heads do.
+#[test]
+fn dlib_init_loads_calibrates_and_fine_tunes() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    let sets = [
+        "model.arch=dlib-resnet",
+        "model.init=dlib",
+        "model.dlib_cut=128",
+        "model.image_size=48",
+        "model.calibration_images=12",
+        "optim.backbone_lr_scale=0",
+    ];
+    let cfg = config("sitfer", &sets);
+    go(dir.path(), "dlib", &cfg, false, Some(2)).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("runs/dlib/init.json")).unwrap()).unwrap();
+    assert_eq!(report["layers_loaded"], 21, "{report}");
+    assert_eq!(report["calibration_images"], 12, "{report}");
+    assert!(report["calibration_max_abs_change"].as_f64().unwrap() < 1e-3, "{report}");
+    let ckpt = |run: &str| -> std::collections::HashMap<String, tch::Tensor> {
+        let run = dir.path().join("runs").join(run).join("checkpoints");
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("latest.json")).unwrap()).unwrap();
+        tch::Tensor::read_safetensors(run.join(state["tensors"].as_str().unwrap())).unwrap().into_iter().collect()
+    };
+    let st =
+        train::model::dlib::convert::cached_safetensors(&train::model::dlib::convert::dat_path().unwrap()).unwrap();
+    let dlib: std::collections::HashMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(st).unwrap().into_iter().collect();
+    let frozen = ckpt("dlib");
+    let w = "layer2.0.1.conv.weight";
+    assert!(frozen[&format!("model.{w}")].equal(&dlib[w]), "a trunk at lr scale 0 keeps dlib's weights");
+    let live = config("sitfer", &sets[..5]);
+    go(dir.path(), "dlib-live", &live, false, Some(2)).unwrap();
+    assert!(!ckpt("dlib-live")[&format!("model.{w}")].equal(&dlib[w]), "a live trunk moves");
+}
+
 /// Ctrl-C through the real binary: a checkpoint is written, the exit code is 130, and `--resume` continues.
 #[cfg(unix)]
 #[test]
