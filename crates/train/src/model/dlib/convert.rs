@@ -66,7 +66,9 @@ pub fn cached_safetensors(dat: &Path) -> anyhow::Result<PathBuf> {
         return Ok(out);
     }
     let weights = dat::parse(&dat.display().to_string(), &bytes)?;
-    let tmp = dir.join(format!(".converted-{}.{}.tmp", &hash[..16], std::process::id()));
+    // Unique per process and thread (parallel tests convert concurrently); the rename makes the last one win.
+    let thread = format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_digit(), "");
+    let tmp = dir.join(format!(".converted-{}.{}.{thread}.tmp", &hash[..16], std::process::id()));
     Tensor::write_safetensors(&named_tensors(&weights), &tmp).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &out).with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
     Ok(out)

@@ -8,7 +8,8 @@
 //! reproduces dlib's network exactly (see [`pretrained`]). The trunk can be cut after the 128-channel stage
 //! (`model.dlib_cut = 128`: identity training has not yet washed expression out of those features) or kept
 //! whole (`256`). Input: the loader's ImageNet-normalised `[B, 3, S, S]`, mapped here to dlib's own
-//! normalisation `(pixel − mean) / 256`; dlib's native size is 150 px, any size from 40 px works.
+//! normalisation `(pixel − mean) / 256`; dlib's native size is 150 px; the smallest input is
+//! [`min_image_size`] (31 px cut at 128, 103 px whole).
 
 pub mod convert;
 pub mod dat;
@@ -88,6 +89,15 @@ pub type Probe<'a> = &'a mut dyn FnMut(usize, &Tensor);
 /// The path of a dotted name (`layer2.0.1`): tch refuses dots within one path segment.
 fn sub<'a>(root: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
     dotted.split('.').fold(root.clone(), |p, part| p / part)
+}
+
+/// The smallest input size whose strided convolutions all see at least 3×3 at this cut.
+pub fn min_image_size(cut: i64) -> i64 {
+    if cut == 128 {
+        31
+    } else {
+        103
+    }
 }
 
 /// A convolution (no bias) and the batch norm that replaces dlib's folded affine.

@@ -4,10 +4,11 @@
 //! batch norm's γ with unit running statistics, eval mode is exact, but train mode would normalise each
 //! channel by its batch statistics and mis-scale every layer by that channel's spread. So the statistics are
 //! measured instead: one eval pass over calibration images records each convolution's per-channel mean μ and
-//! variance σ², and each batch norm is re-expressed with running mean μ, running variance σ², γ' = γ·√(σ²+ε)
-//! and β' = β + γ·(μ − m₀)/√(v₀+ε) (m₀, v₀ the statistics it had). Eval mode computes exactly the same
-//! function as before, and train mode starts where eval mode is, because a batch's statistics are close to
-//! the calibration images'.
+//! variance σ², and each batch norm is re-expressed with running mean μ, running variance σ²,
+//! γ' = γ·√(σ²+ε)/√(v₀+ε) and β' = β + γ·(μ − m₀)/√(v₀+ε) (m₀, v₀ the statistics it had; after
+//! [`load_folded`], −bias and 1 − ε, so γ' = γ·√(σ²+ε)). Eval mode computes exactly the same function as
+//! before (checked: a change beyond rounding is an error), and train mode starts where eval mode is, because a
+//! batch's statistics are close to the calibration images'.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -30,7 +31,7 @@ pub struct DlibInit {
     pub embedding_loaded: bool,
     pub calibration_images: usize,
     /// Largest change of any eval-mode feature on the calibration images' first batch after re-expression:
-    /// rounding only (a larger one means the batch norms no longer compute dlib's function).
+    /// rounding only (beyond 1e-3 of the features' scale the load fails).
     pub calibration_max_abs_change: f64,
 }
 
@@ -57,26 +58,27 @@ pub fn load_folded(net: &DlibResNet, path: &Path) -> anyhow::Result<usize> {
     let get = |name: String| file.get(&name).with_context(|| format!("{}: no tensor {name}", path.display()));
     tch::no_grad(|| -> anyhow::Result<()> {
         for (layer, name) in net.layers.iter().zip(layer_names()) {
-            let w = get(format!("{name}.conv.weight"))?;
-            if w.size() != layer.conv.ws.size() {
-                bail!(
-                    "{}: {name}.conv.weight is {:?}, the network wants {:?}",
-                    path.display(),
-                    w.size(),
-                    layer.conv.ws.size()
-                );
-            }
-            let dev = layer.conv.ws.device();
-            let put = |dst: &Tensor, src: &Tensor| {
-                dst.shallow_clone().copy_(&src.to_kind(Kind::Float).to_device(dev));
+            let put = |dst: &Tensor, key: &str, src: &Tensor| -> anyhow::Result<()> {
+                if src.size() != dst.size() {
+                    bail!("{}: {key} is {:?}, the network wants {:?}", path.display(), src.size(), dst.size());
+                }
+                dst.shallow_clone().f_copy_(&src.to_kind(Kind::Float).to_device(dst.device()))?;
+                Ok(())
             };
-            put(&layer.conv.ws, w);
             let bn = &layer.bn;
             let gamma = bn.ws.as_ref().context("batch norm without weight")?;
             let beta = bn.bs.as_ref().context("batch norm without bias")?;
-            put(gamma, get(format!("{name}.affine.scale"))?);
-            put(beta, get(format!("{name}.affine.shift"))?);
-            put(&bn.running_mean, &get(format!("{name}.conv.bias"))?.neg());
+            // running mean = −bias: the convolution here has no bias, dlib's adds it before the affine.
+            let targets = [
+                (&layer.conv.ws, "conv.weight", 1.0),
+                (gamma, "affine.scale", 1.0),
+                (beta, "affine.shift", 1.0),
+                (&bn.running_mean, "conv.bias", -1.0),
+            ];
+            for (dst, key, sign) in targets {
+                let key = format!("{name}.{key}");
+                put(dst, &key, &(get(key.clone())? * sign))?;
+            }
             let _ = bn.running_var.shallow_clone().fill_(1.0 - super::BN_EPS);
         }
         if let Some(e) = &net.embed {
@@ -89,7 +91,7 @@ pub fn load_folded(net: &DlibResNet, path: &Path) -> anyhow::Result<usize> {
 
 fn put_embedding(e: &tch::nn::Linear, w: &Tensor) -> anyhow::Result<()> {
     anyhow::ensure!(w.size() == e.ws.size(), "embed.weight is {:?}, expected {:?}", w.size(), e.ws.size());
-    e.ws.shallow_clone().copy_(&w.to_device(e.ws.device()));
+    e.ws.shallow_clone().f_copy_(&w.to_device(e.ws.device()))?;
     Ok(())
 }
 
@@ -146,7 +148,15 @@ pub fn calibrate(net: &DlibResNet, images: &[Img], batch: usize, device: Device)
             }
         }
         let after = net.features(&first, false, None);
-        Ok(f64::try_from((after - before).abs().max())?)
+        let change = f64::try_from((after - &before).abs().max())?;
+        let scale = f64::try_from(before.abs().max())?.max(1.0);
+        if change.is_nan() || change > 1e-3 * scale {
+            bail!(
+                "calibrating dlib's batch norms changed the eval-mode features by {change:.3e} (features up to \
+                 {scale:.3e}): the re-expressed network no longer computes dlib's function"
+            );
+        }
+        Ok(change)
     })
 }
 
