@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `make demo`: the whole pipeline on the built-in synthetic faces, CPU only (about 8 min on 2 cores once built;
+# `make demo`: the whole pipeline on the built-in synthetic faces, CPU only (about 20 min on 2 cores once built;
 #   the first build of the four stages takes ~20-25 min more, and `make test` reuses it):
 #   synthetic faces -> shards -> splits (10 % and all labels) -> MiniLM text prototypes
-#   -> train supervised on 10 %, SIT-FER on 10 %, supervised on 100 % (scale preset `demo`)
+#   -> train supervised on 10 %, SIT-FER on 10 %, supervised on 100 % (scale preset `demo`: dlib's face-pretrained
+#      ResNet, fetched by setup, at 64 px)
 #   -> audit: the three runs side by side (test accuracy at the best-val epoch, pseudo-label quantity and
 #      quality per level) and an HTML report per run.
 # Every step is skipped when its output is up to date; an interrupted run resumes. FORCE=1 starts over.
@@ -13,7 +14,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 profile=${PROFILE:-dev}
 bin=target/$([ "$profile" = dev ] && echo debug || echo "$profile")
 
-say "setup (libtorch + text model, cached under ~/.cache/sitfer)"
+say "setup (libtorch, text model, face model; cached under ~/.cache/sitfer)"
 bash scripts/setup.sh
 say "build (profile $profile; shared with make test)"
 bash scripts/build.sh "$profile"

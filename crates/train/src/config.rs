@@ -403,8 +403,8 @@ mod tests {
         assert_eq!((official.model.arch, official.model.init.as_str()), (crate::model::Arch::DlibResnet, "dlib"));
         let demo = resolve(&dir(), "sitfer", "demo", &[]).unwrap();
         assert_eq!(
-            (demo.model.arch, demo.model.width, demo.model.classifier_scale),
-            (crate::model::Arch::SmallCnn, 32, 1.0)
+            (demo.model.arch, demo.model.init.as_str(), demo.model.image_size),
+            (crate::model::Arch::DlibResnet, "dlib", 64)
         );
         let sup = resolve(&dir(), "supervised", "cpu", &[]).unwrap();
         assert!(!sup.semi_supervised() && !sup.method.text && !sup.method.instance);
