@@ -431,7 +431,7 @@ mod tests {
         assert!(e.contains("model.dlib_cut = 64") && e.contains("128") && e.contains("256"), "{e}");
         let e = resolve(&dir(), "sitfer", "tiny", &["model.init=dlib".into()]).unwrap_err().to_string();
         assert!(e.contains("model.init = \"dlib\" needs model.arch = \"dlib-resnet\""), "{e}");
-        let e = resolve(&dir(), "sitfer", "demo", &["model.arch=dlib-resnet".into()]).unwrap_err().to_string();
+        let e = resolve(&dir(), "sitfer", "tiny", &["model.arch=dlib-resnet".into()]).unwrap_err().to_string();
         assert!(e.contains("model.image_size = 32") && e.contains("103 px"), "{e}");
         let e = resolve(&dir(), "sitfer", "cpu", &["model.init=scratch".into(), "model.freeze_bn=true".into()]);
         assert!(e.unwrap_err().to_string().contains("model.freeze_bn = true"));
