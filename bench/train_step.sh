@@ -20,7 +20,8 @@ for r in $(seq "$rounds"); do
   theirs+=("$(grep -o '[0-9.]* img/s' "$tmp/ref.txt" | grep -o '^[0-9.]*')")
   rm -rf "$tmp/runs"
   "$bin" run -q --split synthetic_10pct --preset sitfer --scale cpu --runs-root "$tmp/runs" --run-id bench --device cpu \
-    --set model.arch=resnet18 --set model.init=scratch --set model.stem=imagenet --set optim.kind=adam \
+    --set model.arch=resnet18 --set model.init=scratch --set model.stem=imagenet --set model.dropout=0.5 \
+    --set model.classifier_scale=1 --set optim.kind=adam --set optim.weight_decay=0 \
     --set model.image_size="$size" --set schedule.batch_labeled="$batch" --set schedule.batch_unlabeled="$batch" \
     --set schedule.epochs=1 --set schedule.steps_per_epoch="$steps" --set run.pseudo_labels_every=0 \
     --set optim.warmup_steps=0 > /dev/null
