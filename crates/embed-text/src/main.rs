@@ -94,9 +94,7 @@ fn model_dir(cli: &Cli) -> anyhow::Result<PathBuf> {
     }
     let env = |k: &str| std::env::var_os(k).map(PathBuf::from);
     Ok(match cli.encoder {
-        EncoderKind::Minilm => env("SITFER_TEXT_MODEL")
-            .or_else(|| option_env!("SITFER_TEXT_MODEL").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from(".text-model")),
+        EncoderKind::Minilm => tch_common::models::text_model_dir(),
         EncoderKind::ClipText => env("SITFER_CLIP_MODEL").context(
             "the clip-text encoder needs CLIP weights: pass --model-dir <folder with model.safetensors, config.json, \
              tokenizer.json> or set SITFER_CLIP_MODEL (no CLIP weights ship with this project)",

@@ -320,26 +320,27 @@ impl Config {
         if !(4..=256).contains(&md.width) {
             bail!("model.width = {}: expected 4 to 256 channels (torchvision's ResNet-18: 64)", md.width);
         }
-        if md.arch == crate::model::Arch::DlibResnet && crate::model::dlib::stages_for_cut(md.dlib_cut).is_none() {
-            bail!(
-                "model.dlib_cut = {}: expected 128 (after the 128-channel stage) or 256 (the whole trunk)",
-                md.dlib_cut
-            );
+        let dlib = md.arch == crate::model::Arch::DlibResnet;
+        if dlib {
+            let Some(min) = crate::model::dlib::min_image_size(md.dlib_cut) else {
+                bail!(
+                    "model.dlib_cut = {}: expected 128 (after the 128-channel stage) or 256 (the whole trunk)",
+                    md.dlib_cut
+                );
+            };
+            if md.image_size < min {
+                bail!(
+                    "model.image_size = {}: dlib's network cut at model.dlib_cut = {} needs at least {min} px (its \
+                     strided convolutions have no padding)",
+                    md.image_size,
+                    md.dlib_cut
+                );
+            }
         }
-        if md.init == "dlib" && md.arch != crate::model::Arch::DlibResnet {
+        if md.init == "dlib" && !dlib {
             bail!("model.init = \"dlib\" needs model.arch = \"dlib-resnet\" (it is {:?})", md.arch);
         }
-        if md.arch == crate::model::Arch::DlibResnet && md.image_size < crate::model::dlib::min_image_size(md.dlib_cut)
-        {
-            bail!(
-                "model.image_size = {}: dlib's network cut at model.dlib_cut = {} needs at least {} px (its strided \
-                 convolutions have no padding)",
-                md.image_size,
-                md.dlib_cut,
-                crate::model::dlib::min_image_size(md.dlib_cut)
-            );
-        }
-        if md.freeze_bn && (md.arch != crate::model::Arch::DlibResnet || md.init == "scratch") {
+        if md.freeze_bn && (!dlib || md.init == "scratch") {
             bail!("model.freeze_bn = true: only for a pretrained dlib-resnet (fixed statistics of random weights mean nothing)");
         }
         if md.init == "dlib" && md.calibration_images < 1 {

@@ -2,7 +2,7 @@
 //! toolchain problem (libtorch, CUDA, text model) from a data problem before a long run.
 //! It only inspects; it never fixes anything.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -41,15 +41,6 @@ struct Report {
     data_roots: Vec<DataRoot>,
 }
 
-/// Where the offline text model is: `$SITFER_TEXT_MODEL`, else the link `make setup` maintains (baked in at
-/// build time through `.cargo/config.toml`).
-pub fn text_model_dir() -> PathBuf {
-    std::env::var_os("SITFER_TEXT_MODEL")
-        .map(PathBuf::from)
-        .or_else(|| option_env!("SITFER_TEXT_MODEL").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(".text-model"))
-}
-
 fn data_root(dataset: &'static str, env: &'static str) -> DataRoot {
     let path = std::env::var(env).unwrap_or_else(|_| format!("data/raw/{dataset}"));
     let present = Path::new(&path).is_dir();
@@ -69,8 +60,8 @@ fn cuda_device_names() -> Vec<String> {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let cuda = tch::Cuda::is_available();
-    let text_model = text_model_dir();
-    let face_model = train::model::dlib::convert::face_model_dir().join(train::model::dlib::convert::DAT_FILE);
+    let text_model = tch_common::models::text_model_dir();
+    let face_model = tch_common::models::face_model_dir().join(train::model::dlib::convert::DAT_FILE);
     let mut data_roots = vec![
         data_root("ferplus", "FERPLUS_DIR"),
         data_root("rafdb", "RAFDB_DIR"),

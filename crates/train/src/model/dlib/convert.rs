@@ -14,18 +14,9 @@ use super::layer_names;
 /// The file `make setup` fetches, inside the folder `$SITFER_FACE_MODEL` (or the `.face-model` link) names.
 pub const DAT_FILE: &str = "dlib_face_recognition_resnet_model_v1.dat";
 
-/// Where the face model is: `$SITFER_FACE_MODEL`, else the link `make setup` maintains (baked in at build
-/// time through `.cargo/config.toml`).
-pub fn face_model_dir() -> PathBuf {
-    std::env::var_os("SITFER_FACE_MODEL")
-        .map(PathBuf::from)
-        .or_else(|| option_env!("SITFER_FACE_MODEL").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(".face-model"))
-}
-
 /// The `.dat` file, checked to exist.
 pub fn dat_path() -> anyhow::Result<PathBuf> {
-    let p = face_model_dir().join(DAT_FILE);
+    let p = tch_common::models::face_model_dir().join(DAT_FILE);
     anyhow::ensure!(
         p.is_file(),
         "model.init = \"dlib\": no {} (run `make setup`, which fetches it, or point SITFER_FACE_MODEL at the folder \

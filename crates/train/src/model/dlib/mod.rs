@@ -74,13 +74,18 @@ pub fn layer_names() -> Vec<String> {
     out
 }
 
-/// Stages kept for a cut after `channels` (128: stages 1–3; 256: all five).
+/// The cuts `model.dlib_cut` may name: `(channels, stages kept, smallest input in px)`. The smallest input is
+/// the one whose strided convolutions (no padding) all still see at least 3×3.
+const CUTS: [(i64, usize, i64); 2] = [(128, 3, 31), (256, 5, 103)];
+
+/// Stages kept for a cut after `channels` (128: stages 1–3; 256: all five); `None` for another cut.
 pub fn stages_for_cut(channels: i64) -> Option<usize> {
-    match channels {
-        128 => Some(3),
-        256 => Some(5),
-        _ => None,
-    }
+    CUTS.iter().find(|c| c.0 == channels).map(|c| c.1)
+}
+
+/// The smallest input size for a cut after `channels`; `None` for another cut.
+pub fn min_image_size(channels: i64) -> Option<i64> {
+    CUTS.iter().find(|c| c.0 == channels).map(|c| c.2)
 }
 
 /// Sees each convolution's output (its index in [`conv_shapes`] order) during a forward pass: calibration.
@@ -89,15 +94,6 @@ pub type Probe<'a> = &'a mut dyn FnMut(usize, &Tensor);
 /// The path of a dotted name (`layer2.0.1`): tch refuses dots within one path segment.
 fn sub<'a>(root: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
     dotted.split('.').fold(root.clone(), |p, part| p / part)
-}
-
-/// The smallest input size whose strided convolutions all see at least 3×3 at this cut.
-pub fn min_image_size(cut: i64) -> i64 {
-    if cut == 128 {
-        31
-    } else {
-        103
-    }
 }
 
 /// A convolution (no bias) and the batch norm that replaces dlib's folded affine.
@@ -171,11 +167,6 @@ impl DlibResNet {
             input_b: Tensor::from_slice(&b).view([1, 3, 1, 1]).to_device(device),
             embed,
         }
-    }
-
-    /// The feature size: the channels where the trunk is cut.
-    pub fn feature_dim(cut: i64) -> i64 {
-        cut
     }
 
     /// The trunk's feature map for ImageNet-normalised `x`; `probe` sees every convolution's output.

@@ -57,14 +57,14 @@ pub fn load_folded(net: &DlibResNet, path: &Path) -> anyhow::Result<usize> {
         .collect();
     let get = |name: String| file.get(&name).with_context(|| format!("{}: no tensor {name}", path.display()));
     tch::no_grad(|| -> anyhow::Result<()> {
+        let put = |dst: &Tensor, key: &str, src: &Tensor| -> anyhow::Result<()> {
+            if src.size() != dst.size() {
+                bail!("{}: {key} is {:?}, the network wants {:?}", path.display(), src.size(), dst.size());
+            }
+            dst.shallow_clone().f_copy_(&src.to_kind(Kind::Float).to_device(dst.device()))?;
+            Ok(())
+        };
         for (layer, name) in net.layers.iter().zip(layer_names()) {
-            let put = |dst: &Tensor, key: &str, src: &Tensor| -> anyhow::Result<()> {
-                if src.size() != dst.size() {
-                    bail!("{}: {key} is {:?}, the network wants {:?}", path.display(), src.size(), dst.size());
-                }
-                dst.shallow_clone().f_copy_(&src.to_kind(Kind::Float).to_device(dst.device()))?;
-                Ok(())
-            };
             let bn = &layer.bn;
             let gamma = bn.ws.as_ref().context("batch norm without weight")?;
             let beta = bn.bs.as_ref().context("batch norm without bias")?;
