@@ -17,6 +17,9 @@ SCALE ?= cpu
 DEVICE ?= auto
 TEXT_SET ?=
 ON_ERROR ?= fail
+# make compare: the presets (the first is the reference of the paired differences) and the number of seeds.
+PRESETS ?= supervised fixmatch sitfer
+SEEDS ?= 3
 FERPLUS_DIR ?= data/raw/ferplus
 RAFDB_DIR ?= data/raw/rafdb
 AFFECTNET_DIR ?= data/raw/affectnet
@@ -33,7 +36,7 @@ FORCE_FLAG := $(if $(FORCE),--force,)
 STAGES := -p shard -p embed-text -p train -p audit
 BUILD = bash scripts/build.sh $(PROFILE)
 
-.PHONY: help setup test doctor shard split embed-text train audit demo build bench
+.PHONY: help setup test doctor shard split embed-text train audit demo build bench compare
 
 help: ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -72,7 +75,16 @@ train: setup ## shards + split + text embeddings up to date, then train PRESET o
 	if [ "$$needs_text" = true ]; then $(BIN)/embed-text -q \
 	  --encoder $$($(BIN)/train config --preset $(PRESET) --get text.encoder) \
 	  --set $$($(BIN)/train config --preset $(PRESET) --get text.set); fi
-	$(BIN)/train run --split $(SPLIT) --preset $(PRESET) --scale $(SCALE) --device $(DEVICE) $(if $(RESUME),--resume,)
+	$(BIN)/train run --split $(SPLIT) --preset $(PRESET) --scale $(SCALE) --device $(DEVICE) $(if $(RESUME),--resume,) \
+	  $(if $(SEED),--set run.seed=$(SEED) --run-id $(SPLIT)-$(PRESET)-$(SCALE)-s$(SEED) --resume-if-any,)
+
+compare: setup ## seed-paired grid: PRESETS × SEEDS on SPLIT (finished runs are kept), then audit's paired table with 95 % intervals
+	@$(BUILD)
+	@set -e; runs=(); for seed in $$(seq 0 $$(( $(SEEDS) - 1 ))); do for preset in $(PRESETS); do \
+	  $(MAKE) --no-print-directory train SPLIT=$(SPLIT) PRESET=$$preset SCALE=$(SCALE) DEVICE=$(DEVICE) SEED=$$seed; \
+	done; done; for preset in $(PRESETS); do for seed in $$(seq 0 $$(( $(SEEDS) - 1 ))); do \
+	  runs+=("$(SPLIT)-$$preset-$(SCALE)-s$$seed"); done; done; \
+	$(BIN)/audit --no-html "$${runs[@]}"
 
 audit: ## pseudo-label quality report of the latest run (RUN=<name> for another) -> artifacts/reports/
 	@$(BUILD)

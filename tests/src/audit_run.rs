@@ -118,6 +118,7 @@ pub fn write(root: &Path, run: &str, spec: &FixtureSpec) -> anyhow::Result<std::
         fusion,
         levels: [true, true, true],
         created_at: "2026-01-01T00:00:00Z".into(),
+        seed: None,
     };
     info.write(&run_dir)?;
 

@@ -1,14 +1,14 @@
 //! One epoch's full audit: every metric of every level, from the loaded data and the setting in force
 //! (the run's own fusion and threshold, or a what-if override from the command line).
 
-use exchange::fusion::Fusion;
+use exchange::fusion::{Fusion, Threshold};
 use serde::Serialize;
 
 use crate::fusion::{describe, fuse};
 use crate::load::{Dropped, EpochData};
 use crate::metrics::agreement::{agreement, Agreement};
 use crate::metrics::calibration::{calibration, Bin};
-use crate::metrics::per_class::{confusion, per_class, second_choice, ClassRow, VotesReport};
+use crate::metrics::per_class::{argmax_recall, confusion, per_class, second_choice, ClassRow, VotesReport};
 use crate::metrics::quality::{accuracy, selection, sweep, Selection};
 use crate::metrics::{decide, Decisions, LEVELS};
 
@@ -35,13 +35,15 @@ pub struct LevelReport {
     pub ece: f64,
     pub reliability: Vec<Bin>,
     pub sweep: Vec<Selection>,
+    /// Per class (the run's order): recall of this level's argmax over every row.
+    pub class_recall: Vec<Option<f64>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct EpochReport {
     pub epoch: u32,
     pub rows: usize,
-    pub threshold: f32,
+    pub threshold: Threshold,
     pub fusion: String,
     pub levels: Vec<LevelReport>,
     pub agreement: Agreement,
@@ -61,7 +63,7 @@ impl EpochReport {
     }
 }
 
-fn level_report(name: &str, d: &Decisions, truth: &[u8], threshold: f32) -> LevelReport {
+fn level_report(name: &str, d: &Decisions, truth: &[u8], threshold: &Threshold, classes: usize) -> LevelReport {
     let (ece, reliability) = calibration(d, truth);
     LevelReport {
         level: name.to_string(),
@@ -70,6 +72,7 @@ fn level_report(name: &str, d: &Decisions, truth: &[u8], threshold: f32) -> Leve
         ece,
         reliability,
         sweep: sweep(d, truth),
+        class_recall: argmax_recall(&d.pred, truth, classes),
     }
 }
 
@@ -87,17 +90,17 @@ pub fn levels_of(e: &EpochData) -> [Option<&[f32]>; 3] {
 
 pub fn analyse(e: &EpochData, names: &[String], prior: &[f64], over: &Override) -> EpochReport {
     let c = e.classes;
-    let threshold = over.threshold.unwrap_or(e.threshold);
+    let threshold = over.threshold.map_or_else(|| e.threshold.clone(), Threshold::Global);
     let (fused_p, fusion) = fused_in_force(e, over);
     let level_dec: [Option<Decisions>; 3] = std::array::from_fn(|l| e.levels[l].as_deref().map(|p| decide(p, c)));
     let fused = decide(&fused_p, c);
     let mut levels = Vec::new();
     for (l, d) in level_dec.iter().enumerate() {
         if let Some(d) = d {
-            levels.push(level_report(LEVELS[l], d, &e.truth, threshold));
+            levels.push(level_report(LEVELS[l], d, &e.truth, &threshold, c));
         }
     }
-    levels.push(level_report(LEVELS[3], &fused, &e.truth, threshold));
+    levels.push(level_report(LEVELS[3], &fused, &e.truth, &threshold, c));
     let stored_fusion_max_diff = over.fusion.is_none().then(|| {
         let again = fuse(levels_of(e), c, &e.fusion);
         again.iter().zip(&e.fused).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max)
@@ -105,12 +108,12 @@ pub fn analyse(e: &EpochData, names: &[String], prior: &[f64], over: &Override) 
     EpochReport {
         epoch: e.epoch,
         rows: e.n,
-        threshold,
         fusion: describe(&fusion),
         agreement: agreement(&level_dec, &fused, &e.truth),
-        per_class: per_class(&fused, &e.truth, threshold, names, prior),
+        per_class: per_class(&fused, &e.truth, &threshold, names, prior),
         confusion: confusion(&fused.pred, &e.truth, c),
-        votes: e.votes.as_ref().map(|v| second_choice(&fused, &e.truth, v, c, threshold)),
+        votes: e.votes.as_ref().map(|v| second_choice(&fused, &e.truth, v, c, &threshold)),
+        threshold,
         levels,
         stored_fusion_max_diff,
         dropped: e.dropped.clone(),

@@ -11,6 +11,7 @@ pub mod fusion;
 pub mod load;
 pub mod metrics;
 pub mod model_scores;
+pub mod paired;
 pub mod report;
 pub mod what_if;
 
@@ -91,6 +92,7 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
         run: info.run.clone(),
         dir: dir.display().to_string(),
         preset: info.preset.clone(),
+        seed: info.seed,
         dataset: info.dataset.clone(),
         classes: info.classes.clone(),
         setting,

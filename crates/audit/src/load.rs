@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use exchange::fusion::Fusion;
+use exchange::fusion::{Fusion, Threshold};
 use exchange::parquet_io::check_table;
 use exchange::schema::pseudo_label::{column as pl, PseudoLabelRow};
 use exchange::schema::run_info::RunInfo;
@@ -55,7 +55,7 @@ pub struct EpochData {
     pub truth: Vec<u8>,
     /// Annotator votes over the run's classes, when the dataset has them.
     pub votes: Option<Vec<f32>>,
-    pub threshold: f32,
+    pub threshold: Threshold,
     pub fusion: Fusion,
     pub dropped: Dropped,
 }
@@ -253,7 +253,13 @@ pub fn read_epoch(
             .map_err(|e| LoadError::Input(format!("{}: metadata {}: {e}", path.display(), keys::FUSION)))?,
         None => info.fusion,
     };
-    let threshold = meta.get(keys::THRESHOLD).and_then(|t| t.parse().ok()).unwrap_or(info.threshold);
+    let threshold = Threshold::from_metadata(
+        meta.get(keys::THRESHOLD).map(String::as_str),
+        meta.get(keys::CLASS_THRESHOLDS).map(String::as_str),
+        c,
+        info.threshold,
+    )
+    .map_err(|e| LoadError::Input(format!("{}: metadata threshold {e}", path.display())))?;
 
     let df = LazyFrame::scan_parquet(PlRefPath::new(path.display().to_string().as_str()), ScanArgsParquet::default())
         .and_then(|lf| lf.collect())

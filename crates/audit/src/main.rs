@@ -232,6 +232,22 @@ fn main() -> anyhow::Result<()> {
         if !cli.json && !cli.quiet {
             println!("\n{}", terminal::render_compare(&reports));
         }
+        // Presets repeated over seeds: the seed-paired table.
+        let mut presets: Vec<&str> = reports.iter().map(|r| r.preset.as_str()).collect();
+        presets.sort_unstable();
+        if presets.windows(2).any(|w| w[0] == w[1]) {
+            // Runs of one preset can differ in more than their seed (another split): then there is no table.
+            match audit::paired::table(&reports) {
+                Ok(rows) if rows.iter().any(|r| r.seeds.len() > 1) => {
+                    exchange::atomic::write_json(out.join(report::PAIRED_JSON), &rows)?;
+                    if !cli.json && !cli.quiet {
+                        println!("\n{}", terminal::render_paired(&rows));
+                    }
+                }
+                Ok(_) => {}
+                Err(why) => eprintln!("no seed-paired table: {why}"),
+            }
+        }
         if !cli.json {
             eprintln!("comparison: {}", out.display());
         }

@@ -4,7 +4,7 @@
 //! available levels, plus each level alone. Comparing at equal quantity is what makes settings comparable:
 //! any rule can look precise by selecting fewer rows.
 
-use exchange::fusion::{Fusion, FusionMode};
+use exchange::fusion::{Fusion, FusionMode, Threshold};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -30,7 +30,7 @@ pub struct Candidate {
 pub struct WhatIf {
     pub epoch: u32,
     pub setting: String,
-    pub threshold: f32,
+    pub threshold: Threshold,
     pub selected: usize,
     pub quantity: f64,
     pub quality: Option<f64>,
@@ -55,9 +55,9 @@ fn grid(present: [bool; 3], step: f32) -> Vec<[f32; 3]> {
 
 pub fn what_if(e: &EpochData, over: &Override, step: f32) -> WhatIf {
     let c = e.classes;
-    let threshold = over.threshold.unwrap_or(e.threshold);
+    let threshold = over.threshold.map_or_else(|| e.threshold.clone(), Threshold::Global);
     let (fused_p, fusion) = fused_in_force(e, over);
-    let base = selection(&decide(&fused_p, c), &e.truth, threshold);
+    let base = selection(&decide(&fused_p, c), &e.truth, &threshold);
     let k = base.selected;
     let present = [e.levels[0].is_some(), e.levels[1].is_some(), e.levels[2].is_some()];
     let mut settings: Vec<Fusion> = Vec::new();

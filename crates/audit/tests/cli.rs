@@ -215,6 +215,49 @@ fn a_run_without_pseudo_labels_is_reported_by_its_classifier_and_joins_a_compari
     assert!(row.ends_with("— (—)"), "{out}");
 }
 
+/// Presets repeated over seeds get the seed-paired table: B − A per seed is +0.02, +0.03, +0.04 (mean 3.00
+/// points, sd 1, t(0.975, 2) = 4.303: interval [0.52, 5.48]), and C's differences straddle zero.
+#[test]
+fn repeated_presets_get_a_seed_paired_table() {
+    use exchange::schema::metrics::MetricRow;
+    use exchange::schema::run_info::RunInfo;
+    let dir = tempfile::tempdir().unwrap();
+    let runs = [("A", 0, 0.70), ("A", 1, 0.72), ("A", 2, 0.71), ("B", 0, 0.72), ("B", 1, 0.75), ("B", 2, 0.75)];
+    let runs = runs.into_iter().chain([("C", 0, 0.71), ("C", 1, 0.71), ("C", 2, 0.70)]);
+    let mut names = Vec::new();
+    for (preset, seed, test) in runs {
+        let name = format!("{preset}-s{seed}");
+        let run_dir = fixture(dir.path(), &name, 1);
+        let mut info = RunInfo::read(&run_dir).unwrap();
+        info.preset = preset.into();
+        info.seed = Some(seed);
+        info.write(&run_dir).unwrap();
+        let m = |split: &str, v: f64| MetricRow::scalar(1, 10, split, "acc_cls", v);
+        write_table(run_dir.join("metrics.parquet"), &[m("val", 0.6), m("test", test)], &[]).unwrap();
+        names.push(run_dir.to_str().unwrap().to_string());
+    }
+    let mut args: Vec<&str> = names.iter().map(String::as_str).collect();
+    args.extend(["--no-html", "--grid-step", "0"]);
+    let (ok, out) = audit(dir.path(), &args);
+    assert!(ok, "{out}");
+    let line = |p: &str| out.lines().find(|l| l.starts_with(&format!("{p} "))).unwrap_or_default().to_string();
+    assert!(line("A").contains("71.00% ± 1.00") && line("A").contains("(reference)"), "{out}");
+    assert!(line("B").contains("+3.00 [+0.52, +5.48] over 3 pairs  better"), "{out}");
+    assert!(line("C").ends_with("not resolved"), "{out}");
+    let paired = std::fs::read_dir(dir.path().join("artifacts/reports"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("paired.json"))
+        .find(|p| p.is_file())
+        .expect("paired.json beside the comparison");
+    let rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(paired).unwrap()).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3);
+
+    // Two runs of one preset with the same seed (another split, say): no table, and no failure.
+    let (ok, out) = audit(dir.path(), &[&names[0], &names[0], "--no-html", "--grid-step", "0"]);
+    assert!(ok && out.contains("no seed-paired table"), "{out}");
+}
+
 /// The report folder takes the run folder's own name: a run.json whose `run` field points elsewhere (copied
 /// from another run, or crafted) cannot write outside artifacts/reports or over another run's report.
 #[test]

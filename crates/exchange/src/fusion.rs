@@ -46,14 +46,18 @@ pub struct Fusion {
 pub const WARMUP_WEIGHTS: [f32; 3] = [0.6, 0.4, 0.0];
 
 impl Fusion {
-    /// The fusion in force at `epoch` (1-based): the released code fuses without the instance level, with
-    /// weights [`WARMUP_WEIGHTS`], until `instance_warmup` epochs have passed. Mean-prob fusion has no warm-up.
+    /// The fusion in force at `epoch` (1-based): until `instance_warmup` epochs have passed, the instance
+    /// level stays out — weighted-logit fusion then takes the released code's [`WARMUP_WEIGHTS`], mean-prob
+    /// fusion keeps its semantic and text weights with the instance weight at 0.
     pub fn in_force(&self, epoch: u32, instance_warmup: u32) -> Fusion {
-        if self.mode == FusionMode::WeightedLogit && epoch <= instance_warmup {
-            Fusion { weights: WARMUP_WEIGHTS, ..*self }
-        } else {
-            *self
+        if epoch > instance_warmup {
+            return *self;
         }
+        let weights = match self.mode {
+            FusionMode::WeightedLogit => WARMUP_WEIGHTS,
+            FusionMode::MeanProb => [self.weights[0], self.weights[1], 0.0],
+        };
+        Fusion { weights, ..*self }
     }
 }
 
@@ -61,6 +65,75 @@ impl Fusion {
 /// compared in `f32` (the precision of the stored probabilities) wherever it is applied.
 pub fn selected(confidence: f32, threshold: f32) -> bool {
     confidence > threshold
+}
+
+/// The selection thresholds in force for a pseudo-label file: one for every class, or one per class (a
+/// self-adaptive threshold); a pseudo-label counts when [`selected`] against its own class's threshold.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Threshold {
+    Global(f32),
+    PerClass(Vec<f32>),
+}
+
+impl Threshold {
+    /// The threshold a pseudo-label of `class` must pass (a class without one is never selected).
+    pub fn of(&self, class: usize) -> f32 {
+        match self {
+            Threshold::Global(t) => *t,
+            Threshold::PerClass(v) => v.get(class).copied().unwrap_or(f32::INFINITY),
+        }
+    }
+
+    pub fn selects(&self, confidence: f32, class: usize) -> bool {
+        selected(confidence, self.of(class))
+    }
+
+    /// One number that stands for the rule: the threshold itself, or the mean over classes.
+    pub fn summary(&self) -> f32 {
+        match self {
+            Threshold::Global(t) => *t,
+            Threshold::PerClass(v) => v.iter().sum::<f32>() / v.len().max(1) as f32,
+        }
+    }
+
+    /// The thresholds a pseudo-label file's metadata states: its per-class list
+    /// ([`crate::keys::CLASS_THRESHOLDS`]) when present, else its single threshold ([`crate::keys::THRESHOLD`]),
+    /// else `default`. `Err` names the value that is not a list of `classes` numbers.
+    pub fn from_metadata(
+        threshold: Option<&str>,
+        class_thresholds: Option<&str>,
+        classes: usize,
+        default: f32,
+    ) -> Result<Threshold, String> {
+        if let Some(list) = class_thresholds {
+            let v: Vec<f32> = list
+                .split(',')
+                .map(|x| x.trim().parse::<f32>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("`{list}`: {e}"))?;
+            if v.len() != classes || v.iter().any(|t| !t.is_finite()) {
+                return Err(format!("`{list}`: expected {classes} finite numbers, one per class"));
+            }
+            return Ok(Threshold::PerClass(v));
+        }
+        match threshold {
+            Some(t) => t.trim().parse().map(Threshold::Global).map_err(|e| format!("`{t}`: {e}")),
+            None => Ok(Threshold::Global(default)),
+        }
+    }
+}
+
+impl std::fmt::Display for Threshold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Threshold::Global(t) => write!(f, "{t}"),
+            Threshold::PerClass(v) => {
+                let list: Vec<String> = v.iter().map(|t| format!("{t:.3}")).collect();
+                write!(f, "per class [{}]", list.join(", "))
+            }
+        }
+    }
 }
 
 /// Expected values of fusion and selection, computed by an independent NumPy script
@@ -103,13 +176,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn warm_up_swaps_weighted_logit_weights_only() {
+    fn warm_up_keeps_the_instance_level_out() {
         let f = Fusion { mode: FusionMode::WeightedLogit, weights: [0.3, 0.2, 0.5], tau_text: 1.0, tau_ins: 1.0 };
         assert_eq!(f.in_force(3, 15).weights, [0.6, 0.4, 0.0]);
         assert_eq!(f.in_force(15, 15).weights, [0.6, 0.4, 0.0]);
         assert_eq!(f.in_force(16, 15).weights, [0.3, 0.2, 0.5]);
         let m = Fusion { mode: FusionMode::MeanProb, ..f };
-        assert_eq!(m.in_force(1, 15), m);
+        assert_eq!(m.in_force(1, 15).weights, [0.3, 0.2, 0.0]);
+        assert_eq!(m.in_force(16, 15), m);
+        assert_eq!(m.in_force(1, 0), m);
+    }
+
+    #[test]
+    fn per_class_thresholds_from_metadata() {
+        let t = Threshold::from_metadata(Some("0.75"), Some("0.5, 0.25"), 2, 0.9).unwrap();
+        assert_eq!(t, Threshold::PerClass(vec![0.5, 0.25]));
+        assert!(t.selects(0.3, 1) && !t.selects(0.3, 0) && !t.selects(0.99, 2));
+        assert_eq!(t.summary(), 0.375);
+        assert_eq!(Threshold::from_metadata(Some("0.75"), None, 2, 0.9).unwrap(), Threshold::Global(0.75));
+        assert_eq!(Threshold::from_metadata(None, None, 2, 0.9).unwrap(), Threshold::Global(0.9));
+        let e = Threshold::from_metadata(None, Some("0.5"), 2, 0.9).unwrap_err();
+        assert!(e.contains("expected 2 finite numbers"), "{e}");
+        assert!(Threshold::from_metadata(None, Some("0.5,x"), 2, 0.9).is_err());
     }
 
     #[test]

@@ -21,3 +21,6 @@ pub const RUN: &str = "sitfer.run";
 pub const THRESHOLD: &str = "sitfer.threshold";
 /// The fusion rule in force for a pseudo-label file, as JSON ([`crate::fusion::Fusion`]).
 pub const FUSION: &str = "sitfer.fusion";
+/// Per-class selection thresholds in force for a pseudo-label file, comma-separated in class order, when the
+/// run selects with a self-adaptive threshold; they replace [`THRESHOLD`] for that file.
+pub const CLASS_THRESHOLDS: &str = "sitfer.class_thresholds";

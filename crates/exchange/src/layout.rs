@@ -199,6 +199,8 @@ pub mod report {
     pub const HTML_FILE: &str = "index.html";
     pub const SUMMARY_JSON: &str = "summary.json";
     pub const SUMMARY_PARQUET: &str = "summary.parquet";
+    /// A comparison of presets repeated over seeds: the seed-paired table.
+    pub const PAIRED_JSON: &str = "paired.json";
 }
 
 #[cfg(test)]

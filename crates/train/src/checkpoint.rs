@@ -1,5 +1,6 @@
-//! Checkpoints: `checkpoints/ckpt-<step>.safetensors` (model variables, optimiser state, memory bank) plus
-//! `checkpoints/latest.json` (step, epoch, samplers, best-so-far), written in that order and each atomically,
+//! Checkpoints: `checkpoints/ckpt-<step>.safetensors` (model variables, optimiser state, memory bank, the
+//! self-adaptive threshold's averages) plus `checkpoints/latest.json` (step, epoch, samplers, best-so-far, the
+//! fitted temperatures), written in that order and each atomically,
 //! so a crash leaves the previous pair intact: `latest.json` only ever names a complete tensor file.
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use crate::epoch_stats::Running;
 use crate::named_tensors::load_into;
 use crate::optim::Optimizer;
 use crate::sitfer::memory_bank::MemoryBank;
+use crate::sitfer::threshold::SelfAdaptive;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct State {
@@ -34,6 +36,9 @@ pub struct State {
     /// The sums of the epoch so far, in a checkpoint taken mid-epoch.
     #[serde(default)]
     pub running: Option<Running>,
+    /// τ_t, τ_i fitted on val at the last epoch end (`method.fit_temperatures`).
+    #[serde(default)]
+    pub taus: Option<[f64; 2]>,
 }
 
 /// Everything a checkpoint holds besides [`State`].
@@ -42,6 +47,7 @@ pub struct Parts<'a> {
     pub opt: &'a mut Optimizer,
     pub bank: &'a mut MemoryBank,
     pub ema: Option<&'a mut Ema>,
+    pub sat: &'a mut SelfAdaptive,
 }
 
 pub fn dir(run_dir: &Path) -> PathBuf {
@@ -59,6 +65,8 @@ pub fn save(run_dir: &Path, p: &Parts, state: &State) -> anyhow::Result<()> {
     }
     named.push(("bank.feats".into(), bank.feats.shallow_clone()));
     named.push(("bank.written".into(), bank.written.to_kind(tch::Kind::Uint8)));
+    named.push((SAT_GLOBAL.into(), p.sat.global.shallow_clone()));
+    named.push((SAT_CLASS.into(), p.sat.class.shallow_clone()));
     let name = format!("ckpt-{:08}.safetensors", state.step);
     let tmp = d.join(format!(".{name}.tmp-{}", std::process::id()));
     Tensor::write_safetensors(&named, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
@@ -74,6 +82,9 @@ pub fn save(run_dir: &Path, p: &Parts, state: &State) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+const SAT_GLOBAL: &str = "threshold.global";
+const SAT_CLASS: &str = "threshold.class";
 
 pub fn load_state(run_dir: &Path) -> anyhow::Result<State> {
     let p = layout::run::latest_checkpoint(run_dir);
@@ -94,6 +105,11 @@ pub fn restore(run_dir: &Path, p: &mut Parts) -> anyhow::Result<State> {
     load_into(&named, "bank.feats", &mut bank.feats)?;
     let written = named.get("bank.written").context("checkpoint has no bank.written")?;
     tch::no_grad(|| bank.written.copy_(&written.to_kind(tch::Kind::Bool)));
+    // Checkpoints from before the self-adaptive threshold have none: it then restarts from 1/C.
+    if named.contains_key(SAT_GLOBAL) {
+        load_into(&named, SAT_GLOBAL, &mut p.sat.global)?;
+        load_into(&named, SAT_CLASS, &mut p.sat.class)?;
+    }
     p.opt.load_state(&named)?;
     if let Some(e) = p.ema.as_deref_mut() {
         e.load_state(&named)?;

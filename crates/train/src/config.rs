@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::model::config::Model;
 pub use crate::optim::{LrSchedule, Optim};
+pub use crate::sitfer::losses::{LabelTargets, UnlabeledMean};
 use crate::sitfer::memory_bank::InstanceRule;
+pub use crate::sitfer::threshold::ThresholdRule;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -36,7 +38,15 @@ pub struct Method {
     pub fusion: FusionMode,
     /// Weights of semantic, text, instance.
     pub weights: [f32; 3],
+    /// The fixed threshold (`threshold_rule = "fixed"`).
     pub threshold: f64,
+    /// `fixed` or FreeMatch's `self-adaptive` (sitfer/threshold.rs).
+    pub threshold_rule: ThresholdRule,
+    /// EMA momentum of the self-adaptive threshold, per step (FreeMatch: 0.999 over ~10⁶ steps).
+    pub sat_momentum: f64,
+    /// Refit τ_t and τ_i on val at every epoch end (sitfer/temperature.rs); `tau_text`/`tau_ins` are the
+    /// values until the first fit.
+    pub fit_temperatures: bool,
     pub tau_text: f64,
     pub tau_ins: f64,
     pub instance_rule: InstanceRule,
@@ -48,10 +58,31 @@ pub struct Method {
     pub unlabeled_warmup_epochs: u32,
     pub lambda_text: f64,
     pub lambda_unlabeled: f64,
+    /// `majority` (one-hot) or `votes` (FER+'s vote shares, for `L_s` of labeled faces).
+    pub label_targets: LabelTargets,
+    /// `batch` (FixMatch, the paper) or `selected` (the released code): what `L_u` averages over.
+    pub unlabeled_mean: UnlabeledMean,
+    /// Labeled, weak and strong views in three train-mode forwards (the released code; batch norm then
+    /// normalises each with its own statistics) instead of one concatenated batch.
+    pub separate_forwards: bool,
+    /// Fusion for the val/test fused accuracy only: `as-trained` (the training fusion in force), or a rule
+    /// with `eval_weights` and the instance level always in (the released code: mean-prob, 0.3/0.2/0.5).
+    pub eval_fusion: EvalFusion,
+    /// Weights of `eval_fusion` when it is not `as-trained`.
+    pub eval_weights: [f32; 3],
     pub lambda_contrastive: f64,
     pub supcon_temperature: f64,
     /// Multiplies the total loss (released code: 0.4).
     pub loss_scale: f64,
+}
+
+/// The fusion behind the val/test fused accuracy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvalFusion {
+    AsTrained,
+    MeanProb,
+    WeightedLogit,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -110,6 +141,9 @@ impl Default for Method {
             fusion: FusionMode::MeanProb,
             weights: [1.0, 1.0, 1.0],
             threshold: 0.75,
+            threshold_rule: ThresholdRule::Fixed,
+            sat_momentum: 0.999,
+            fit_temperatures: false,
             tau_text: 0.1,
             tau_ins: 0.02,
             instance_rule: InstanceRule::Max,
@@ -118,6 +152,11 @@ impl Default for Method {
             unlabeled_warmup_epochs: 0,
             lambda_text: 1.0,
             lambda_unlabeled: 1.0,
+            label_targets: LabelTargets::Majority,
+            unlabeled_mean: UnlabeledMean::Batch,
+            separate_forwards: false,
+            eval_fusion: EvalFusion::AsTrained,
+            eval_weights: [0.3, 0.2, 0.5],
             lambda_contrastive: 0.0,
             supcon_temperature: 0.07,
             loss_scale: 1.0,
@@ -281,6 +320,7 @@ impl Config {
             ("method.tau_text", m.tau_text, Positive),
             ("method.tau_ins", m.tau_ins, Positive),
             ("method.bank_momentum", m.bank_momentum, ZeroToOneOpen),
+            ("method.sat_momentum", m.sat_momentum, ZeroToOneOpen),
             ("method.lambda_text", m.lambda_text, NonNegative),
             ("method.lambda_unlabeled", m.lambda_unlabeled, NonNegative),
             ("method.lambda_contrastive", m.lambda_contrastive, NonNegative),
@@ -299,8 +339,15 @@ impl Config {
         ] {
             range.check(key, v)?;
         }
-        if m.weights.iter().any(|w| !w.is_finite() || *w < 0.0) || m.weights.iter().sum::<f32>() <= 0.0 {
-            bail!("method.weights = {:?}: expected three finite non-negative numbers, not all zero", m.weights);
+        for (key, w) in [("method.weights", m.weights), ("method.eval_weights", m.eval_weights)] {
+            if w.iter().any(|w| !w.is_finite() || *w < 0.0) || w.iter().sum::<f32>() <= 0.0 {
+                bail!("{key} = {w:?}: expected three finite non-negative numbers, not all zero");
+            }
+        }
+        if let InstanceRule::TopKMean(k) | InstanceRule::Knn(k) = m.instance_rule {
+            if k < 1 {
+                bail!("method.instance_rule = {:?}: expected k of at least 1", m.instance_rule);
+            }
         }
         if s.batch_labeled < 1 || s.epochs < 1 || s.steps_per_epoch < 1 || s.eval_batch < 1 {
             bail!("schedule: epochs, steps_per_epoch, batch_labeled and eval_batch must each be at least 1");

@@ -1,10 +1,12 @@
-//! Evaluation and the unlabeled sweep, both without augmentation and in eval mode: the three levels and
-//! their fusion for every image of a set (val/test: accuracies, balanced accuracy, per-class accuracy,
+//! Evaluation and the unlabeled sweep, both without augmentation and in eval mode: the network's raw outputs
+//! for every image of a set ([`forward_set`]), then the three levels and their fusion ([`infer`]) (val/test: accuracies, balanced accuracy, per-class accuracy,
 //! confusion; unlabeled: the pseudo-label exchange rows). Never selects epochs: run.rs picks the best on val.
 
 use exchange::schema::metrics::MetricRow;
 use exchange::schema::pseudo_label::PseudoLabelRow;
 use tch::{Device, Kind, Tensor};
+
+use exchange::fusion::Fusion;
 
 use crate::config::Config;
 use crate::data::augment::Img;
@@ -14,6 +16,14 @@ use crate::sitfer::fusion::fuse;
 use crate::sitfer::levels::{levels, text_scores};
 use crate::sitfer::memory_bank::MemoryBank;
 
+/// A set's raw outputs, on the CPU: classifier logits and the text and instance levels' scores (before any
+/// temperature), so temperatures can be fitted and fusions recomputed without another forward pass.
+pub struct Raw {
+    pub z: Tensor,
+    pub s_text: Option<Tensor>,
+    pub s_ins: Option<Tensor>,
+}
+
 /// Per-image outputs of a set, on the CPU.
 pub struct Inference {
     pub p_sem: Tensor,
@@ -22,38 +32,45 @@ pub struct Inference {
     pub p_fused: Tensor,
 }
 
-pub fn infer(
+/// The network in eval mode over `images`, in `eval_batch` chunks.
+pub fn forward_set(
     net: &Net,
     images: &[Img],
     bank: &MemoryBank,
     protos: Option<&Tensor>,
     cfg: &Config,
-    epoch: u32,
     device: Device,
-) -> Inference {
-    let mut parts: Vec<[Option<Tensor>; 4]> = Vec::new();
-    let fusion = cfg.fusion().in_force(epoch, cfg.method.instance_warmup_epochs);
+) -> Raw {
+    let mut parts: Vec<[Option<Tensor>; 3]> = Vec::new();
     tch::no_grad(|| {
         for chunk in images.chunks(cfg.schedule.eval_batch.max(1) as usize) {
             let out = net.forward(&to_tensor(chunk, device), false);
             let s_text = protos.filter(|_| cfg.method.text).map(|p| text_scores(&out.g, p));
             let s_ins = cfg.method.instance.then(|| bank.scores(&out.h, cfg.method.instance_rule));
-            let l = levels(&out.z, s_text, s_ins, cfg.method.tau_text, cfg.method.tau_ins);
-            let q = fuse(&l, &fusion, cfg.threshold());
             let cpu = |t: &Tensor| t.to_device(Device::Cpu);
-            parts.push([Some(cpu(&l.p_sem)), l.p_text.as_ref().map(cpu), l.p_ins.as_ref().map(cpu), Some(cpu(&q.p))]);
+            parts.push([Some(cpu(&out.z)), s_text.as_ref().map(cpu), s_ins.as_ref().map(cpu)]);
         }
     });
     let cat = |k: usize| -> Option<Tensor> {
         let ts: Vec<Tensor> = parts.iter().filter_map(|p| p[k].as_ref().map(|t| t.shallow_clone())).collect();
         (!ts.is_empty()).then(|| Tensor::cat(&ts, 0))
     };
-    Inference {
-        p_sem: cat(0).expect("non-empty set"),
-        p_text: cat(1),
-        p_ins: cat(2),
-        p_fused: cat(3).expect("non-empty set"),
-    }
+    Raw { z: cat(0).expect("non-empty set"), s_text: cat(1), s_ins: cat(2) }
+}
+
+/// The levels at temperatures `taus` (τ_t, τ_i, in f64: the record's f32 copies in `fusion` would move the
+/// probabilities in the eighth digit) and their fusion for a set's raw outputs.
+pub fn infer(raw: &Raw, fusion: &Fusion, taus: [f64; 2]) -> Inference {
+    let l = levels(
+        &raw.z,
+        raw.s_text.as_ref().map(Tensor::shallow_clone),
+        raw.s_ins.as_ref().map(Tensor::shallow_clone),
+        taus[0],
+        taus[1],
+    );
+    // The mask is the caller's: selection happens in [`pseudo_rows`] with the thresholds in force.
+    let q = fuse(&l, fusion, 0.5);
+    Inference { p_sem: l.p_sem, p_text: l.p_text, p_ins: l.p_ins, p_fused: q.p }
 }
 
 /// The numbers of one evaluated set.
@@ -121,8 +138,9 @@ pub fn metric_rows(s: &Scores, epoch: u32, step: u64, split: &str) -> Vec<Metric
     rows
 }
 
-/// Pseudo-label exchange rows of the unlabeled sweep (ids and probabilities only).
-pub fn pseudo_rows(inf: &Inference, ids: &[String], epoch: u32, threshold: f32) -> Vec<PseudoLabelRow> {
+/// Pseudo-label exchange rows of the unlabeled sweep (ids and probabilities only), selected with the
+/// threshold in force for each row's class.
+pub fn pseudo_rows(inf: &Inference, ids: &[String], epoch: u32, thresholds: &[f32]) -> Vec<PseudoLabelRow> {
     let rows2 = |t: &Tensor| -> Vec<Vec<f32>> { Vec::try_from(&t.to_kind(Kind::Float)).unwrap_or_default() };
     let (sem, fused) = (rows2(&inf.p_sem), rows2(&inf.p_fused));
     let text = inf.p_text.as_ref().map(rows2);
@@ -142,7 +160,7 @@ pub fn pseudo_rows(inf: &Inference, ids: &[String], epoch: u32, threshold: f32) 
                 p_fused: f.clone(),
                 pseudo_label: label as u32,
                 confidence: conf,
-                selected: exchange::fusion::selected(conf, threshold),
+                selected: exchange::fusion::selected(conf, thresholds.get(label).copied().unwrap_or(f32::INFINITY)),
             }
         })
         .collect()

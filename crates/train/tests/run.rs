@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use exchange::layout;
-use exchange::parquet_io::read_table;
+use exchange::parquet_io::{read_table, write_table};
 use exchange::schema::metrics::MetricRow;
 use exchange::schema::pseudo_label::PseudoLabelRow;
 use exchange::schema::run_info::RunInfo;
@@ -76,7 +76,8 @@ fn go(root: &Path, run: &str, cfg: &Config, resume: bool, stop_after: Option<u64
 fn every_preset_runs_and_writes_contract_files() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path(), false);
-    let presets = ["supervised", "fixmatch", "sitfer", "sitfer-official", "sitfer-no-text", "sitfer-no-instance"];
+    let presets =
+        ["supervised", "fixmatch", "freematch", "sitfer", "sitfer-official", "sitfer-no-text", "sitfer-no-instance"];
     // The demo's backbone too: its 32-d feature needs the text projection and a 32-d memory bank.
     let small_cnn: &[&str] = &["model.arch=small-cnn", "model.width=8"];
     let runs = presets.iter().map(|p| (*p, *p, &[][..])).chain([("sitfer", "sitfer-small-cnn", small_cnn)]);
@@ -135,6 +136,87 @@ fn resumed_run_equals_uninterrupted_run() {
         m.iter().filter(|r| r.metric == "acc_cls" && r.class.is_none()).map(|r| r.value).collect()
     };
     assert_eq!(acc(&ma), acc(&mb), "EMA evaluation equal after resume");
+}
+
+/// The levels issue's options together — kNN instance vote, temperatures fitted on val, FreeMatch's threshold,
+/// the released code's L_u mean and separate forwards, dropout on — survive a stop mid-epoch 2: the fitted τs
+/// and the threshold averages come back from the checkpoint, and the run is recorded where audit reads it.
+#[test]
+fn fitted_temperatures_and_adaptive_thresholds_resume_and_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    let cfg = config(
+        "sitfer",
+        &[
+            "method.instance_rule={ knn = 5 }",
+            "method.fit_temperatures=true",
+            "method.threshold_rule=self-adaptive",
+            "method.sat_momentum=0.5",
+            "method.unlabeled_mean=selected",
+            "method.separate_forwards=true",
+            "model.dropout=0.5",
+        ],
+    );
+    let whole = go(dir.path(), "whole", &cfg, false, None).unwrap();
+    let first = go(dir.path(), "split", &cfg, false, Some(4)).unwrap();
+    let rest = go(dir.path(), "split", &cfg, true, None).unwrap();
+    assert_eq!(first.into_iter().chain(rest).collect::<Vec<_>>(), whole);
+    let run = dir.path().join("runs/whole");
+    let metrics: Vec<MetricRow> = read_table(layout::run::metrics(&run)).unwrap();
+    for epoch in [1, 2] {
+        for m in ["tau_text", "tau_ins"] {
+            let v = metrics.iter().find(|r| r.metric == m && r.epoch == epoch).unwrap_or_else(|| panic!("{m}")).value;
+            assert!((1e-3..=10.0).contains(&v), "{m} = {v}");
+        }
+        let thresholds = metrics.iter().filter(|r| r.metric == "class_threshold" && r.epoch == epoch).count();
+        assert_eq!(thresholds, tiny::CLASSES);
+    }
+    let file = run.join("pseudo_labels/epoch-0002.parquet");
+    let meta = exchange::parquet_io::check_table::<PseudoLabelRow>(&file, &[]).unwrap();
+    let listed = meta.get(exchange::keys::CLASS_THRESHOLDS).expect("per-class thresholds recorded");
+    assert_eq!(listed.split(',').count(), tiny::CLASSES);
+    let fusion: exchange::fusion::Fusion = serde_json::from_str(&meta[exchange::keys::FUSION]).unwrap();
+    let tau = metrics.iter().find(|r| r.metric == "tau_ins" && r.epoch == 2).unwrap().value;
+    assert_eq!(fusion.tau_ins, tau as f32, "the sweep used the fitted τ_i");
+    let b: Vec<PseudoLabelRow> = read_table(dir.path().join("runs/split/pseudo_labels/epoch-0002.parquet")).unwrap();
+    assert_eq!(read_table::<PseudoLabelRow>(&file).unwrap(), b);
+}
+
+/// FER+'s probability protocol: refused by face id where the shards have no votes; with votes that are all
+/// for the majority label it trains exactly as the majority targets do; with split votes it trains otherwise.
+#[test]
+fn vote_targets_need_votes_and_reduce_to_majority_on_unanimous_ones() {
+    use exchange::schema::shard::ShardRow;
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    let votes = config("supervised", &["method.label_targets=votes"]);
+    let e = go(dir.path(), "none", &votes, false, None).unwrap_err().to_string();
+    assert!(e.contains("labeled face t0000 has no annotator votes"), "{e}");
+
+    let part = shard_dir(dir.path()).join(layout::shard_part(0));
+    let rewrite = |second: i32| {
+        let mut rows: Vec<ShardRow> = read_table(&part).unwrap();
+        for r in &mut rows {
+            let mut v = vec![0i32; 10];
+            let label = r.label.unwrap() as usize;
+            v[label] = 10 - second;
+            v[(label + 1) % tiny::CLASSES] += second;
+            v[8] = 2; // "unknown" votes are not a class of the run: ignored
+            r.votes = Some(v);
+        }
+        let meta = [(exchange::keys::DATASET, tiny::DATASET.to_string())];
+        write_table(&part, &rows, &meta).unwrap();
+    };
+    rewrite(0);
+    let majority = go(dir.path(), "majority", &config("supervised", &[]), false, None).unwrap();
+    let unanimous = go(dir.path(), "unanimous", &votes, false, None).unwrap();
+    assert_eq!(majority.len(), unanimous.len());
+    for (a, b) in majority.iter().zip(&unanimous) {
+        assert!((a - b).abs() < 1e-5, "{majority:?} vs {unanimous:?}");
+    }
+    rewrite(4);
+    let split = go(dir.path(), "split-votes", &votes, false, None).unwrap();
+    assert!(split.iter().all(|l| l.is_finite()) && (split[0] - majority[0]).abs() > 1e-3, "{split:?}");
 }
 
 #[test]

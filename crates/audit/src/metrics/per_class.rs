@@ -2,7 +2,7 @@
 //! against the labeled prior and the true unlabeled distribution; the fused confusion matrix; and, for data
 //! with annotator votes, how often a wrong pseudo-label is the annotators' second choice.
 
-use exchange::fusion::selected;
+use exchange::fusion::Threshold;
 use serde::Serialize;
 
 use super::{ratio, Decisions};
@@ -19,12 +19,12 @@ pub struct ClassRow {
     pub true_share: f64,
 }
 
-pub fn per_class(d: &Decisions, truth: &[u8], threshold: f32, names: &[String], prior: &[f64]) -> Vec<ClassRow> {
+pub fn per_class(d: &Decisions, truth: &[u8], threshold: &Threshold, names: &[String], prior: &[f64]) -> Vec<ClassRow> {
     let c = names.len();
     let (mut sel_pred, mut sel_ok, mut true_n) = (vec![0usize; c], vec![0usize; c], vec![0usize; c]);
     for ((p, conf), t) in d.pred.iter().zip(&d.conf).zip(truth) {
         true_n[*t as usize] += 1;
-        if selected(*conf, threshold) {
+        if threshold.selects(*conf, usize::from(*p)) {
             sel_pred[*p as usize] += 1;
             sel_ok[*p as usize] += usize::from(p == t);
         }
@@ -40,6 +40,17 @@ pub fn per_class(d: &Decisions, truth: &[u8], threshold: f32, names: &[String], 
             true_share: ratio(true_n[k], truth.len()).unwrap_or(0.0),
         })
         .collect()
+}
+
+/// Recall of each class by a level's argmax over every row (selected or not): how often a face of class `k`
+/// gets `k` from this level. `None` for a class absent from the rows.
+pub fn argmax_recall(pred: &[u8], truth: &[u8], c: usize) -> Vec<Option<f64>> {
+    let (mut hit, mut n) = (vec![0usize; c], vec![0usize; c]);
+    for (p, t) in pred.iter().zip(truth) {
+        n[*t as usize] += 1;
+        hit[*t as usize] += usize::from(p == t);
+    }
+    (0..c).map(|k| ratio(hit[k], n[k])).collect()
 }
 
 /// `m[true][pred]` counts over every row.
@@ -65,7 +76,7 @@ pub struct VotesReport {
     pub no_vote_share: Option<f64>,
 }
 
-pub fn second_choice(d: &Decisions, truth: &[u8], votes: &[f32], c: usize, threshold: f32) -> VotesReport {
+pub fn second_choice(d: &Decisions, truth: &[u8], votes: &[f32], c: usize, threshold: &Threshold) -> VotesReport {
     let (mut wrong, mut second, mut wrong_sel, mut second_sel, mut zero) = (0, 0, 0, 0, 0);
     for i in 0..truth.len() {
         let (p, t) = (d.pred[i] as usize, truth[i] as usize);
@@ -80,7 +91,7 @@ pub fn second_choice(d: &Decisions, truth: &[u8], votes: &[f32], c: usize, thres
         wrong += 1;
         second += usize::from(is_second);
         zero += usize::from(v[p] == 0.0);
-        if selected(d.conf[i], threshold) {
+        if threshold.selects(d.conf[i], p) {
             wrong_sel += 1;
             second_sel += usize::from(is_second);
         }
@@ -104,7 +115,9 @@ mod tests {
         let d = Decisions { pred: vec![0, 0, 1, 1], conf: vec![0.9, 0.9, 0.9, 0.5] };
         let truth = [0, 1, 1, 1];
         let names = vec!["a".to_string(), "b".to_string()];
-        let rows = per_class(&d, &truth, 0.75, &names, &[0.5, 0.5]);
+        // Argmax recall over every row: class a 1/1, class b 2/3 (the row at 0.5 counts too), class c absent.
+        assert_eq!(argmax_recall(&d.pred, &truth, 3), vec![Some(1.0), Some(2.0 / 3.0), None]);
+        let rows = per_class(&d, &truth, &Threshold::Global(0.75), &names, &[0.5, 0.5]);
         assert_eq!(rows[0].precision, Some(0.5));
         assert_eq!(rows[1].recall, Some(1.0 / 3.0));
         assert_eq!(rows[0].pseudo_share, Some(2.0 / 3.0));
@@ -112,7 +125,7 @@ mod tests {
         assert_eq!(confusion(&d.pred, &truth, 2), vec![vec![1, 0], vec![1, 2]]);
         // Row 1 (true b, predicted a): votes a=3, b=6 -> a is the runner-up.
         let votes = [9.0, 0.0, 3.0, 6.0, 0.0, 9.0, 0.0, 9.0];
-        let v = second_choice(&d, &truth, &votes, 2, 0.75);
+        let v = second_choice(&d, &truth, &votes, 2, &Threshold::Global(0.75));
         assert_eq!((v.wrong, v.second_choice, v.wrong_selected), (1, 1, 1));
     }
 }

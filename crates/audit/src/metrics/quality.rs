@@ -2,13 +2,14 @@
 //! argmax, the coverage/accuracy threshold sweep, and accuracy of the k most confident rows (the
 //! "equal quantity" comparison of what-if).
 
-use exchange::fusion::selected;
+use exchange::fusion::Threshold;
 use serde::Serialize;
 
 use super::{ratio, Decisions};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Selection {
+    /// The threshold (the mean over classes for per-class thresholds).
     pub threshold: f32,
     pub selected: usize,
     pub quantity: f64,
@@ -17,15 +18,20 @@ pub struct Selection {
 }
 
 /// Rows the trainer's selection rule ([`exchange::fusion::selected`]) keeps.
-pub fn selection(d: &Decisions, truth: &[u8], threshold: f32) -> Selection {
+pub fn selection(d: &Decisions, truth: &[u8], threshold: &Threshold) -> Selection {
     let (mut sel, mut ok) = (0usize, 0usize);
     for ((p, c), t) in d.pred.iter().zip(&d.conf).zip(truth) {
-        if selected(*c, threshold) {
+        if threshold.selects(*c, usize::from(*p)) {
             sel += 1;
             ok += usize::from(p == t);
         }
     }
-    Selection { threshold, selected: sel, quantity: ratio(sel, truth.len()).unwrap_or(0.0), quality: ratio(ok, sel) }
+    Selection {
+        threshold: threshold.summary(),
+        selected: sel,
+        quantity: ratio(sel, truth.len()).unwrap_or(0.0),
+        quality: ratio(ok, sel),
+    }
 }
 
 pub fn accuracy(pred: &[u8], truth: &[u8]) -> f64 {
@@ -88,7 +94,7 @@ mod tests {
     fn hand_computed_selection_sweep_and_top_k() {
         let dec = d(&[0, 1, 1, 2], &[0.9, 0.8, 0.6, 0.95]);
         let truth = [0, 1, 0, 1];
-        let s = selection(&dec, &truth, 0.75);
+        let s = selection(&dec, &truth, &Threshold::Global(0.75));
         assert_eq!((s.selected, s.quantity, s.quality), (3, 0.75, Some(2.0 / 3.0)));
         assert_eq!(accuracy(&dec.pred, &truth), 0.5);
         let sw = sweep(&dec, &truth);
@@ -98,5 +104,10 @@ mod tests {
         assert_eq!(at(0.999).quality, None);
         assert_eq!(top_k_accuracy(&dec, &truth, 2), (Some(0.5), 0.9));
         assert_eq!(top_k_accuracy(&dec, &truth, 3).0, Some(2.0 / 3.0));
+        // Per-class thresholds [0.95, 0.5, 0.9]: row 0 (class 0 at 0.9) drops, row 2 (class 1 at 0.6) stays,
+        // row 3 (class 2 at 0.95) stays: rows 1, 2, 3 selected, only row 1 right (row 2: truth 0; row 3: truth 1).
+        let s = selection(&dec, &truth, &Threshold::PerClass(vec![0.95, 0.5, 0.9]));
+        assert_eq!((s.selected, s.quality), (3, Some(1.0 / 3.0)));
+        assert!((s.threshold - (0.95 + 0.5 + 0.9) / 3.0).abs() < 1e-6);
     }
 }

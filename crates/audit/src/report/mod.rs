@@ -16,6 +16,8 @@ pub struct RunReport {
     pub run: String,
     pub dir: String,
     pub preset: String,
+    /// The run's seed (run.json), which pairs runs of different presets in a seed-paired comparison.
+    pub seed: Option<u64>,
     pub dataset: String,
     pub classes: Vec<String>,
     /// "as trained", or the what-if setting that replaced the run's fusion/threshold.

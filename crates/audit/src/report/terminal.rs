@@ -113,6 +113,22 @@ pub fn render(r: &RunReport) -> String {
             pct(Some(c.true_share))
         );
     }
+    let _ = writeln!(
+        s,
+        "\nper class, every row: recall of each level's argmax (labeled % = the class's share of the bank)"
+    );
+    let _ = write!(s, "{:>10} {:>9}", "class", "labeled %");
+    for l in &d.levels {
+        let _ = write!(s, " {:>9}", l.level);
+    }
+    let _ = writeln!(s);
+    for (k, c) in d.per_class.iter().enumerate() {
+        let _ = write!(s, "{:>10} {:>9}", c.class, pct(Some(c.labeled_prior)));
+        for l in &d.levels {
+            let _ = write!(s, " {:>9}", pct(l.class_recall.get(k).copied().flatten()));
+        }
+        let _ = writeln!(s);
+    }
     let _ = writeln!(s, "\nfused confusion (rows: true class, columns: pseudo-label):");
     let short: Vec<String> = r.classes.iter().map(|c| c.chars().take(7).collect()).collect();
     let _ = write!(s, "{:>10}", "");
@@ -222,4 +238,40 @@ pub fn compare_rows() -> Vec<(String, Getter)> {
     rows.push(("fused ECE".into(), Box::new(|r: &RunReport| r.detail().and_then(|d| d.level("fused")).map(|x| x.ece))));
     rows.push(("all levels agree".into(), Box::new(|r: &RunReport| r.detail().and_then(|d| d.agreement.all))));
     rows
+}
+
+/// The seed-paired table: per preset, test accuracy at the val-chosen epoch over seeds; after the first
+/// preset, the mean paired difference to it with its 95 % interval, in points.
+pub fn render_paired(rows: &[crate::paired::PresetRow]) -> String {
+    let mut s = String::new();
+    let pts = |v: f64| format!("{:+.2}", 100.0 * v);
+    let _ = writeln!(
+        s,
+        "seed-paired: test accuracy at the val-chosen epoch{}",
+        rows.first().map(|r| format!(", differences to {}", r.preset)).unwrap_or_default()
+    );
+    let _ = writeln!(
+        s,
+        "{:<22} {:>6} {:>16}   {:<44}",
+        "preset", "seeds", "mean ± sd", "paired difference [95 % interval], points"
+    );
+    for r in rows {
+        let sd = r.sd.map(|v| format!(" ± {:.2}", 100.0 * v)).unwrap_or_default();
+        let diff = match &r.vs_first {
+            None => "(reference)".to_string(),
+            Some(p) => {
+                let ci = p.ci95.map(|[lo, hi]| format!(" [{}, {}]", pts(lo), pts(hi))).unwrap_or_default();
+                let verdict = match p.ci95 {
+                    Some([lo, _]) if lo > 0.0 => "  better",
+                    Some([_, hi]) if hi < 0.0 => "  worse",
+                    Some(_) => "  not resolved",
+                    None => "",
+                };
+                format!("{}{ci} over {} pairs{verdict}", pts(p.mean_diff), p.n)
+            }
+        };
+        let _ =
+            writeln!(s, "{:<22} {:>6} {:>16}   {diff}", r.preset, r.seeds.len(), format!("{:.2}%{sd}", 100.0 * r.mean));
+    }
+    s
 }

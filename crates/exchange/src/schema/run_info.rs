@@ -30,6 +30,10 @@ pub struct RunInfo {
     /// Which levels the run computes (an ablation switches some off): [semantic, text, instance].
     pub levels: [bool; 3],
     pub created_at: String,
+    /// The run's `run.seed` (model init and sampling; the split is the split file's). Absent in runs written
+    /// before it was recorded.
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
 
 impl RunInfo {

@@ -23,6 +23,9 @@ pub struct LabeledSet {
     pub ids: Vec<String>,
     pub images: Vec<Img>,
     pub labels: Vec<i64>,
+    /// Annotator vote shares over the run's classes (summing to 1), where the dataset has votes (FER+) and
+    /// some vote falls in the run's classes; `None` elsewhere.
+    pub votes: Vec<Option<Vec<f32>>>,
 }
 
 /// Unlabeled data: ids and images, by construction nothing else.
@@ -40,8 +43,18 @@ pub struct Data {
     pub channels: usize,
 }
 
-/// (role, id, label — None for unlabeled rows —, PNG bytes, is grey) of one split row.
-type RawRow = (Role, String, Option<u8>, Vec<u8>, bool);
+/// (role, id, label — None for unlabeled rows —, PNG bytes, is grey, votes) of one split row.
+type RawRow = (Role, String, Option<u8>, Vec<u8>, bool, Option<Vec<i32>>);
+
+/// A shard's raw vote counts (indexed by canonical class id) as shares over `classes`, in their order.
+fn vote_shares(votes: Option<&[i32]>, classes: &[Expression]) -> Option<Vec<f32>> {
+    let counts: Vec<f32> = classes
+        .iter()
+        .map(|c| votes.and_then(|v| v.get(c.id() as usize)).copied().unwrap_or(0).max(0) as f32)
+        .collect();
+    let total: f32 = counts.iter().sum();
+    (total > 0.0).then(|| counts.iter().map(|v| v / total).collect())
+}
 
 fn decode(bytes: &[u8], size: u32, grey: bool) -> Result<Img, String> {
     let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
@@ -90,18 +103,18 @@ pub fn load(shards: &Path, split: &Path, image_size: u32) -> anyhow::Result<Data
             for r in batch? {
                 let Some(&role) = roles.get(&r.id) else { continue };
                 let label = if role == Role::Unlabeled { None } else { r.label };
-                rows.push((role, r.id, label, r.image, r.channels == 1));
+                let votes = if role == Role::Unlabeled { None } else { r.votes };
+                rows.push((role, r.id, label, r.image, r.channels == 1, votes));
             }
         }
     }
     let grey = rows.iter().all(|r| r.4);
     let decoded: Vec<Result<Img, String>> = rows.par_iter().map(|r| decode(&r.3, image_size, grey)).collect();
 
-    let mut labeled = LabeledSet { ids: vec![], images: vec![], labels: vec![] };
-    let mut val = LabeledSet { ids: vec![], images: vec![], labels: vec![] };
-    let mut test = LabeledSet { ids: vec![], images: vec![], labels: vec![] };
+    let empty = || LabeledSet { ids: vec![], images: vec![], labels: vec![], votes: vec![] };
+    let (mut labeled, mut val, mut test) = (empty(), empty(), empty());
     let mut unlabeled = UnlabeledSet { ids: vec![], images: vec![] };
-    for ((role, id, label, _, _), img) in rows.into_iter().zip(decoded) {
+    for ((role, id, label, _, _, votes), img) in rows.into_iter().zip(decoded) {
         let img = img.map_err(|e| anyhow::anyhow!("{}: sample {id}: undecodable image: {e}", shards.display()))?;
         if role == Role::Unlabeled {
             unlabeled.ids.push(id);
@@ -119,6 +132,7 @@ pub fn load(shards: &Path, split: &Path, image_size: u32) -> anyhow::Result<Data
         set.ids.push(id);
         set.images.push(img);
         set.labels.push(k as i64);
+        set.votes.push(vote_shares(votes.as_deref(), &classes));
     }
     let missing = roles.len() - labeled.ids.len() - val.ids.len() - test.ids.len() - unlabeled.ids.len();
     if missing > 0 {
@@ -132,4 +146,23 @@ pub fn load(shards: &Path, split: &Path, image_size: u32) -> anyhow::Result<Data
         bail!("{}: no labeled samples", split.display());
     }
     Ok(Data { classes, labeled, unlabeled, val, test, channels: if grey { 1 } else { 3 } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vote_shares_follow_the_run_classes() {
+        use exchange::Expression as E;
+        // FER+ counts indexed by class id: neutral 6, happiness 3, surprise 1, …, unknown 0, NF 0.
+        let votes = [6, 3, 1, 0, 0, 0, 0, 0, 0, 0];
+        let all = vote_shares(Some(&votes), &exchange::labels::ALL).unwrap();
+        assert_eq!(&all[..3], &[0.6, 0.3, 0.1]);
+        // A run without neutral renormalises over its own classes, in its own order.
+        let some = vote_shares(Some(&votes), &[E::Surprise, E::Happiness]).unwrap();
+        assert_eq!(some, vec![0.25, 0.75]);
+        assert_eq!(vote_shares(Some(&votes), &[E::Fear]), None);
+        assert_eq!(vote_shares(None, &exchange::labels::ALL), None);
+    }
 }

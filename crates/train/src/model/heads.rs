@@ -1,5 +1,7 @@
-//! SIT-FER's heads on the backbone feature (512-d at torchvision's width): dropout then L2 normalisation (the
-//! feature `h` the memory bank and the text level use), the linear classifier `fc` (torchvision's name, so a
+//! SIT-FER's heads on the backbone feature (512-d at torchvision's width): L2 normalisation (the feature `h`
+//! the memory bank, the instance queries and the text level use, never dropped out: a cosine between two
+//! dropped-out features carries two independent masks), dropout on the classifier's input only, the linear
+//! classifier `fc` (torchvision's name, so a
 //! checkpoint's classifier is recognised — and reported as a shape mismatch when its class count differs), and
 //! the projection `g` into the text space (`text_proj`; the identity when the text space has the feature's
 //! size, as docs/method.md says).
@@ -33,14 +35,22 @@ impl Heads {
     }
 
     pub fn forward(&self, feature: &Tensor, train: bool) -> HeadOut {
-        let f = feature.dropout(self.dropout, train);
-        let h = &f / f.norm_scalaropt_dim(2, [1i64], true).clamp_min(1e-12);
-        let z = if self.scale == 1.0 { self.fc.forward(&h) } else { self.fc.forward(&(&h * self.scale)) };
+        let h = feature / feature.norm_scalaropt_dim(2, [1i64], true).clamp_min(1e-12);
+        let z = self.logits(&h.dropout(self.dropout, train));
         let g = match &self.text_proj {
             Some(p) => p.forward(&h),
             None => h.shallow_clone(),
         };
         HeadOut { h, z, g }
+    }
+
+    /// The classifier on unit features `h` without dropout: the logits a pseudo-label is made from.
+    pub fn logits(&self, h: &Tensor) -> Tensor {
+        if self.scale == 1.0 {
+            self.fc.forward(h)
+        } else {
+            self.fc.forward(&(h * self.scale))
+        }
     }
 }
 
@@ -69,5 +79,10 @@ mod tests {
         let bias = plain.fc.bs.as_ref().unwrap();
         assert!((b.z - bias).allclose(&((a.z - bias) * 4.0), 1e-5, 1e-5, false));
         assert!(b.h.allclose(&a.h, 1e-6, 1e-6, false));
+        // In train mode dropout reaches the logits only: h and g are those of eval mode.
+        let (tr, ev) = (plain.forward(&x, true), plain.forward(&x, false));
+        assert!(tr.h.allclose(&ev.h, 1e-6, 1e-6, false) && tr.g.allclose(&ev.g, 1e-6, 1e-6, false));
+        assert!(!tr.z.allclose(&ev.z, 1e-3, 1e-3, false));
+        assert!(plain.logits(&ev.h).allclose(&ev.z, 1e-6, 1e-6, false));
     }
 }

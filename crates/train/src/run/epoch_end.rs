@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use tch::Tensor;
+
 use exchange::parquet_io::write_table;
 use exchange::schema::metrics::MetricRow;
 use exchange::schema::pseudo_label::PseudoLabelRow;
@@ -13,10 +15,12 @@ use super::inputs::run_name;
 use super::spec::RunSpec;
 use super::trainer::Trainer;
 use crate::checkpoint::State;
-use crate::data::loader::Data;
+use crate::config::ThresholdRule;
+use crate::data::loader::{Data, LabeledSet};
 use crate::epoch_stats::Running;
-use crate::evaluate::{infer, metric_rows, pseudo_rows, score};
+use crate::evaluate::{forward_set, infer, metric_rows, pseudo_rows, score, Raw};
 use crate::optim::learning_rate;
+use crate::sitfer::temperature;
 
 /// What the epoch end needs to know about the epoch just trained.
 pub struct EpochSummary<'r> {
@@ -55,21 +59,21 @@ impl Trainer<'_> {
         Ok(line)
     }
 
-    /// val and test accuracies into `metrics`; the best val epoch into `state`.
-    fn evaluate(&self, data: &Data, epoch: u32, state: &mut State, metrics: &mut Vec<MetricRow>) -> String {
+    /// val and test accuracies into `metrics`; the best val epoch into `state`. With
+    /// `method.fit_temperatures`, τ_t and τ_i are refitted on val first, so this epoch's fused accuracies, its
+    /// sweep and the next epoch's pseudo-labels use them.
+    fn evaluate(&mut self, data: &Data, epoch: u32, state: &mut State, metrics: &mut Vec<MetricRow>) -> String {
         let c = data.classes.len();
         let mut line = String::new();
-        for (split, set) in [("val", &data.val), ("test", &data.test)] {
-            if set.ids.is_empty() {
-                continue;
-            }
-            let evaluate =
-                || infer(&self.net, &set.images, &self.bank, self.protos.as_ref(), self.cfg, epoch, self.device);
-            let inf = match &self.ema {
-                Some(e) => e.with_average(&self.vs, evaluate),
-                None => evaluate(),
-            };
-            let s = score(&inf, &set.labels, c);
+        let val = (!data.val.ids.is_empty()).then(|| self.evaluated_raw(&data.val));
+        if let (true, Some(raw)) = (self.cfg.method.fit_temperatures, &val) {
+            line += &self.fit_temperatures(raw, &data.val.labels, epoch, state, metrics);
+        }
+        let test = (!data.test.ids.is_empty()).then(|| self.evaluated_raw(&data.test));
+        let fusion = self.eval_fusion_at(epoch);
+        for (split, set, raw) in [("val", &data.val, val), ("test", &data.test, test)] {
+            let Some(raw) = raw else { continue };
+            let s = score(&infer(&raw, &fusion, self.taus), &set.labels, c);
             line += &format!("  {split} {:.2}% (fused {:.2}%)", 100.0 * s.acc_cls, 100.0 * s.acc_fused);
             if split == "val" && s.acc_cls > state.best_val {
                 state.best_val = s.acc_cls;
@@ -77,7 +81,44 @@ impl Trainer<'_> {
             }
             metrics.extend(metric_rows(&s, epoch, state.step, split));
         }
+        if self.cfg.method.threshold_rule == ThresholdRule::SelfAdaptive {
+            for (k, t) in self.class_thresholds(c).into_iter().enumerate() {
+                let row = MetricRow::scalar(epoch, state.step, "train", "class_threshold", f64::from(t));
+                metrics.push(MetricRow { class: Some(k as u32), ..row });
+            }
+        }
         line
+    }
+
+    /// A labeled set's raw outputs with the weights evaluation reads (the EMA when there is one).
+    fn evaluated_raw(&self, set: &LabeledSet) -> Raw {
+        let pass = || forward_set(&self.net, &set.images, &self.bank, self.protos.as_ref(), self.cfg, self.device);
+        match &self.ema {
+            Some(e) => e.with_average(&self.vs, pass),
+            None => pass(),
+        }
+    }
+
+    /// Refits the levels' temperatures on val's raw scores; a level whose scores carry no information keeps
+    /// its τ. Records both in `metrics` and in the checkpoint state.
+    fn fit_temperatures(
+        &mut self,
+        raw: &Raw,
+        labels: &[i64],
+        epoch: u32,
+        state: &mut State,
+        metrics: &mut Vec<MetricRow>,
+    ) -> String {
+        let y = Tensor::from_slice(labels);
+        for (k, scores) in [(0, &raw.s_text), (1, &raw.s_ins)] {
+            if let Some(tau) = scores.as_ref().and_then(|s| temperature::fit(s, &y)) {
+                self.taus[k] = tau;
+            }
+        }
+        state.taus = Some(self.taus);
+        metrics.push(MetricRow::scalar(epoch, state.step, "val", "tau_text", self.taus[0]));
+        metrics.push(MetricRow::scalar(epoch, state.step, "val", "tau_ins", self.taus[1]));
+        format!("  τ_t {:.3} τ_i {:.4}", self.taus[0], self.taus[1])
     }
 
     /// The unlabeled set's pseudo-labels at this epoch (live weights, not the EMA), when due.
@@ -89,18 +130,24 @@ impl Trainer<'_> {
         {
             return Ok(String::new());
         }
-        let inf = infer(&self.net, &data.unlabeled.images, &self.bank, self.protos.as_ref(), cfg, epoch, self.device);
-        let rows: Vec<PseudoLabelRow> = pseudo_rows(&inf, &data.unlabeled.ids, epoch, cfg.threshold());
+        let fusion = self.fusion_at(epoch);
+        let raw = forward_set(&self.net, &data.unlabeled.images, &self.bank, self.protos.as_ref(), cfg, self.device);
+        let thresholds = self.class_thresholds(data.classes.len());
+        let rows: Vec<PseudoLabelRow> =
+            pseudo_rows(&infer(&raw, &fusion, self.taus), &data.unlabeled.ids, epoch, &thresholds);
         let selected = rows.iter().filter(|r| r.selected).count();
         let dir = layout::run::pseudo_labels(&spec.run_dir);
         std::fs::create_dir_all(&dir)?;
-        let fusion = cfg.fusion().in_force(epoch, cfg.method.instance_warmup_epochs);
-        let meta = [
+        let mut meta = vec![
             (keys::CLASSES, data.classes.iter().map(|c| c.name()).collect::<Vec<_>>().join(",")),
             (keys::THRESHOLD, cfg.method.threshold.to_string()),
             (keys::FUSION, serde_json::to_string(&fusion)?),
             (keys::RUN, run_name(spec)),
         ];
+        if cfg.method.threshold_rule == ThresholdRule::SelfAdaptive {
+            let list: Vec<String> = thresholds.iter().map(f32::to_string).collect();
+            meta.push((keys::CLASS_THRESHOLDS, list.join(",")));
+        }
         write_table(dir.join(layout::run::pseudo_label_file(epoch)), &rows, &meta)?;
         Ok(format!("  pseudo {:.1}% selected", 100.0 * selected as f64 / rows.len().max(1) as f64))
     }

@@ -90,6 +90,7 @@ pub fn write_run_info(spec: &RunSpec, cfg: &Config, data: &Data, dataset: &str) 
         fusion: cfg.fusion(),
         levels: [true, cfg.method.text, cfg.method.instance],
         created_at: chrono::Utc::now().to_rfc3339(),
+        seed: Some(cfg.run.seed),
     };
     info.write(&spec.run_dir)?;
     exchange::atomic::write_bytes(

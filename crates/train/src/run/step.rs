@@ -1,6 +1,8 @@
 //! One training step, as the method describes it: one forward over labeled, weak and strong views (one batch,
-//! as FixMatch does, so batch norm sees labeled and unlabeled faces together) → the three levels on the weak
-//! view → their fusion into pseudo-labels → the loss terms → [`losses::total`]; then the update: backward,
+//! as FixMatch does, so batch norm sees labeled and unlabeled faces together, in train mode: the weak view's
+//! batch statistics are the batch's) → the three levels on the weak view, from the feature before dropout and
+//! the classifier without it → their fusion into pseudo-labels → the threshold in force
+//! ([`crate::sitfer::threshold`]) → the loss terms → [`losses::total`]; then the update: backward,
 //! optimiser (with the mixed-precision and clipping rules), EMA, and the memory bank with this step's
 //! labeled features.
 
@@ -15,6 +17,7 @@ use crate::optim::learning_rate;
 use crate::sitfer::fusion::fuse;
 use crate::sitfer::levels::{levels, text_scores};
 use crate::sitfer::losses::{self, Terms};
+use crate::sitfer::threshold::ThresholdRule;
 
 /// A step's forward pass: the loss to minimise and what the update needs besides it.
 pub struct Forward {
@@ -31,19 +34,21 @@ fn value(t: &Tensor) -> f64 {
 
 impl Trainer<'_> {
     /// Forward → levels → fusion → loss terms → objective, for `batch` at (0-based) `step` of `epoch`.
-    pub fn forward(&self, batch: &Batch, step: u64, epoch: u32) -> Forward {
+    pub fn forward(&mut self, batch: &Batch, step: u64, epoch: u32) -> Forward {
         let cfg = self.cfg;
         tch::manual_seed((cfg.run.seed as i64).wrapping_mul(1_000_003).wrapping_add(step as i64));
         let x = batch.x.to_device(self.device);
-        let out = tch::autocast(self.amp, || self.net.forward(&x, true));
-        let out = HeadOut { h: to_f32(&out.h), z: to_f32(&out.z), g: to_f32(&out.g) };
         let nl = batch.labeled.len() as i64;
         let nu = batch.unlabeled.len() as i64;
+        let out = self.forward_views(&x, nl, nu);
         let slots =
             Tensor::from_slice(&batch.labeled.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(self.device);
         let y = self.labels.index_select(0, &slots);
 
-        let s = losses::supervised(&out.z.narrow(0, 0, nl), &y);
+        let s = match &self.soft_targets {
+            Some(q) => losses::supervised_soft(&out.z.narrow(0, 0, nl), &q.index_select(0, &slots)),
+            None => losses::supervised(&out.z.narrow(0, 0, nl), &y),
+        };
         let t = self
             .protos
             .as_ref()
@@ -54,7 +59,7 @@ impl Trainer<'_> {
             let (label, mask) = self.pseudo_labels(&out, nl, nu, epoch);
             mask_rate = value(&mask.mean(Kind::Float));
             if epoch > cfg.method.unlabeled_warmup_epochs {
-                u = Some(losses::unlabeled(&out.z.narrow(0, nl + nu, nu), &label, &mask));
+                u = Some(losses::unlabeled(&out.z.narrow(0, nl + nu, nu), &label, &mask, cfg.method.unlabeled_mean));
             }
         }
         let con = (cfg.method.lambda_contrastive > 0.0)
@@ -72,19 +77,49 @@ impl Trainer<'_> {
         Forward { loss, losses, slots, h_labeled: out.h.narrow(0, 0, nl) }
     }
 
+    /// The train-mode forward over [labeled; weak; strong] (`nl`, `nu`, `nu` rows): one concatenated batch, or
+    /// with `method.separate_forwards` one forward per view (the released code: batch norm then normalises
+    /// and tracks each view with its own statistics). Outputs in f32, in the same row order either way.
+    fn forward_views(&self, x: &Tensor, nl: i64, nu: i64) -> HeadOut {
+        let run = |x: &Tensor| {
+            let out = tch::autocast(self.amp, || self.net.forward(x, true));
+            HeadOut { h: to_f32(&out.h), z: to_f32(&out.z), g: to_f32(&out.g) }
+        };
+        if !self.cfg.method.separate_forwards || nu == 0 {
+            return run(x);
+        }
+        let parts: Vec<HeadOut> =
+            [(0, nl), (nl, nu), (nl + nu, nu)].iter().map(|&(s, n)| run(&x.narrow(0, s, n))).collect();
+        let cat = |f: fn(&HeadOut) -> &Tensor| Tensor::cat(&parts.iter().map(f).collect::<Vec<_>>(), 0);
+        HeadOut { h: cat(|o| &o.h), z: cat(|o| &o.z), g: cat(|o| &o.g) }
+    }
+
     /// The three levels on the weak view, without gradient, fused into pseudo-labels for the strong view:
     /// `(label, mask)` over the `nu` unlabeled faces.
-    fn pseudo_labels(&self, out: &HeadOut, nl: i64, nu: i64, epoch: u32) -> (Tensor, Tensor) {
+    fn pseudo_labels(&mut self, out: &HeadOut, nl: i64, nu: i64, epoch: u32) -> (Tensor, Tensor) {
         let m = &self.cfg.method;
-        let fusion = self.cfg.fusion().in_force(epoch, m.instance_warmup_epochs);
-        tch::no_grad(|| {
+        let fusion = self.fusion_at(epoch);
+        let q = tch::no_grad(|| {
             let h_w = out.h.narrow(0, nl, nu).detach();
+            // The step's logits saw dropout; a pseudo-label is made without it.
+            let z_w = if self.cfg.model.dropout > 0.0 {
+                self.net.heads.logits(&h_w)
+            } else {
+                out.z.narrow(0, nl, nu).detach()
+            };
             let s_text = self.protos.as_ref().map(|p| text_scores(&out.g.narrow(0, nl, nu).detach(), p));
             let s_ins = m.instance.then(|| self.bank.scores(&h_w, m.instance_rule));
-            let l = levels(&out.z.narrow(0, nl, nu).detach(), s_text, s_ins, m.tau_text, m.tau_ins);
-            let q = fuse(&l, &fusion, self.cfg.threshold());
-            (q.label, q.mask)
-        })
+            let l = levels(&z_w, s_text, s_ins, self.taus[0], self.taus[1]);
+            fuse(&l, &fusion, self.cfg.threshold())
+        });
+        let mask = match m.threshold_rule {
+            ThresholdRule::Fixed => q.mask,
+            ThresholdRule::SelfAdaptive => {
+                self.sat.update(&q.p);
+                self.sat.select(&q.confidence, &q.label)
+            }
+        };
+        (q.label, mask)
     }
 
     /// Backward and update at (0-based) `step` of `total`. A mixed-precision step whose gradients overflowed

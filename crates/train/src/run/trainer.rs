@@ -21,6 +21,7 @@ use crate::ema::Ema;
 use crate::model::{dlib, init, Net};
 use crate::optim::Optimizer;
 use crate::sitfer::memory_bank::MemoryBank;
+use crate::sitfer::threshold::SelfAdaptive;
 
 pub struct Trainer<'a> {
     pub cfg: &'a Config,
@@ -37,6 +38,12 @@ pub struct Trainer<'a> {
     pub protos: Option<Tensor>,
     /// Labels of the labeled set, on the device, indexed by the sampler's slots.
     pub labels: Tensor,
+    /// `[N, C]` vote shares of the labeled set, with `method.label_targets = "votes"`.
+    pub soft_targets: Option<Tensor>,
+    /// FreeMatch's threshold averages (updated only under `threshold_rule = "self-adaptive"`).
+    pub sat: SelfAdaptive,
+    /// τ_t, τ_i in force: the config's until fitted on val (`method.fit_temperatures`).
+    pub taus: [f64; 2],
 }
 
 /// Where the run starts: its state and the two samplers positioned at that state.
@@ -82,6 +89,21 @@ fn calibration_sample(data: &Data, n: usize, seed: u64) -> Vec<crate::data::augm
     all.into_iter().take(n).cloned().collect()
 }
 
+/// `[N, C]` vote shares of every labeled face; refuses a face without votes by its id.
+fn vote_targets(set: &crate::data::loader::LabeledSet, classes: i64) -> anyhow::Result<Tensor> {
+    let mut flat = Vec::with_capacity(set.ids.len() * classes as usize);
+    for (id, v) in set.ids.iter().zip(&set.votes) {
+        let Some(v) = v else {
+            bail!(
+                "method.label_targets = \"votes\": labeled face {id} has no annotator votes over the run's classes \
+                 (votes come with FERPlus; use label_targets = \"majority\" for other datasets)"
+            );
+        };
+        flat.extend_from_slice(v);
+    }
+    Ok(Tensor::from_slice(&flat).view([set.ids.len() as i64, classes]))
+}
+
 impl<'a> Trainer<'a> {
     /// The trainer at step 0 (variables seeded from `run.seed`, then `model.init`), or at the latest
     /// checkpoint with `spec.resume`.
@@ -111,7 +133,28 @@ impl<'a> Trainer<'a> {
         let ema = (cfg.optim.ema > 0.0).then(|| Ema::new(&vs, cfg.optim.ema));
         let amp = cfg.run.amp && device.is_cuda();
         let labels = Tensor::from_slice(&data.labeled.labels).to_device(device);
-        let mut t = Trainer { cfg, device, vs, net, opt, bank, ema, scaler: GradScaler::new(amp), amp, protos, labels };
+        let soft_targets = match cfg.method.label_targets {
+            crate::config::LabelTargets::Majority => None,
+            crate::config::LabelTargets::Votes => Some(vote_targets(&data.labeled, c)?.to_device(device)),
+        };
+        let sat = SelfAdaptive::new(c, cfg.method.sat_momentum, device);
+        let taus = [cfg.method.tau_text, cfg.method.tau_ins];
+        let mut t = Trainer {
+            cfg,
+            device,
+            vs,
+            net,
+            opt,
+            bank,
+            ema,
+            scaler: GradScaler::new(amp),
+            amp,
+            protos,
+            labels,
+            soft_targets,
+            sat,
+            taus,
+        };
         let mut labeled = Sampler::new(data.labeled.ids.len(), cfg.run.seed, 1);
         let mut unlabeled = Sampler::new(data.unlabeled.ids.len(), cfg.run.seed, 2);
         let state = if spec.resume {
@@ -127,6 +170,9 @@ impl<'a> Trainer<'a> {
             if let Some(s) = state.scaler {
                 t.scaler = s;
             }
+            if let Some(taus) = state.taus {
+                t.taus = taus;
+            }
             state
         } else {
             State {
@@ -139,13 +185,47 @@ impl<'a> Trainer<'a> {
                 tensors: String::new(),
                 scaler: None,
                 running: None,
+                taus: None,
             }
         };
         Ok((t, Start { state, labeled, unlabeled }))
     }
 
     fn parts(&mut self) -> Parts<'_> {
-        Parts { vs: &mut self.vs, opt: &mut self.opt, bank: &mut self.bank, ema: self.ema.as_mut() }
+        Parts { vs: &mut self.vs, opt: &mut self.opt, bank: &mut self.bank, ema: self.ema.as_mut(), sat: &mut self.sat }
+    }
+
+    /// The fusion in force at `epoch`, with the temperatures in force.
+    pub fn fusion_at(&self, epoch: u32) -> exchange::fusion::Fusion {
+        let f = self.cfg.fusion().in_force(epoch, self.cfg.method.instance_warmup_epochs);
+        exchange::fusion::Fusion { tau_text: self.taus[0] as f32, tau_ins: self.taus[1] as f32, ..f }
+    }
+
+    /// The fusion behind the val/test fused accuracy: `method.eval_fusion` (instance level always in), or the
+    /// training fusion in force.
+    pub fn eval_fusion_at(&self, epoch: u32) -> exchange::fusion::Fusion {
+        use crate::config::EvalFusion;
+        use exchange::fusion::FusionMode;
+        let m = &self.cfg.method;
+        let mode = match m.eval_fusion {
+            EvalFusion::AsTrained => return self.fusion_at(epoch),
+            EvalFusion::MeanProb => FusionMode::MeanProb,
+            EvalFusion::WeightedLogit => FusionMode::WeightedLogit,
+        };
+        exchange::fusion::Fusion {
+            mode,
+            weights: m.eval_weights,
+            tau_text: self.taus[0] as f32,
+            tau_ins: self.taus[1] as f32,
+        }
+    }
+
+    /// `[C]` selection thresholds in force: the fixed one for every class, or the self-adaptive ones.
+    pub fn class_thresholds(&self, classes: usize) -> Vec<f32> {
+        match self.cfg.method.threshold_rule {
+            crate::config::ThresholdRule::Fixed => vec![self.cfg.threshold(); classes],
+            crate::config::ThresholdRule::SelfAdaptive => Vec::try_from(&self.sat.thresholds()).unwrap_or_default(),
+        }
     }
 
     /// Stops a run whose weights are no longer finite (a NaN learning rate, an overflow that the loss check

@@ -1,5 +1,5 @@
 //! The SIT-FER losses (docs/method.md): `L_s = CE(z_x, y)`, `L_t = CE(s_text(x)/τ_t, y)`,
-//! `L_u = mean_batch(mask · CE(z_strong, ŷ))`, optional SupCon `L_con` on labeled features, and the objective
+//! `L_u = mean_batch(mask · CE(z_strong, ŷ))` (FixMatch, the paper) or `Σ mask · CE / Σ mask` (the released code), optional SupCon `L_con` on labeled features, and the objective
 //! [`total`] `L = scale · (L_s + λ_t L_t + λ_u L_u + λ_con L_con)` (the released code: `0.4 (L_s + L_t + 0.5 L_u)`).
 
 use tch::{Kind, Reduction, Tensor};
@@ -8,14 +8,45 @@ pub fn supervised(z: &Tensor, y: &Tensor) -> Tensor {
     z.cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, 0.0)
 }
 
+/// `L_s` against a target distribution `q` (`[B, C]`, rows summing to 1; FER+'s vote shares): the mean over
+/// the batch of `−Σ_c q_c log softmax(z)_c` (FER+'s "probability" protocol).
+pub fn supervised_soft(z: &Tensor, q: &Tensor) -> Tensor {
+    -(q * z.log_softmax(-1, Kind::Float)).sum_dim_intlist([-1i64].as_slice(), false, Kind::Float).mean(Kind::Float)
+}
+
+/// What labeled faces are trained towards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LabelTargets {
+    /// The majority label, one-hot.
+    #[default]
+    Majority,
+    /// The annotators' vote shares over the run's classes (needs a dataset with votes: FERPlus).
+    Votes,
+}
+
 pub fn text(s_text: &Tensor, y: &Tensor, tau_text: f64) -> Tensor {
     (s_text / tau_text).cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, 0.0)
 }
 
-/// Masked consistency loss: the mean over the whole unlabeled batch, masked rows contributing 0 (FixMatch).
-pub fn unlabeled(z_strong: &Tensor, pseudo: &Tensor, mask: &Tensor) -> Tensor {
+/// Over which rows `L_u` averages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnlabeledMean {
+    /// The whole unlabeled batch, masked rows contributing 0 (FixMatch, the paper): `L_u` grows with the mask rate.
+    #[default]
+    Batch,
+    /// The selected rows only (the released code): at a 6 % mask rate each selected row weighs ~16× more.
+    Selected,
+}
+
+/// Masked consistency loss, averaged as `mean` says (0 when nothing is selected).
+pub fn unlabeled(z_strong: &Tensor, pseudo: &Tensor, mask: &Tensor, mean: UnlabeledMean) -> Tensor {
     let per = z_strong.cross_entropy_loss::<Tensor>(pseudo, None, Reduction::None, -100, 0.0);
-    (per * mask).mean(Kind::Float)
+    match mean {
+        UnlabeledMean::Batch => (per * mask).mean(Kind::Float),
+        UnlabeledMean::Selected => (per * mask).sum(Kind::Float) / mask.sum(Kind::Float).clamp_min(1.0),
+    }
 }
 
 /// Supervised contrastive loss (Khosla et al. 2020, "out" form) over normalised features `h` `[B, D]`.
@@ -90,8 +121,17 @@ mod tests {
             (f(&text(&z, &y, 2.0)) - ((1.0f32 + (-1.0f32).exp()).ln() + (1.0f32 + 1.0f32.exp()).ln()) / 2.0).abs()
                 < 1e-5
         );
+        // Soft targets: one-hot rows give the hard loss.
+        let onehot = Tensor::from_slice(&[1.0f32, 0.0, 1.0, 0.0]).view([2, 2]);
+        assert!((f(&supervised_soft(&z, &onehot)) - 1.126_928).abs() < 1e-5);
+        let half = Tensor::from_slice(&[0.5f32, 0.5, 1.0, 0.0]).view([2, 2]);
+        // Row 0: 0.5·0.126928 + 0.5·2.126928 = 1.126928; row 1 (z = [0, 2], q = [1, 0]): 2.126928.
+        assert!((f(&supervised_soft(&z, &half)) - (1.126_928 + 2.126_928) / 2.0).abs() < 1e-5);
         let mask = Tensor::from_slice(&[1.0f32, 0.0]);
-        assert!((f(&unlabeled(&z, &y, &mask)) - 0.126_928 / 2.0).abs() < 1e-5);
+        assert!((f(&unlabeled(&z, &y, &mask, UnlabeledMean::Batch)) - 0.126_928 / 2.0).abs() < 1e-5);
+        assert!((f(&unlabeled(&z, &y, &mask, UnlabeledMean::Selected)) - 0.126_928).abs() < 1e-5);
+        let none = Tensor::zeros([2], (Kind::Float, tch::Device::Cpu));
+        assert_eq!(f(&unlabeled(&z, &y, &none, UnlabeledMean::Selected)), 0.0);
     }
 
     #[test]

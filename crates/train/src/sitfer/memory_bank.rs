@@ -1,8 +1,10 @@
 //! The instance memory buffer: one slot per labeled sample holding its latest L2-normalised feature and its
 //! label. Each step overwrites (or momentum-updates) the slots of the labeled batch, detached. The
-//! instance score of a face for class `c` is the best similarity to any written slot of class `c`, floored at
-//! 0 (the reference rule), or the mean of the top-k similarities. Vectorised: one matrix product and a
-//! per-class masked max; no loop over samples or slots.
+//! instance score of a face for class `c` is, by [`InstanceRule`]: the best similarity to any written slot of
+//! class `c`, floored at 0 (the reference rule); the mean of the class's top-k similarities; or a soft
+//! k-nearest-neighbour vote (SimMatch-style): the class's share of the `exp(cos / τ_v)` mass of the k most
+//! similar labeled faces of any class. Vectorised: one matrix product and a per-class masked reduction or one
+//! top-k and a scatter; no loop over samples or slots.
 
 use tch::{Device, Kind, Tensor};
 
@@ -13,7 +15,18 @@ pub enum InstanceRule {
     Max,
     /// Mean of the k largest similarities among class `c`'s slots (fewer if the class has fewer), floored at 0.
     TopKMean(i64),
+    /// Soft vote of the k nearest written slots: `s_c = τ_v ln Σ_{j ∈ kNN, y_j = c} exp(<h, m_j> / τ_v)`, so
+    /// that `softmax(s / τ_v)` is exactly each class's share of the neighbours' `exp(cos / τ_v)` mass. A class
+    /// with no neighbour among the k scores [`NO_NEIGHBOUR`].
+    Knn(i64),
 }
+
+/// τ_v of the kNN vote (SimMatch's similarity temperature). The level's own τ_i, fitted or set, applies on top.
+pub const VOTE_TEMPERATURE: f64 = 0.1;
+
+/// kNN score of a class without a neighbour among the k: far below any cosine, so its probability vanishes
+/// (below e⁻²⁰ at τ_i ≤ 0.5) without an infinity reaching the fusion or the stored files.
+pub const NO_NEIGHBOUR: f64 = -10.0;
 
 pub struct MemoryBank {
     /// `[N, D]` slot features (zeros until written).
@@ -71,10 +84,14 @@ impl MemoryBank {
     /// `[B, C]` instance scores of features `h` (`[B, D]`, normalised). Classes with no written slot score 0.
     pub fn scores(&self, h: &Tensor, rule: InstanceRule) -> Tensor {
         let sims = h.matmul(&self.feats.tr()); // [B, N]
+        if let InstanceRule::Knn(k) = rule {
+            return self.knn_vote(&sims, k);
+        }
         let allowed = self.class_of.logical_and(&self.written.unsqueeze(0)); // [C, N]
         let masked = sims.unsqueeze(1).masked_fill(&allowed.logical_not().unsqueeze(0), f64::NEG_INFINITY); // [B, C, N]
         let best = match rule {
             InstanceRule::Max => masked.amax([-1i64].as_slice(), false),
+            InstanceRule::Knn(_) => unreachable!("handled above"),
             InstanceRule::TopKMean(k) => {
                 let k = k.clamp(1, self.len().max(1));
                 let (top, _) = masked.topk(k, -1, true, true);
@@ -87,6 +104,19 @@ impl MemoryBank {
         };
         // -inf (no slot of the class) and negative similarities both floor at 0.
         best.clamp_min(0.0).nan_to_num(0.0, 0.0, 0.0)
+    }
+
+    /// [`InstanceRule::Knn`] on the `[B, N]` similarities.
+    fn knn_vote(&self, sims: &Tensor, k: i64) -> Tensor {
+        let (b, c) = (sims.size()[0], self.class_of.size()[0]);
+        let k = k.clamp(1, self.len().max(1));
+        let open = sims.masked_fill(&self.written.logical_not().unsqueeze(0), f64::NEG_INFINITY);
+        let (top, idx) = open.topk(k, -1, true, true); // [B, k]; unwritten slots are -inf, weight 0
+        let weight = (top / VOTE_TEMPERATURE).exp();
+        let label = self.labels.index_select(0, &idx.flatten(0, -1)).view([b, k]);
+        let mass = Tensor::zeros([b, c], (Kind::Float, sims.device())).scatter_add(1, &label, &weight);
+        let score = mass.log() * VOTE_TEMPERATURE;
+        score.masked_fill(&mass.le(0.0), NO_NEIGHBOUR)
     }
 }
 
@@ -118,6 +148,27 @@ mod tests {
         close(&scores, &[1.0, s, 0.0, 0.0, 0.0, 0.0]);
         let top2 = bank.scores(&t(&[1.0, 0.0], &[1, 2]), InstanceRule::TopKMean(2));
         close(&top2, &[1.0, s / 2.0, 0.0]);
+    }
+
+    #[test]
+    fn knn_vote_by_hand() {
+        // Slots: 0 (class 0) = e1, 1 (class 1) = e2, 2 (class 1) = (e1+e2)/√2, 3 (class 0) never written.
+        let mut bank = MemoryBank::new(&[0, 1, 1, 0], 2, 3, 0.0, Device::Cpu);
+        let r = std::f32::consts::FRAC_1_SQRT_2;
+        bank.update(&Tensor::from_slice(&[0i64, 1, 2]), &t(&[1.0, 0.0, 0.0, 1.0, r, r], &[3, 2]));
+        // h = e1, k = 2: the neighbours are slot 0 (cos 1, class 0) and slot 2 (cos 0.707, class 1);
+        // class 2 has none. Shares: e^10 / (e^10 + e^7.07) = 0.9494 and 0.0506.
+        let s = bank.scores(&t(&[1.0, 0.0], &[1, 2]), InstanceRule::Knn(2));
+        close(&s, &[1.0, r, NO_NEIGHBOUR as f32]);
+        let p: Vec<f32> = Vec::try_from(&(s / VOTE_TEMPERATURE).softmax(-1, Kind::Float).flatten(0, -1)).unwrap();
+        let e = (10.0f32 * (1.0 - r)).exp();
+        assert!((p[0] - e / (e + 1.0)).abs() < 1e-5 && p[2] < 1e-30, "{p:?}");
+        // k = 3 takes slot 1 (cos 0) too: class 1's mass is e^7.07 + e^0, so s_1 = 0.1 ln(e^7.07 + 1).
+        let s = bank.scores(&t(&[1.0, 0.0], &[1, 2]), InstanceRule::Knn(3));
+        close(&s, &[1.0, 0.1 * ((10.0 * r).exp() + 1.0).ln(), NO_NEIGHBOUR as f32]);
+        // k larger than the written slots: the unwritten one (slot 3, class 0) adds nothing.
+        let s4 = bank.scores(&t(&[1.0, 0.0], &[1, 2]), InstanceRule::Knn(4));
+        close(&s4, &[1.0, 0.1 * ((10.0 * r).exp() + 1.0).ln(), NO_NEIGHBOUR as f32]);
     }
 
     #[test]

@@ -1,0 +1,125 @@
+//! Seed-paired comparison of presets: runs of the same presets trained with the same seeds (model init and
+//! sampling; the split is fixed) are paired by seed, so the run-to-run noise they share cancels. Per preset:
+//! test accuracy at the val-chosen epoch, mean ± sd over seeds; per preset after the first: the mean paired
+//! difference to the first and its 95 % Student-t interval over the seeds both have. Reads only the
+//! classifier's numbers ([`crate::model_scores`]); computes nothing about pseudo-labels.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+use crate::report::RunReport;
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PresetRow {
+    pub preset: String,
+    /// Seeds with a test accuracy, ascending, and those accuracies.
+    pub seeds: Vec<u64>,
+    pub test_acc: Vec<f64>,
+    pub mean: f64,
+    /// Sample standard deviation (n − 1); `None` for one seed.
+    pub sd: Option<f64>,
+    /// Against the first preset; `None` for the first itself.
+    pub vs_first: Option<Paired>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Paired {
+    /// Seeds both presets have.
+    pub n: usize,
+    pub mean_diff: f64,
+    pub sd_diff: Option<f64>,
+    /// 95 % interval of the mean difference (t with n − 1 degrees of freedom); `None` below two pairs.
+    pub ci95: Option<[f64; 2]>,
+}
+
+/// Mean and sample standard deviation.
+pub fn mean_sd(x: &[f64]) -> (f64, Option<f64>) {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n.max(1.0);
+    let sd = (x.len() > 1).then(|| (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    (mean, sd)
+}
+
+/// The paired difference `b − a` over seeds both have.
+pub fn paired(a: &BTreeMap<u64, f64>, b: &BTreeMap<u64, f64>) -> Paired {
+    let d: Vec<f64> = b.iter().filter_map(|(s, vb)| a.get(s).map(|va| vb - va)).collect();
+    let (mean_diff, sd_diff) = mean_sd(&d);
+    let ci95 = sd_diff.and_then(|sd| {
+        let t = StudentsT::new(0.0, 1.0, (d.len() - 1) as f64).ok()?.inverse_cdf(0.975);
+        let half = t * sd / (d.len() as f64).sqrt();
+        Some([mean_diff - half, mean_diff + half])
+    });
+    Paired { n: d.len(), mean_diff, sd_diff, ci95 }
+}
+
+/// The table for `reports`, presets in order of first appearance. `Err` names two runs of one preset with
+/// the same seed (they would pair twice), or a run without a recorded seed.
+pub fn table(reports: &[RunReport]) -> Result<Vec<PresetRow>, String> {
+    let mut order: Vec<String> = Vec::new();
+    let mut by_preset: BTreeMap<String, BTreeMap<u64, (f64, String)>> = BTreeMap::new();
+    for r in reports {
+        let Some(test) = r.model.as_ref().and_then(|m| m.test_acc) else { continue };
+        let seed = r
+            .seed
+            .ok_or_else(|| format!("run {}: run.json records no seed (trained before seeds were recorded)", r.run))?;
+        if !order.contains(&r.preset) {
+            order.push(r.preset.clone());
+        }
+        let runs = by_preset.entry(r.preset.clone()).or_default();
+        if let Some((_, other)) = runs.get(&seed) {
+            return Err(format!("runs {other} and {} are both preset {} with seed {seed}", r.run, r.preset));
+        }
+        runs.insert(seed, (test, r.run.clone()));
+    }
+    let acc = |p: &str| -> BTreeMap<u64, f64> { by_preset[p].iter().map(|(s, (v, _))| (*s, *v)).collect() };
+    let first = order.first().map(|p| acc(p));
+    Ok(order
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let a = acc(p);
+            let test_acc: Vec<f64> = a.values().copied().collect();
+            let (mean, sd) = mean_sd(&test_acc);
+            PresetRow {
+                preset: p.clone(),
+                seeds: a.keys().copied().collect(),
+                test_acc,
+                mean,
+                sd,
+                vs_first: (i > 0).then(|| paired(first.as_ref().expect("first preset"), &a)),
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paired_interval_by_hand() {
+        // Differences 0.02, 0.03, 0.04: mean 0.03, sd 0.01, t(0.975, 2) = 4.302653, half-width 4.302653·0.01/√3.
+        let a = BTreeMap::from([(0, 0.70), (1, 0.72), (2, 0.71), (9, 0.5)]);
+        let b = BTreeMap::from([(0, 0.72), (1, 0.75), (2, 0.75)]);
+        let p = paired(&a, &b);
+        assert_eq!(p.n, 3);
+        assert!((p.mean_diff - 0.03).abs() < 1e-12);
+        assert!((p.sd_diff.unwrap() - 0.01).abs() < 1e-12);
+        let half = 4.302_653 * 0.01 / 3f64.sqrt();
+        let [lo, hi] = p.ci95.unwrap();
+        assert!((lo - (0.03 - half)).abs() < 1e-6 && (hi - (0.03 + half)).abs() < 1e-6, "{lo} {hi}");
+        // One pair: a difference, no interval.
+        let one = paired(&BTreeMap::from([(0, 0.5)]), &BTreeMap::from([(0, 0.6)]));
+        assert_eq!((one.n, one.sd_diff, one.ci95), (1, None, None));
+    }
+
+    #[test]
+    fn mean_and_sample_sd() {
+        let (m, sd) = mean_sd(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(m, 2.5);
+        assert!((sd.unwrap() - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(mean_sd(&[0.3]).1, None);
+    }
+}
