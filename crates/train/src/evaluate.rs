@@ -6,7 +6,7 @@ use exchange::schema::metrics::MetricRow;
 use exchange::schema::pseudo_label::PseudoLabelRow;
 use tch::{Device, Kind, Tensor};
 
-use exchange::fusion::Fusion;
+use exchange::fusion::{Fusion, Threshold};
 
 use crate::config::Config;
 use crate::data::augment::Img;
@@ -140,7 +140,7 @@ pub fn metric_rows(s: &Scores, epoch: u32, step: u64, split: &str) -> Vec<Metric
 
 /// Pseudo-label exchange rows of the unlabeled sweep (ids and probabilities only), selected with the
 /// threshold in force for each row's class.
-pub fn pseudo_rows(inf: &Inference, ids: &[String], epoch: u32, thresholds: &[f32]) -> Vec<PseudoLabelRow> {
+pub fn pseudo_rows(inf: &Inference, ids: &[String], epoch: u32, threshold: &Threshold) -> Vec<PseudoLabelRow> {
     let rows2 = |t: &Tensor| -> Vec<Vec<f32>> { Vec::try_from(&t.to_kind(Kind::Float)).unwrap_or_default() };
     let (sem, fused) = (rows2(&inf.p_sem), rows2(&inf.p_fused));
     let text = inf.p_text.as_ref().map(rows2);
@@ -160,7 +160,7 @@ pub fn pseudo_rows(inf: &Inference, ids: &[String], epoch: u32, thresholds: &[f3
                 p_fused: f.clone(),
                 pseudo_label: label as u32,
                 confidence: conf,
-                selected: exchange::fusion::selected(conf, thresholds.get(label).copied().unwrap_or(f32::INFINITY)),
+                selected: threshold.selects(conf, label),
             }
         })
         .collect()

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use tch::Tensor;
 
+use exchange::fusion::Threshold;
 use exchange::parquet_io::write_table;
 use exchange::schema::metrics::MetricRow;
 use exchange::schema::pseudo_label::PseudoLabelRow;
@@ -15,7 +16,6 @@ use super::inputs::run_name;
 use super::spec::RunSpec;
 use super::trainer::Trainer;
 use crate::checkpoint::State;
-use crate::config::ThresholdRule;
 use crate::data::loader::{Data, LabeledSet};
 use crate::epoch_stats::Running;
 use crate::evaluate::{forward_set, infer, metric_rows, pseudo_rows, score, Raw};
@@ -81,8 +81,8 @@ impl Trainer<'_> {
             }
             metrics.extend(metric_rows(&s, epoch, state.step, split));
         }
-        if self.cfg.method.threshold_rule == ThresholdRule::SelfAdaptive {
-            for (k, t) in self.class_thresholds(c).into_iter().enumerate() {
+        if let Threshold::PerClass(per_class) = self.thresholds() {
+            for (k, t) in per_class.into_iter().enumerate() {
                 let row = MetricRow::scalar(epoch, state.step, "train", "class_threshold", f64::from(t));
                 metrics.push(MetricRow { class: Some(k as u32), ..row });
             }
@@ -132,9 +132,9 @@ impl Trainer<'_> {
         }
         let fusion = self.fusion_at(epoch);
         let raw = forward_set(&self.net, &data.unlabeled.images, &self.bank, self.protos.as_ref(), cfg, self.device);
-        let thresholds = self.class_thresholds(data.classes.len());
+        let threshold = self.thresholds();
         let rows: Vec<PseudoLabelRow> =
-            pseudo_rows(&infer(&raw, &fusion, self.taus), &data.unlabeled.ids, epoch, &thresholds);
+            pseudo_rows(&infer(&raw, &fusion, self.taus), &data.unlabeled.ids, epoch, &threshold);
         let selected = rows.iter().filter(|r| r.selected).count();
         let dir = layout::run::pseudo_labels(&spec.run_dir);
         std::fs::create_dir_all(&dir)?;
@@ -144,8 +144,8 @@ impl Trainer<'_> {
             (keys::FUSION, serde_json::to_string(&fusion)?),
             (keys::RUN, run_name(spec)),
         ];
-        if cfg.method.threshold_rule == ThresholdRule::SelfAdaptive {
-            let list: Vec<String> = thresholds.iter().map(f32::to_string).collect();
+        if let Threshold::PerClass(per_class) = &threshold {
+            let list: Vec<String> = per_class.iter().map(f32::to_string).collect();
             meta.push((keys::CLASS_THRESHOLDS, list.join(",")));
         }
         write_table(dir.join(layout::run::pseudo_label_file(epoch)), &rows, &meta)?;

@@ -22,6 +22,7 @@ use crate::model::{dlib, init, Net};
 use crate::optim::Optimizer;
 use crate::sitfer::memory_bank::MemoryBank;
 use crate::sitfer::threshold::SelfAdaptive;
+use exchange::fusion::Threshold;
 
 pub struct Trainer<'a> {
     pub cfg: &'a Config,
@@ -220,11 +221,14 @@ impl<'a> Trainer<'a> {
         }
     }
 
-    /// `[C]` selection thresholds in force: the fixed one for every class, or the self-adaptive ones.
-    pub fn class_thresholds(&self, classes: usize) -> Vec<f32> {
+    /// The selection thresholds in force, in the form the pseudo-label files and audit share: the fixed one
+    /// for every class, or the self-adaptive ones per class.
+    pub fn thresholds(&self) -> Threshold {
         match self.cfg.method.threshold_rule {
-            crate::config::ThresholdRule::Fixed => vec![self.cfg.threshold(); classes],
-            crate::config::ThresholdRule::SelfAdaptive => Vec::try_from(&self.sat.thresholds()).unwrap_or_default(),
+            crate::config::ThresholdRule::Fixed => Threshold::Global(self.cfg.threshold()),
+            crate::config::ThresholdRule::SelfAdaptive => {
+                Threshold::PerClass(Vec::try_from(&self.sat.thresholds()).unwrap_or_default())
+            }
         }
     }
 
