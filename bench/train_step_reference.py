@@ -4,10 +4,18 @@ Same work as crates/train/src/run.rs's step: one forward of labeled-weak + unlab
 through ResNet-18 (torchvision layout, written out here since torchvision is not installed), dropout + L2
 feature, classifier, text projection; text level against fixed prototypes; instance level as one matrix
 product + per-class masked max over a memory bank; mean-prob fusion, threshold mask; L_s + L_t + L_u; Adam;
-bank update. Random inputs (augmentation is timed separately on the Rust side). Prints images/s.
+bank update. Prints images/s.
 
-usage: python bench/train_step_reference.py [SIZE=64] [BATCH=16] [STEPS=20] [THREADS=2]
+Two input modes:
+- bare (default): random tensors, no augmentation: the step alone;
+- with a shard folder as 5th argument: the faces of that folder, decoded once, and each step's batch made by
+  a DataLoader whose THREADS worker processes apply torchvision's weak view and RandAugment + Cutout strong view
+  (bench/loader_reference.py's transforms), as a PyTorch user trains; the step keeps THREADS threads, as ours
+  shares its cores between the step and the augmentation.
+
+usage: python bench/train_step_reference.py [SIZE=64] [BATCH=16] [STEPS=20] [THREADS=2] [SHARD_DIR]
 """
+import os
 import sys
 import time
 
@@ -15,10 +23,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from loader_reference import decode, read_images, views  # noqa: E402
+
 size = int(sys.argv[1]) if len(sys.argv) > 1 else 64
 b = int(sys.argv[2]) if len(sys.argv) > 2 else 16
 steps = int(sys.argv[3]) if len(sys.argv) > 3 else 20
-torch.set_num_threads(int(sys.argv[4]) if len(sys.argv) > 4 else 2)
+threads = int(sys.argv[4]) if len(sys.argv) > 4 else 2
+shard_dir = sys.argv[5] if len(sys.argv) > 5 else None
+torch.set_num_threads(threads)
 torch.manual_seed(0)
 C, D, N = 8, 384, 2505
 
@@ -65,8 +78,34 @@ bank_y = torch.randint(0, C, (N,))
 class_of = torch.arange(C)[:, None] == bank_y[None, :]
 
 
-def step():
-    x = torch.randn(3 * b, 3, size, size)
+class Views(torch.utils.data.Dataset):
+    """One labeled face's weak view, one unlabeled face's weak and strong views (random faces of the folder)."""
+
+    def __init__(self, images):
+        self.images = images
+        self.weak, self.strong, self.finish = views(size)
+
+    def __len__(self):
+        return 10 ** 9
+
+    def __getitem__(self, i):
+        lab, unl = self.images[i % len(self.images)], self.images[(i * 7919 + 1) % len(self.images)]
+        return self.finish(self.weak(lab)), self.finish(self.weak(unl)), self.finish(self.strong(unl))
+
+
+def batches():
+    if shard_dir is None:
+        while True:
+            yield torch.randn(3 * b, 3, size, size)
+    images = [decode(data, ch, size) for data, ch in read_images(shard_dir, 2000)]
+    loader = torch.utils.data.DataLoader(
+        Views(images), batch_size=b, num_workers=threads, shuffle=False, persistent_workers=True,
+        worker_init_fn=lambda _: torch.set_num_threads(1), prefetch_factor=4)
+    for xl, xw, xs in loader:
+        yield torch.cat([xl, xw, xs])
+
+
+def step(x):
     y = torch.randint(0, C, (b,))
     idx = torch.randint(0, N, (b,))
     h, z, g = net(x)
@@ -89,10 +128,13 @@ def step():
 
 
 net.train()
+inputs = batches()
 for _ in range(3):
-    step()
+    step(next(inputs))
 t = time.perf_counter()
 for _ in range(steps):
-    step()
+    step(next(inputs))
 e = time.perf_counter() - t
-print(f"pytorch eager SIT-FER step: {size} px, {b}+{b}+{b}, {steps} steps: {e / steps:.3f} s/step, {3 * b * steps / e:.1f} img/s")
+mode = f"torchvision augmentation in {threads} DataLoader workers" if shard_dir else "random inputs"
+print(f"pytorch eager SIT-FER step ({mode}): {size} px, {b}+{b}+{b}, {steps} steps: {e / steps:.3f} s/step, "
+      f"{3 * b * steps / e:.1f} img/s")

@@ -33,13 +33,18 @@ impl GradScaler {
         if !self.enabled {
             return true;
         }
+        // One read back for all gradients (PyTorch's GradScaler also reads its found-inf flag once per step:
+        // fp16's only host read outside log points; bf16 needs no scaler).
         let finite = tch::no_grad(|| {
-            let mut all = true;
-            for g in grads.iter().filter(|g| g.defined()) {
-                let _ = g.shallow_clone().g_div_scalar_(self.scale);
-                all &= bool::try_from(&g.isfinite().all()).unwrap_or(false);
-            }
-            all
+            let flags: Vec<Tensor> = grads
+                .iter()
+                .filter(|g| g.defined())
+                .map(|g| {
+                    let _ = g.shallow_clone().g_div_scalar_(self.scale);
+                    g.isfinite().all()
+                })
+                .collect();
+            flags.is_empty() || crate::readback::values(&Tensor::stack(&flags, 0)).iter().all(|&f| f == 1.0)
         });
         if finite {
             self.clean_steps += 1;

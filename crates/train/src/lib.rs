@@ -11,5 +11,6 @@ pub mod evaluate;
 pub mod model;
 pub mod named_tensors;
 pub mod optim;
+pub mod readback;
 pub mod run;
 pub mod sitfer;

@@ -146,21 +146,22 @@ impl Optimizer {
         self.params.iter().map(|(_, p)| p.grad()).collect()
     }
 
-    /// Scales gradients so their global L2 norm is at most `max_norm`; returns the norm before clipping.
-    pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
+    /// Scales gradients so their global L2 norm is at most `max_norm`; returns the norm before clipping, as a
+    /// device scalar. PyTorch's rule (`clip_grad_norm_`): every gradient times `min(1, max_norm / (norm + 1e-6))`,
+    /// computed on the device, so clipping never waits for a read back; a non-finite norm leaves them as they are.
+    pub fn clip_grad_norm(&mut self, max_norm: f64) -> Tensor {
         tch::no_grad(|| {
             let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).filter(|g| g.defined()).collect();
-            if grads.is_empty() {
-                return 0.0;
-            }
+            let Some(first) = grads.first() else {
+                return Tensor::from(0.0f32);
+            };
             let total =
                 Tensor::stack(&grads.iter().map(|g| g.norm().to_kind(Kind::Float)).collect::<Vec<_>>(), 0).norm();
-            let total = f64::try_from(&total).unwrap_or(f64::NAN);
-            if total > max_norm && total.is_finite() {
-                let scale = max_norm / (total + 1e-6);
-                for mut g in grads {
-                    let _ = g.g_mul_scalar_(scale);
-                }
+            let coef = (max_norm / (&total + 1e-6)).clamp_max(1.0);
+            let coef = coef.where_self(&coef.isfinite(), &coef.ones_like()).to_device(first.device());
+            for mut g in grads {
+                let c = coef.to_kind(g.kind());
+                let _ = g.g_mul_(&c);
             }
             total
         })
@@ -303,7 +304,7 @@ mod tests {
         let mut opt = Optimizer::new(&vs, OptimKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }, 0.0);
         let loss = Tensor::from_slice(&[30.0f32, 40.0]).view([1, 2]).apply(&lin).sum(Kind::Float);
         loss.backward();
-        let norm = opt.clip_grad_norm(1.0);
+        let norm = f64::try_from(&opt.clip_grad_norm(1.0)).unwrap();
         assert!((norm - (30f64.powi(2) + 40f64.powi(2) + 1.0).sqrt()).abs() < 1e-3, "{norm}");
         let after = f64::try_from(&lin.ws.grad().norm()).unwrap();
         assert!(after < 1.0, "{after}");

@@ -523,3 +523,19 @@ fn a_resumed_epoch_averages_all_its_steps() {
     };
     assert_eq!(loss("whole"), loss("split"));
 }
+
+/// The steps read nothing back from the device: their loss terms come back in one read per log point (here,
+/// with a hidden bar and no log lines: the two periodic checkpoints and the two epoch ends), clipping included.
+#[test]
+fn steps_read_back_only_at_log_points() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    let cfg = config(
+        "sitfer",
+        &["schedule.steps_per_epoch=6", "run.checkpoint_every=4", "optim.clip_grad_norm=0.5", "optim.ema=0.9"],
+    );
+    let before = train::readback::count();
+    let losses = go(dir.path(), "reads", &cfg, false, None).unwrap();
+    assert_eq!(losses.len(), 12);
+    assert_eq!(train::readback::count() - before, 4, "reads at steps 4 (checkpoint), 6 (epoch end), 8, 12");
+}

@@ -24,6 +24,7 @@ use crate::checkpoint;
 use crate::config::Config;
 use crate::data::loader::Data;
 use crate::data::prefetch::{self, Plan};
+use crate::epoch_stats::{NonFinite, Pending, Running};
 use epoch_end::EpochSummary;
 pub use inputs::{load_data, write_run_info};
 pub use spec::{Outcome, RunSpec, INTERRUPT};
@@ -54,6 +55,8 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
     let stop_at = spec.stop_after.map_or(total, |s| s.min(total));
     let log_lines = !spec.quiet && !std::io::stderr().is_terminal();
     let log_every = (steps_per_epoch / 5).max(1);
+    // The visible progress bar's refresh is a log point too: its message needs the terms read back.
+    const BAR_EVERY: u64 = 10;
 
     let interrupted = std::thread::scope(|scope| -> anyhow::Result<bool> {
         let queue =
@@ -65,6 +68,23 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
             let pb = progress::bar(spec.quiet, epoch, cfg.schedule.epochs, steps_per_epoch, state.step - epoch_start);
             // A mid-epoch checkpoint carries the epoch's sums so far.
             let mut running = state.running.take().filter(|_| state.step > epoch_start).unwrap_or_default();
+            let mut pending = Pending::default();
+            // Reads the steps' terms back (one host read) at a log point; a non-finite loss stops the run here,
+            // before anything is saved.
+            let mut flush = |pending: &mut Pending, running: &mut Running| -> anyhow::Result<()> {
+                match pending.flush(running) {
+                    Ok(losses) => {
+                        losses_seen.extend(losses);
+                        Ok(())
+                    }
+                    Err(NonFinite { step, loss }) => bail!(
+                        "loss became {loss} at step {step} (epoch {}); stopping. The last good checkpoint is kept \
+                         in {} (lower optim.lr, or set optim.clip_grad_norm)",
+                        step / steps_per_epoch + 1,
+                        checkpoint::dir(&spec.run_dir).display()
+                    ),
+                }
+            };
             while state.step < epoch_end {
                 let step = state.step;
                 let t0 = Instant::now();
@@ -74,39 +94,38 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
                 let waited = t0.elapsed();
                 debug_assert_eq!(batch.step, step);
                 let forward = trainer.forward(&batch, step, epoch);
-                if !forward.losses.loss.is_finite() {
-                    pb.abandon();
-                    bail!(
-                        "loss became {} at step {step} (epoch {epoch}); stopping. The last good checkpoint is kept \
-                         in {} (lower optim.lr, or set optim.clip_grad_norm)",
-                        forward.losses.loss,
-                        checkpoint::dir(&spec.run_dir).display()
-                    );
-                }
                 trainer.update(&forward, step, total);
-                losses_seen.push(forward.losses.loss);
-                running.add(&forward.losses, waited, t0.elapsed());
+                pending.push(step, forward.losses);
+                running.add_time(waited, t0.elapsed());
                 state.step += 1;
                 state.labeled = batch.labeled_state;
                 state.unlabeled = batch.unlabeled_state;
                 state.scaler = trainer.amp.then_some(trainer.scaler);
                 pb.inc(1);
-                if state.step.is_multiple_of(5) || state.step == epoch_end {
-                    pb.set_message(running.message(images_per_step));
-                }
+                let in_epoch = state.step - epoch_start;
+                let bar = !pb.is_hidden() && (in_epoch.is_multiple_of(BAR_EVERY) || state.step == epoch_end);
                 // Logs (stderr not a terminal, where the bar draws nothing) get a plain line five times an epoch.
-                if log_lines && (state.step - epoch_start).is_multiple_of(log_every) && state.step < epoch_end {
-                    eprintln!(
-                        "epoch {epoch:>3}  step {}/{}  {}",
-                        state.step - epoch_start,
-                        steps_per_epoch,
-                        running.message(images_per_step)
-                    );
-                }
+                let log = log_lines && in_epoch.is_multiple_of(log_every) && state.step < epoch_end;
                 // Mid-epoch stops and periodic checkpoints; an epoch's last step is checkpointed by its end.
                 let stop = INTERRUPT.load(Ordering::SeqCst) || spec.stop_after == Some(state.step);
                 let periodic = cfg.run.checkpoint_every > 0 && state.step.is_multiple_of(cfg.run.checkpoint_every);
-                if (stop || periodic) && state.step < epoch_end {
+                let save = (stop || periodic) && state.step < epoch_end;
+                if bar || log || save || state.step == epoch_end {
+                    if let Err(e) = flush(&mut pending, &mut running) {
+                        pb.abandon();
+                        return Err(e);
+                    }
+                }
+                if bar {
+                    pb.set_message(running.message(images_per_step));
+                }
+                if log {
+                    eprintln!(
+                        "epoch {epoch:>3}  step {in_epoch}/{steps_per_epoch}  {}",
+                        running.message(images_per_step)
+                    );
+                }
+                if save {
                     state.running = Some(running.clone());
                     trainer.save(&spec.run_dir, &state)?;
                     state.running = None;

@@ -28,10 +28,6 @@ pub struct Forward {
     h_labeled: Tensor,
 }
 
-fn value(t: &Tensor) -> f64 {
-    f64::try_from(t).unwrap_or(f64::NAN)
-}
-
 impl Trainer<'_> {
     /// Forward → levels → fusion → loss terms → objective, for `batch` at (0-based) `step` of `epoch`.
     pub fn forward(&mut self, batch: &Batch, step: u64, epoch: u32) -> Forward {
@@ -53,11 +49,11 @@ impl Trainer<'_> {
             .protos
             .as_ref()
             .map(|p| losses::text(&text_scores(&out.g.narrow(0, 0, nl), p), &y, cfg.method.tau_text));
-        let mut mask_rate = 0.0;
+        let mut mask_rate = None;
         let mut u = None;
         if nu > 0 {
             let (label, mask) = self.pseudo_labels(&out, nl, nu, epoch);
-            mask_rate = value(&mask.mean(Kind::Float));
+            mask_rate = Some(mask.mean(Kind::Float));
             if epoch > cfg.method.unlabeled_warmup_epochs {
                 u = Some(losses::unlabeled(&out.z.narrow(0, nl + nu, nu), &label, &mask, cfg.method.unlabeled_mean));
             }
@@ -66,14 +62,15 @@ impl Trainer<'_> {
             .then(|| losses::supcon(&out.h.narrow(0, 0, nl), &y, cfg.method.supcon_temperature));
         let terms = Terms { s, t, u, con };
         let loss = losses::total(&terms, &cfg.loss_weights());
-        let losses = StepLosses {
-            loss: value(&loss),
-            s: value(&terms.s),
-            t: terms.t.as_ref().map_or(0.0, value),
-            u: terms.u.as_ref().map_or(0.0, value),
-            con: terms.con.as_ref().map_or(0.0, value),
-            mask_rate,
-        };
+        // Kept on the device: read back at the next log point, not here (see crate::readback).
+        let losses = StepLosses::new(
+            &loss,
+            &terms.s,
+            terms.t.as_ref(),
+            terms.u.as_ref(),
+            terms.con.as_ref(),
+            mask_rate.as_ref(),
+        );
         Forward { loss, losses, slots, h_labeled: out.h.narrow(0, 0, nl) }
     }
 
@@ -130,7 +127,7 @@ impl Trainer<'_> {
         self.scaler.scale_loss(&f.loss).backward();
         if !self.scaler.enabled || self.scaler.unscale(&self.opt.gradients()) {
             if cfg.optim.clip_grad_norm > 0.0 {
-                self.opt.clip_grad_norm(cfg.optim.clip_grad_norm);
+                let _norm = self.opt.clip_grad_norm(cfg.optim.clip_grad_norm);
             }
             self.opt.step(learning_rate(&cfg.optim, step, total));
             if let Some(e) = self.ema.as_mut() {
