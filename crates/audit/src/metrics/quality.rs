@@ -2,7 +2,8 @@
 //! argmax, the coverage/accuracy threshold sweep, and accuracy of the k most confident rows (the
 //! "equal quantity" comparison of what-if).
 
-use exchange::fusion::Threshold;
+use exchange::fusion::{selected, Threshold};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{ratio, Decisions};
@@ -44,42 +45,110 @@ pub const SWEEP: [f32; 21] = [
 ];
 
 pub fn sweep(d: &Decisions, truth: &[u8]) -> Vec<Selection> {
-    // One pass: sort by confidence once, then read every threshold off cumulative counts.
-    let mut order: Vec<(f32, bool)> =
-        d.conf.iter().zip(d.pred.iter().zip(truth)).map(|(c, (p, t))| (*c, p == t)).collect();
-    order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-    let mut cum = Vec::with_capacity(order.len() + 1);
-    cum.push(0usize);
-    for (_, ok) in &order {
-        cum.push(cum.last().unwrap() + usize::from(*ok));
-    }
-    SWEEP
-        .iter()
-        .map(|&t| {
-            let k = order.partition_point(|(c, _)| *c > t);
+    // One pass, no sort: each row adds to the count of every threshold it passes (the thresholds ascend, so
+    // those are the first `j` of them); the pass is split over rayon's threads and the counts added.
+    let zero = || ([0usize; SWEEP.len()], [0usize; SWEEP.len()]);
+    let (count, ok) = d
+        .conf
+        .par_iter()
+        .zip(d.pred.par_iter().zip(truth.par_iter()))
+        .with_min_len(1 << 14)
+        .fold(zero, |(mut count, mut ok), (c, (p, t))| {
+            let j = SWEEP.partition_point(|&th| selected(*c, th));
+            if j > 0 {
+                // A histogram over "passes the first j thresholds"; cumulated below.
+                count[j - 1] += 1;
+                ok[j - 1] += usize::from(p == t);
+            }
+            (count, ok)
+        })
+        .reduce(zero, |(mut a, mut b), (c, o)| {
+            for j in 0..SWEEP.len() {
+                a[j] += c[j];
+                b[j] += o[j];
+            }
+            (a, b)
+        });
+    // Threshold j selects every row that passes thresholds 0..=j.
+    let (mut k, mut right) = (0usize, 0usize);
+    let mut out: Vec<Selection> = (0..SWEEP.len())
+        .rev()
+        .map(|j| {
+            k += count[j];
+            right += ok[j];
             Selection {
-                threshold: t,
+                threshold: SWEEP[j],
                 selected: k,
                 quantity: ratio(k, truth.len()).unwrap_or(0.0),
-                quality: ratio(cum[k], k),
+                quality: ratio(right, k),
             }
         })
-        .collect()
+        .collect();
+    out.reverse();
+    out
 }
 
-/// Accuracy of the `k` most confident rows (ties broken arbitrarily) and the confidence of the k-th.
+/// Accuracy of the `k` most confident rows and the confidence of the k-th.
 pub fn top_k_accuracy(d: &Decisions, truth: &[u8], k: usize) -> (Option<f64>, f32) {
-    top_k(d.conf.iter().zip(d.pred.iter().zip(truth)).map(|(c, (p, t))| (*c, p == t)).collect(), k)
+    let correct: Vec<bool> = d.pred.iter().zip(truth).map(|(p, t)| p == t).collect();
+    top_k(&d.conf, &correct, k)
 }
 
-/// The same over (confidence, correct) pairs: a selection in O(n), no sort.
-pub fn top_k(mut rows: Vec<(f32, bool)>, k: usize) -> (Option<f64>, f32) {
-    if k == 0 || rows.is_empty() {
+/// The same over confidences and whether each row is right, in O(n) without sorting or moving rows (what-if
+/// calls it once per candidate setting on a million rows): a radix select over the confidence's order-
+/// preserving bit pattern, its high 16 bits first, then the low 16 bits of the rows in the k-th's bucket.
+/// Rows tied with the k-th confidence are taken in row order.
+pub fn top_k(conf: &[f32], correct: &[bool], k: usize) -> (Option<f64>, f32) {
+    if k == 0 || conf.is_empty() {
         return (None, 1.0);
     }
-    let k = k.min(rows.len());
-    rows.select_nth_unstable_by(k - 1, |a, b| b.0.total_cmp(&a.0));
-    (ratio(rows[..k].iter().filter(|r| r.1).count(), k), rows[k - 1].0)
+    let k = k.min(conf.len());
+    // Counts and right counts per bucket of `key >> shift` among rows whose key has `prefix` above it.
+    let histogram = |shift: u32, prefix: Option<u32>| -> (Vec<u32>, Vec<u32>) {
+        let (mut n, mut right) = (vec![0u32; 1 << 16], vec![0u32; 1 << 16]);
+        for (c, ok) in conf.iter().zip(correct) {
+            let key = order_key(*c);
+            if prefix.is_none_or(|p| key >> 16 == p) {
+                let b = ((key >> shift) & 0xFFFF) as usize;
+                n[b] += 1;
+                right[b] += u32::from(*ok);
+            }
+        }
+        (n, right)
+    };
+    // From the top bucket down until `need` rows are covered: (the bucket, rows above it, right above it).
+    let descend = |n: &[u32], right: &[u32], need: usize| -> (u32, usize, usize) {
+        let (mut above, mut right_above) = (0usize, 0usize);
+        for b in (0..n.len()).rev() {
+            if above + n[b] as usize >= need {
+                return (b as u32, above, right_above);
+            }
+            above += n[b] as usize;
+            right_above += right[b] as usize;
+        }
+        unreachable!("the histogram holds at least `need` rows")
+    };
+    let (n, right) = histogram(16, None);
+    let (high, above, right_above) = descend(&n, &right, k);
+    let (n, right) = histogram(0, Some(high));
+    let (low, above2, right_above2) = descend(&n, &right, k - above);
+    let kth = (high << 16) | low;
+    // The k-th value itself may be shared: take the first `rest` of its rows in row order.
+    let rest = k - above - above2;
+    let tied_right =
+        conf.iter().zip(correct).filter(|(c, _)| order_key(**c) == kth).take(rest).filter(|(_, ok)| **ok).count();
+    let kth_value = conf.iter().copied().find(|c| order_key(*c) == kth).unwrap_or(1.0);
+    (ratio(right_above + right_above2 + tied_right, k), kth_value)
+}
+
+/// f32 → u32 with the same order as [`f32::total_cmp`].
+fn order_key(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b >> 31 == 1 {
+        !b
+    } else {
+        b | 0x8000_0000
+    }
 }
 
 #[cfg(test)]
@@ -109,5 +178,41 @@ mod tests {
         let s = selection(&dec, &truth, &Threshold::PerClass(vec![0.95, 0.5, 0.9]));
         assert_eq!((s.selected, s.quality), (3, Some(1.0 / 3.0)));
         assert!((s.threshold - (0.95 + 0.5 + 0.9) / 3.0).abs() < 1e-6);
+    }
+
+    /// The sort-based definitions the O(n) versions replace.
+    fn sorted(conf: &[f32], correct: &[bool]) -> Vec<(f32, bool)> {
+        let mut rows: Vec<(f32, bool)> = conf.iter().copied().zip(correct.iter().copied()).collect();
+        rows.sort_by(|a, b| b.0.total_cmp(&a.0)); // stable: ties keep row order
+        rows
+    }
+
+    #[test]
+    fn radix_top_k_and_counting_sweep_equal_sorting() {
+        // Pseudo-random rows with many ties (confidences on a coarse grid, some exactly at sweep thresholds).
+        let mut x = 12345u64;
+        let mut next = || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) as u32
+        };
+        let n = 5000;
+        let conf: Vec<f32> =
+            (0..n).map(|_| [0.75f32, 0.5, 1.0, 0.0][next() as usize % 4].min((next() % 41) as f32 / 40.0)).collect();
+        let pred: Vec<u8> = (0..n).map(|_| (next() % 3) as u8).collect();
+        let truth: Vec<u8> = (0..n).map(|_| (next() % 3) as u8).collect();
+        let correct: Vec<bool> = pred.iter().zip(&truth).map(|(p, t)| p == t).collect();
+        let rows = sorted(&conf, &correct);
+        for k in [1, 2, 17, 999, 2500, 4999, 5000, 7000] {
+            let kk = k.min(n);
+            let want = rows[..kk].iter().filter(|r| r.1).count() as f64 / kk as f64;
+            assert_eq!(top_k(&conf, &correct, k), (Some(want), rows[kk - 1].0), "k = {k}");
+        }
+        assert_eq!(top_k(&conf, &correct, 0), (None, 1.0));
+        let dec = Decisions { pred, conf: conf.clone() };
+        for s in sweep(&dec, &truth) {
+            let k = rows.partition_point(|(c, _)| *c > s.threshold);
+            let right = rows[..k].iter().filter(|r| r.1).count();
+            assert_eq!((s.selected, s.quality), (k, ratio(right, k)), "threshold {}", s.threshold);
+        }
     }
 }
