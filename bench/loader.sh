@@ -20,10 +20,11 @@ for r in $(seq "$rounds"); do
   OMP_NUM_THREADS=1 "$py" bench/loader_reference.py "$shards" "$n" 64 112 224 >> "$tmp/ref.txt"
 done
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-col() { grep " size $2 " "$1" | sed -E "s/.* $3 ([0-9.]+) img\/s.*/\1/" | median; }
+# Fields of a line "loader <who> size S images N decode D img/s weak+strong A img/s (…)": S $4, D $8, A $11.
+col() { awk -v size="$2" -v f="$3" '$4 == size { print $f }' "$1" | median; }
 for size in 64 112 224; do
-  od=$(col "$tmp/ours.txt" "$size" decode); oa=$(col "$tmp/ours.txt" "$size" weak+strong)
-  rd=$(col "$tmp/ref.txt" "$size" decode); ra=$(col "$tmp/ref.txt" "$size" weak+strong)
+  od=$(col "$tmp/ours.txt" "$size" 8); oa=$(col "$tmp/ours.txt" "$size" 11)
+  rd=$(col "$tmp/ref.txt" "$size" 8); ra=$(col "$tmp/ref.txt" "$size" 11)
   printf 'bench loader %s px (1 core, %s images x %s rounds): decode ours %.0f img/s vs PIL %.0f (%.2fx); weak+strong views ours %.0f img/s vs torchvision %.0f (%.2fx)\n' \
     "$size" "$n" "$rounds" "$od" "$rd" "$(awk "BEGIN{print $od/$rd}")" "$oa" "$ra" "$(awk "BEGIN{print $oa/$ra}")"
 done
