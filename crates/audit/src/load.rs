@@ -3,8 +3,10 @@
 //! (vector lengths, distributions summing to 1, ids known to the shards) and hands the metrics flat,
 //! row-major `n × C` arrays. It computes no metric itself.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use exchange::fusion::{Fusion, Threshold};
 use exchange::parquet_io::check_table;
@@ -36,10 +38,43 @@ fn pe(path: &Path) -> impl FnOnce(PolarsError) -> LoadError + '_ {
 /// more than this share is an error, because the audit would then describe a different dataset.
 pub const MAX_UNKNOWN_SHARE: f64 = 0.01;
 
-/// Ground truth of the shards: id -> (canonical label, FERPlus-style vote vector if any).
+/// Ground truth of the shards, by id: each row's canonical label and FERPlus-style vote vector. The ids sit once
+/// in one buffer and a hash table maps an id to its row, so a million shard rows cost no allocation each.
+/// A repeated id keeps its last row.
 pub struct Truth {
-    pub by_id: HashMap<String, (Option<u8>, Option<Vec<f32>>)>,
+    ids: String,
+    /// End of each row's id in `ids`.
+    ends: Vec<usize>,
+    labels: Vec<Option<u8>>,
+    /// The vote lists as offsets into `vote_values`, with a validity flag per row (`None`: no votes column).
+    votes: Option<(Vec<usize>, Vec<bool>, Vec<f32>)>,
+    index: HashTable<u32>,
+    hasher: DefaultHashBuilder,
     pub has_votes: bool,
+}
+
+impl Truth {
+    fn id(&self, i: usize) -> &str {
+        &self.ids[if i == 0 { 0 } else { self.ends[i - 1] }..self.ends[i]]
+    }
+
+    /// `id`'s label and votes; `None` when the shards do not have it.
+    pub fn get(&self, id: &str) -> Option<(Option<u8>, Option<&[f32]>)> {
+        let hash = self.hasher.hash_one(id);
+        let &row = self.index.find(hash, |&i| self.id(i as usize) == id)?;
+        let i = row as usize;
+        let votes = self.votes.as_ref().filter(|(_, valid, _)| valid[i]).map(|(o, _, v)| &v[o[i]..o[i + 1]]);
+        Some((self.labels[i], votes))
+    }
+
+    /// Rows in the shards.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
 }
 
 /// One epoch's pseudo-labels joined with the truth, restricted to rows whose true class is in the run's
@@ -150,14 +185,36 @@ pub fn read_truth(shards: &Path) -> Result<Truth> {
     } else {
         None
     };
-    let mut by_id = HashMap::with_capacity(df.height());
+    let mut truth = Truth {
+        ids: String::new(),
+        ends: Vec::with_capacity(df.height()),
+        labels: Vec::with_capacity(df.height()),
+        votes,
+        index: HashTable::with_capacity(df.height()),
+        hasher: DefaultHashBuilder::default(),
+        has_votes,
+    };
     for (i, id) in ids.iter().enumerate() {
-        let Some(id) = id else { continue };
-        let label = labels.get(i).and_then(|l| u8::try_from(l).ok());
-        let v = votes.as_ref().filter(|(_, valid, _)| valid[i]).map(|(o, _, values)| values[o[i]..o[i + 1]].to_vec());
-        by_id.insert(id.to_string(), (label, v));
+        // A row without an id cannot be joined: it keeps its place (so row numbers stay the frame's) with an
+        // empty id that no pseudo-label file names.
+        truth.ids.push_str(id.unwrap_or(""));
+        truth.ends.push(truth.ids.len());
+        truth.labels.push(labels.get(i).and_then(|l| u8::try_from(l).ok()));
+        if id.is_none() {
+            continue;
+        }
+        let (hasher, ids, ends) = (&truth.hasher, &truth.ids, &truth.ends);
+        let id_of = |j: usize| &ids[if j == 0 { 0 } else { ends[j - 1] }..ends[j]];
+        let key = id_of(i);
+        let hash = hasher.hash_one(key);
+        match truth.index.entry(hash, |&j| id_of(j as usize) == key, |&j| hasher.hash_one(id_of(j as usize))) {
+            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = i as u32,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(i as u32);
+            }
+        }
     }
-    Ok(Truth { by_id, has_votes })
+    Ok(truth)
 }
 
 /// Share of labeled samples per run class (the prior the pseudo-label histogram is compared with).
@@ -175,8 +232,8 @@ pub fn labeled_prior(split: &Path, truth: &Truth, class_ids: &[u8]) -> Result<Ve
     let ids = df.column(sp::ID).and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(split))?;
     let mut counts = vec![0f64; class_ids.len()];
     for id in ids.iter().flatten() {
-        if let Some((Some(l), _)) = truth.by_id.get(id) {
-            if let Some(k) = class_ids.iter().position(|c| c == l) {
+        if let Some((Some(l), _)) = truth.get(id) {
+            if let Some(k) = class_ids.iter().position(|&c| c == l) {
                 counts[k] += 1.0;
             }
         }
@@ -286,19 +343,19 @@ pub fn read_epoch(
     let mut first_unknown = None;
     for (i, id) in ids.iter().enumerate() {
         let id = id.unwrap_or("");
-        match truth.by_id.get(id) {
+        match truth.get(id) {
             None => {
                 dropped.unknown_ids += 1;
                 first_unknown.get_or_insert_with(|| id.to_string());
             }
             Some((None, _)) => dropped.no_label += 1,
-            Some((Some(l), v)) => match class_ids.iter().position(|k| k == l) {
+            Some((Some(l), v)) => match class_ids.iter().position(|&k| k == l) {
                 None => dropped.outside_classes += 1,
                 Some(k) => {
                     keep.push(i);
                     truth_idx.push(k as u8);
                     if let Some(out) = votes.as_mut() {
-                        let v = v.as_deref().unwrap_or(&[]);
+                        let v = v.unwrap_or(&[]);
                         out.extend(class_ids.iter().map(|&cid| v.get(cid as usize).copied().unwrap_or(0.0)));
                     }
                 }
