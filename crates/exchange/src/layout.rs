@@ -92,6 +92,16 @@ pub fn is_shard_part(name: &str) -> bool {
     name.starts_with(PART_PREFIX) && name.ends_with(PARQUET)
 }
 
+/// A shard folder's parts (`part-*.parquet`), in name order: the order every reader takes them in.
+pub fn shard_parts(shard_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(shard_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_shard_part))
+        .collect();
+    parts.sort();
+    Ok(parts)
+}
+
 /// Glob over a shard folder's parts, for scanners that take one (polars).
 pub fn shard_glob(shard_dir: &Path) -> PathBuf {
     shard_dir.join(format!("{PART_PREFIX}*{PARQUET}"))

@@ -215,12 +215,8 @@ struct Sample {
 }
 
 fn read_index(shard_dir: &Path, classes: &[Expression]) -> anyhow::Result<(Vec<Sample>, Vec<PathBuf>)> {
-    let mut parts: Vec<PathBuf> = std::fs::read_dir(shard_dir)
-        .with_context(|| format!("{}: no shards here; run `make shard DATASET=…` first", shard_dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(exchange::layout::is_shard_part))
-        .collect();
-    parts.sort();
+    let parts = exchange::layout::shard_parts(shard_dir)
+        .with_context(|| format!("{}: no shards here; run `make shard DATASET=…` first", shard_dir.display()))?;
     if parts.is_empty() {
         anyhow::bail!("{}: no part-*.parquet files; run `make shard` first", shard_dir.display());
     }

@@ -27,13 +27,8 @@ fn main() -> anyhow::Result<()> {
     };
     let n: usize = n.parse().context("n images: expected a whole number")?;
     let dir = PathBuf::from(dir);
-    let mut parts: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("{}: no shard folder here", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|f| f.to_str()).is_some_and(exchange::layout::is_shard_part))
-        .collect();
-    parts.sort();
+    let parts =
+        exchange::layout::shard_parts(&dir).with_context(|| format!("{}: no shard folder here", dir.display()))?;
     let mut bytes: Vec<(Vec<u8>, bool)> = Vec::with_capacity(n);
     'read: for part in &parts {
         for batch in TableReader::<ShardRow>::open(part)? {

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::data::augment::Img;
 use crate::data::batch::to_tensor;
 use crate::model::Net;
-use crate::sitfer::fusion::fuse;
+use crate::sitfer::fusion::fused;
 use crate::sitfer::levels::{levels, text_scores};
 use crate::sitfer::memory_bank::MemoryBank;
 
@@ -69,8 +69,8 @@ pub fn infer(raw: &Raw, fusion: &Fusion, taus: [f64; 2]) -> Inference {
         taus[1],
     );
     // The mask is the caller's: selection happens in [`pseudo_rows`] with the thresholds in force.
-    let q = fuse(&l, fusion, 0.5);
-    Inference { p_sem: l.p_sem, p_text: l.p_text, p_ins: l.p_ins, p_fused: q.p }
+    let p_fused = fused(&l, fusion);
+    Inference { p_sem: l.p_sem, p_text: l.p_text, p_ins: l.p_ins, p_fused }
 }
 
 /// The numbers of one evaluated set.

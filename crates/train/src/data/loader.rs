@@ -88,13 +88,8 @@ pub fn load(shards: &Path, split: &Path, image_size: u32) -> anyhow::Result<Data
             .collect::<anyhow::Result<_>>()?,
         None => exchange::labels::ALL.to_vec(),
     };
-    let mut parts: Vec<_> = std::fs::read_dir(shards)
-        .with_context(|| format!("shards not found at {} (run `make shard`)", shards.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(exchange::layout::is_shard_part))
-        .collect();
-    parts.sort();
+    let parts = exchange::layout::shard_parts(shards)
+        .with_context(|| format!("shards not found at {} (run `make shard`)", shards.display()))?;
     if parts.is_empty() {
         bail!("{}: no part-NNNNN.parquet shard files", shards.display());
     }

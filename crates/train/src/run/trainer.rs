@@ -198,7 +198,11 @@ impl<'a> Trainer<'a> {
 
     /// The fusion in force at `epoch`, with the temperatures in force.
     pub fn fusion_at(&self, epoch: u32) -> exchange::fusion::Fusion {
-        let f = self.cfg.fusion().in_force(epoch, self.cfg.method.instance_warmup_epochs);
+        self.with_taus(self.cfg.fusion().in_force(epoch, self.cfg.method.instance_warmup_epochs))
+    }
+
+    /// `f` with the temperatures in force (the config's, or the ones fitted on val).
+    fn with_taus(&self, f: exchange::fusion::Fusion) -> exchange::fusion::Fusion {
         exchange::fusion::Fusion { tau_text: self.taus[0] as f32, tau_ins: self.taus[1] as f32, ..f }
     }
 
@@ -213,12 +217,7 @@ impl<'a> Trainer<'a> {
             EvalFusion::MeanProb => FusionMode::MeanProb,
             EvalFusion::WeightedLogit => FusionMode::WeightedLogit,
         };
-        exchange::fusion::Fusion {
-            mode,
-            weights: m.eval_weights,
-            tau_text: self.taus[0] as f32,
-            tau_ins: self.taus[1] as f32,
-        }
+        self.with_taus(exchange::fusion::Fusion { mode, weights: m.eval_weights, tau_text: 0.0, tau_ins: 0.0 })
     }
 
     /// The selection thresholds in force, in the form the pseudo-label files and audit share: the fixed one

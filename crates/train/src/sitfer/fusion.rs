@@ -19,8 +19,16 @@ pub struct Pseudo {
 /// Fuses `l` with `f` (the fusion in force) and selects with [`exchange::fusion::selected`]'s rule: the
 /// confidence strictly above the threshold, in `f32`.
 pub fn fuse(l: &Levels, f: &Fusion, threshold: f32) -> Pseudo {
+    let p = fused(l, f);
+    let (confidence, label) = p.max_dim(-1, false);
+    let mask = confidence.gt(f64::from(threshold)).to_kind(Kind::Float);
+    Pseudo { p, label, confidence, mask }
+}
+
+/// The fused distribution alone, `[B, C]` (evaluation and the pseudo-label files need no selection).
+pub fn fused(l: &Levels, f: &Fusion) -> Tensor {
     let w = f.weights;
-    let p = match f.mode {
+    match f.mode {
         FusionMode::MeanProb => {
             let mut parts = vec![(&l.p_sem, w[0])];
             if let Some(p) = &l.p_text {
@@ -48,10 +56,7 @@ pub fn fuse(l: &Levels, f: &Fusion, threshold: f32) -> Pseudo {
             }
             logits.softmax(-1, Kind::Float)
         }
-    };
-    let (confidence, label) = p.max_dim(-1, false);
-    let mask = confidence.gt(f64::from(threshold)).to_kind(Kind::Float);
-    Pseudo { p, label, confidence, mask }
+    }
 }
 
 #[cfg(test)]
