@@ -46,16 +46,21 @@ pub struct Truth {
     /// End of each row's id in `ids`.
     ends: Vec<usize>,
     labels: Vec<Option<u8>>,
-    /// The vote lists as offsets into `vote_values`, with a validity flag per row (`None`: no votes column).
+    /// The vote lists: offsets into the values, a validity flag per row, the values (`None`: no votes).
     votes: Option<(Vec<usize>, Vec<bool>, Vec<f32>)>,
     index: HashTable<u32>,
     hasher: DefaultHashBuilder,
     pub has_votes: bool,
 }
 
+/// Row `i`'s id in a buffer of ids that end at `ends`.
+fn id_at<'a>(ids: &'a str, ends: &[usize], i: usize) -> &'a str {
+    &ids[if i == 0 { 0 } else { ends[i - 1] }..ends[i]]
+}
+
 impl Truth {
     fn id(&self, i: usize) -> &str {
-        &self.ids[if i == 0 { 0 } else { self.ends[i - 1] }..self.ends[i]]
+        id_at(&self.ids, &self.ends, i)
     }
 
     /// `id`'s label and votes; `None` when the shards do not have it.
@@ -65,15 +70,6 @@ impl Truth {
         let i = row as usize;
         let votes = self.votes.as_ref().filter(|(_, valid, _)| valid[i]).map(|(o, _, v)| &v[o[i]..o[i + 1]]);
         Some((self.labels[i], votes))
-    }
-
-    /// Rows in the shards.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
     }
 }
 
@@ -204,7 +200,7 @@ pub fn read_truth(shards: &Path) -> Result<Truth> {
             continue;
         }
         let (hasher, ids, ends) = (&truth.hasher, &truth.ids, &truth.ends);
-        let id_of = |j: usize| &ids[if j == 0 { 0 } else { ends[j - 1] }..ends[j]];
+        let id_of = |j: usize| id_at(ids, ends, j);
         let key = id_of(i);
         let hash = hasher.hash_one(key);
         match truth.index.entry(hash, |&j| id_of(j as usize) == key, |&j| hasher.hash_one(id_of(j as usize))) {

@@ -134,7 +134,7 @@ fn score_rows(e: &EpochData, logs: &[Option<Vec<f32>>; 3], f: &Fusion, conf: &mu
     let wsum: f32 = (0..3).filter(|&l| e.levels[l].is_some()).map(|l| f.weights[l]).sum();
     // Padding lanes: probability 0 (mean-prob) or log-probability −∞ (weighted-logit): never the maximum.
     let pad = if logit { f32::NEG_INFINITY } else { 0.0 };
-    let rows = Rows { active: &active, truth: &e.truth, n: e.n, pad, logit, wsum };
+    let rows = Rows { active: &active, truth: &e.truth, pad, logit, wsum };
     conf.clear();
     correct.clear();
     // The class count as a constant, so a row's copy into its lanes and its argmax compile to straight code.
@@ -154,8 +154,8 @@ fn score_rows(e: &EpochData, logs: &[Option<Vec<f32>>; 3], f: &Fusion, conf: &mu
 struct Rows<'a> {
     /// Each fused level's row-major values (probabilities, or log-probabilities) and its weight.
     active: &'a [(&'a [f32], f32)],
+    /// One per row.
     truth: &'a [u8],
-    n: usize,
     pad: f32,
     logit: bool,
     wsum: f32,
@@ -163,7 +163,7 @@ struct Rows<'a> {
 
 impl Rows<'_> {
     fn score<const C: usize>(&self, conf: &mut Vec<f32>, correct: &mut Vec<bool>) {
-        for i in 0..self.n {
+        for (i, &truth) in self.truth.iter().enumerate() {
             let mut acc = f32x8::ZERO;
             for &(src, w) in self.active {
                 let mut lanes = [self.pad; LANES];
@@ -183,7 +183,7 @@ impl Rows<'_> {
             } else {
                 best / self.wsum.max(1e-12)
             });
-            correct.push(arg == self.truth[i] as usize);
+            correct.push(arg == truth as usize);
         }
     }
 }

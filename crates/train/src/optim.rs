@@ -158,7 +158,7 @@ impl Optimizer {
             let total =
                 Tensor::stack(&grads.iter().map(|g| g.norm().to_kind(Kind::Float)).collect::<Vec<_>>(), 0).norm();
             let coef = (max_norm / (&total + 1e-6)).clamp_max(1.0);
-            let coef = coef.where_self(&coef.isfinite(), &coef.ones_like()).to_device(first.device());
+            let coef = coef.where_self(&total.isfinite(), &coef.ones_like()).to_device(first.device());
             for mut g in grads {
                 let c = coef.to_kind(g.kind());
                 let _ = g.g_mul_(&c);
