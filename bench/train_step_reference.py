@@ -13,6 +13,10 @@ Two input modes:
   (bench/loader_reference.py's transforms), as a PyTorch user trains; the step keeps THREADS threads, as ours
   shares its cores between the step and the augmentation.
 
+Precision as `run.precision` / `run.channels_last` set it in ours: REF_PRECISION=bf16 runs the forward under
+torch.autocast("cpu", bfloat16) with the outputs cast back to fp32; REF_CHANNELS_LAST=1 puts the model and the
+inputs in channels-last.
+
 usage: python bench/train_step_reference.py [SIZE=64] [BATCH=16] [STEPS=20] [THREADS=2] [SHARD_DIR]
 """
 import os
@@ -31,6 +35,8 @@ b = int(sys.argv[2]) if len(sys.argv) > 2 else 16
 steps = int(sys.argv[3]) if len(sys.argv) > 3 else 20
 threads = int(sys.argv[4]) if len(sys.argv) > 4 else 2
 shard_dir = sys.argv[5] if len(sys.argv) > 5 else None
+bf16 = os.environ.get("REF_PRECISION", "fp32") == "bf16"
+channels_last = os.environ.get("REF_CHANNELS_LAST", "0") == "1"
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 C, D, N = 8, 384, 2505
@@ -71,6 +77,8 @@ class Net(nn.Module):
 
 
 net = Net()
+if channels_last:
+    net = net.to(memory_format=torch.channels_last)
 opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 protos = F.normalize(torch.randn(C, D), dim=1)
 bank = F.normalize(torch.randn(N, 512), dim=1)
@@ -108,7 +116,11 @@ def batches():
 def step(x):
     y = torch.randint(0, C, (b,))
     idx = torch.randint(0, N, (b,))
-    h, z, g = net(x)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        h, z, g = net(x)
+    h, z, g = h.float(), z.float(), g.float()
     s_text = F.normalize(g, dim=1) @ protos.T
     l_s = F.cross_entropy(z[:b], y)
     l_t = F.cross_entropy(s_text[:b] / 0.1, y)
@@ -136,5 +148,6 @@ for _ in range(steps):
     step(next(inputs))
 e = time.perf_counter() - t
 mode = f"torchvision augmentation in {threads} DataLoader workers" if shard_dir else "random inputs"
-print(f"pytorch eager SIT-FER step ({mode}): {size} px, {b}+{b}+{b}, {steps} steps: {e / steps:.3f} s/step, "
+layout = ", channels-last" if channels_last else ""
+print(f"pytorch eager SIT-FER step ({mode}, {'bf16' if bf16 else 'fp32'}{layout}): {size} px, {b}+{b}+{b}, {steps} steps: {e / steps:.3f} s/step, "
       f"{3 * b * steps / e:.1f} img/s")

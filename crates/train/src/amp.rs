@@ -1,10 +1,32 @@
-//! Mixed precision on CUDA: the forward runs under libtorch's autocast (fp16), the loss is multiplied by a
-//! dynamic scale so small fp16 gradients do not underflow, and the gradients are unscaled before clipping and
-//! the optimiser step. A step whose gradients hold Inf/NaN is skipped and the scale halved; after `growth_every`
-//! clean steps it doubles (PyTorch's `GradScaler` rule). On the CPU the scaler is off and costs nothing.
+//! Mixed precision: which dtype the training forward's autocast region lowers to (`run.precision` on this
+//! device), and fp16's loss scaler: the loss is multiplied by a dynamic scale so small fp16 gradients do not
+//! underflow, and the gradients are unscaled before clipping and the optimiser step. A step whose gradients
+//! hold Inf/NaN is skipped and the scale halved; after `growth_every` clean steps it doubles (PyTorch's
+//! `GradScaler` rule). bf16 and fp32 need no scaler: it is off and costs nothing.
 
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::{Precision, Run};
+
+/// The dtype the training forward's autocast lowers to under `run` on `device` (`None`: plain fp32).
+pub fn autocast_kind(run: &Run, device: Device) -> anyhow::Result<Option<Kind>> {
+    let precision = match (run.precision, run.amp) {
+        (Precision::Auto, Some(false)) => Precision::Fp32,
+        (p, _) => p,
+    };
+    Ok(match precision {
+        Precision::Auto => device.is_cuda().then_some(Kind::BFloat16),
+        Precision::Fp32 => None,
+        Precision::Bf16 => Some(Kind::BFloat16),
+        Precision::Fp16 if device.is_cuda() => Some(Kind::Half),
+        Precision::Fp16 => bail!(
+            "run.precision = \"fp16\" is for CUDA GPUs without bf16; on the CPU use \"bf16\" (native on CPUs with \
+             AVX-512 BF16 or AMX) or \"fp32\""
+        ),
+    })
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GradScaler {
@@ -71,6 +93,19 @@ pub fn to_f32(t: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn precision_resolves_per_device_and_old_amp_false_means_fp32() {
+        let run = |precision, amp| Run { precision, amp, ..Run::default() };
+        let cuda = Device::Cuda(0);
+        assert_eq!(autocast_kind(&run(Precision::Auto, None), Device::Cpu).unwrap(), None);
+        assert_eq!(autocast_kind(&run(Precision::Auto, None), cuda).unwrap(), Some(Kind::BFloat16));
+        assert_eq!(autocast_kind(&run(Precision::Auto, Some(false)), cuda).unwrap(), None);
+        assert_eq!(autocast_kind(&run(Precision::Bf16, Some(false)), Device::Cpu).unwrap(), Some(Kind::BFloat16));
+        assert_eq!(autocast_kind(&run(Precision::Fp16, None), cuda).unwrap(), Some(Kind::Half));
+        let e = autocast_kind(&run(Precision::Fp16, None), Device::Cpu).unwrap_err().to_string();
+        assert!(e.contains("run.precision") && e.contains("bf16"), "{e}");
+    }
 
     #[test]
     fn unscale_skips_non_finite_steps_and_grows_after_clean_ones() {

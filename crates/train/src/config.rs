@@ -114,8 +114,30 @@ pub struct Run {
     pub loader_threads: usize,
     /// Batches prepared ahead (the bounded prefetch queue).
     pub prefetch: usize,
-    /// Mixed precision (fp16 autocast + dynamic loss scaling) on CUDA; ignored on the CPU.
-    pub amp: bool,
+    /// The training forward's arithmetic: see [`Precision`].
+    pub precision: Precision,
+    /// Convolution weights and input batches in the channels-last memory format (oneDNN's and cuDNN's fastest
+    /// layout; values are the same, only the strides change).
+    pub channels_last: bool,
+    /// Before `precision`: `amp = false` meant fp32 everywhere, `true` (the old default) fp16 on CUDA. Read for
+    /// old configs and run folders, never written; with `precision` left at auto, `amp = false` means fp32.
+    #[serde(default, skip_serializing)]
+    pub amp: Option<bool>,
+}
+
+/// Mixed precision of the training forward. Losses, fusion, the memory bank and evaluation stay fp32 in every
+/// mode: the forward's outputs are cast back before anything reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// bf16 on CUDA, fp32 on the CPU (bf16 pays off only on CPUs with AVX-512 BF16 or AMX: ask for it there).
+    Auto,
+    Fp32,
+    /// bf16 autocast, no loss scaling (bf16 has fp32's range). On CUDA and on CPUs; emulated, and slower, on
+    /// CPUs without native bf16 (`train doctor` says which this is).
+    Bf16,
+    /// fp16 autocast with dynamic loss scaling, for GPUs older than Ampere; CUDA only.
+    Fp16,
 }
 
 impl Default for Config {
@@ -178,7 +200,16 @@ impl Default for Schedule {
 
 impl Default for Run {
     fn default() -> Self {
-        Run { seed: 0, checkpoint_every: 0, pseudo_labels_every: 1, loader_threads: 0, prefetch: 4, amp: true }
+        Run {
+            seed: 0,
+            checkpoint_every: 0,
+            pseudo_labels_every: 1,
+            loader_threads: 0,
+            prefetch: 4,
+            precision: Precision::Auto,
+            channels_last: false,
+            amp: None,
+        }
     }
 }
 

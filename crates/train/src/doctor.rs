@@ -34,6 +34,8 @@ struct Report {
     cudnn_version: Option<i64>,
     cpu_threads: i32,
     mkldnn: bool,
+    /// AVX-512 BF16 or AMX: whether `run.precision = "bf16"` is native on this CPU.
+    cpu_native_bf16: bool,
     text_model: String,
     text_model_present: bool,
     face_model: String,
@@ -86,6 +88,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         cudnn_version: tch::Cuda::cudnn_is_available().then(tch::utils::version_cudnn),
         cpu_threads: tch::get_num_threads(),
         mkldnn: tch::utils::has_mkldnn(),
+        cpu_native_bf16: torch_ext::cpu::has_native_bf16()?,
         text_model_present: text_model.join("model.safetensors").is_file()
             && text_model.join("tokenizer.json").is_file(),
         text_model: text_model.display().to_string(),
@@ -109,6 +112,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         None => println!("  cuDNN           no"),
     }
     println!("  CPU threads     {} (oneDNN {})", report.cpu_threads, yes(report.mkldnn));
+    println!(
+        "  CPU bf16        {}",
+        if report.cpu_native_bf16 { "native (run.precision = \"bf16\" pays off)" } else { "emulated (keep fp32)" }
+    );
     let model_state = if report.text_model_present { "present" } else { "MISSING: run `make setup`" };
     println!("  text model      {} [{model_state}]", report.text_model);
     let face_state = if report.face_model_present { "present" } else { "MISSING: run `make setup`" };

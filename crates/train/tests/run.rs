@@ -138,6 +138,23 @@ fn resumed_run_equals_uninterrupted_run() {
     assert_eq!(acc(&ma), acc(&mb), "EMA evaluation equal after resume");
 }
 
+/// bf16 autocast on the CPU with channels-last weights: the run checkpoints (weights written in the standard
+/// layout), resumes to the same losses, and its first loss is the fp32 run's up to bf16 rounding.
+#[test]
+fn bf16_channels_last_runs_checkpoint_and_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    let fp32 = go(dir.path(), "fp32", &config("sitfer", &[]), false, None).unwrap();
+    let cfg = config("sitfer", &["run.precision=\"bf16\"", "run.channels_last=true", "optim.ema=0.9"]);
+    let whole = go(dir.path(), "whole", &cfg, false, None).unwrap();
+    let first = go(dir.path(), "split", &cfg, false, Some(4)).unwrap();
+    let rest = go(dir.path(), "split", &cfg, true, None).unwrap();
+    assert_eq!(first.into_iter().chain(rest).collect::<Vec<_>>(), whole);
+    assert!(whole.iter().all(|l| l.is_finite()));
+    let rel = (whole[0] - fp32[0]).abs() / fp32[0];
+    assert!(rel > 0.0 && rel < 0.05, "first loss bf16 {} vs fp32 {} (relative {rel})", whole[0], fp32[0]);
+}
+
 /// The levels issue's options together — kNN instance vote, temperatures fitted on val, FreeMatch's threshold,
 /// the released code's L_u mean and separate forwards, dropout on — survive a stop mid-epoch 2: the fitted τs
 /// and the threshold averages come back from the checkpoint, and the run is recorded where audit reads it.
@@ -410,6 +427,7 @@ fn invalid_values_are_refused_before_training() {
         ("method.lambda_text=-1", "method.lambda_text = -1"),
         ("model.dropout=1.5", "model.dropout = 1.5"),
         ("method.tau_text=nan", "method.tau_text = NaN"),
+        ("run.precision=\"fp8\"", "unknown variant `fp8`, expected one of `auto`, `fp32`, `bf16`, `fp16`"),
     ] {
         let e = cli_err(dir.path(), "bad", &[set], &[]);
         assert!(e.contains(want), "{set}: {e}");

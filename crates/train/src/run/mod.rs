@@ -100,7 +100,7 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
                 state.step += 1;
                 state.labeled = batch.labeled_state;
                 state.unlabeled = batch.unlabeled_state;
-                state.scaler = trainer.amp.then_some(trainer.scaler);
+                state.scaler = trainer.scaler.enabled.then_some(trainer.scaler);
                 pb.inc(1);
                 let in_epoch = state.step - epoch_start;
                 let bar = !pb.is_hidden() && (in_epoch.is_multiple_of(BAR_EVERY) || state.step == epoch_end);

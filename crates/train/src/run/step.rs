@@ -33,7 +33,7 @@ impl Trainer<'_> {
     pub fn forward(&mut self, batch: &Batch, step: u64, epoch: u32) -> Forward {
         let cfg = self.cfg;
         tch::manual_seed((cfg.run.seed as i64).wrapping_mul(1_000_003).wrapping_add(step as i64));
-        let x = batch.x.to_device(self.device);
+        let x = self.input(&batch.x);
         let nl = batch.labeled.len() as i64;
         let nu = batch.unlabeled.len() as i64;
         let out = self.forward_views(&x, nl, nu);
@@ -74,12 +74,24 @@ impl Trainer<'_> {
         Forward { loss, losses, slots, h_labeled: out.h.narrow(0, 0, nl) }
     }
 
+    /// The batch on the training device, in the convolutions' memory format (`run.channels_last`).
+    fn input(&self, x: &Tensor) -> Tensor {
+        let x = x.to_device(self.device);
+        if self.cfg.run.channels_last {
+            torch_ext::memory_format::channels_last(&x).expect("an image batch is 4-d")
+        } else {
+            x
+        }
+    }
+
     /// The train-mode forward over [labeled; weak; strong] (`nl`, `nu`, `nu` rows): one concatenated batch, or
     /// with `method.separate_forwards` one forward per view (the released code: batch norm then normalises
     /// and tracks each view with its own statistics). Outputs in f32, in the same row order either way.
     fn forward_views(&self, x: &Tensor, nl: i64, nu: i64) -> HeadOut {
         let run = |x: &Tensor| {
-            let out = tch::autocast(self.amp, || self.net.forward(x, true));
+            // The kind and device were checked when the trainer was built: entering the region cannot fail.
+            let out = torch_ext::autocast::autocast(self.device, self.autocast, || self.net.forward(x, true))
+                .expect("autocast region with a validated kind");
             HeadOut { h: to_f32(&out.h), z: to_f32(&out.z), g: to_f32(&out.g) }
         };
         if !self.cfg.method.separate_forwards || nu == 0 {

@@ -33,8 +33,8 @@ pub struct Trainer<'a> {
     pub bank: MemoryBank,
     pub ema: Option<Ema>,
     pub scaler: GradScaler,
-    /// Mixed precision in force (CUDA with `run.amp`).
-    pub amp: bool,
+    /// The dtype of the forward's autocast region (`None`: fp32), from `run.precision`.
+    pub autocast: Option<tch::Kind>,
     /// Class prototypes `[C, D]` when the text level is on.
     pub protos: Option<Tensor>,
     /// Labels of the labeled set, on the device, indexed by the sampler's slots.
@@ -132,7 +132,16 @@ impl<'a> Trainer<'a> {
         });
         let bank = MemoryBank::new(&data.labeled.labels, feature, c, cfg.method.bank_momentum, device);
         let ema = (cfg.optim.ema > 0.0).then(|| Ema::new(&vs, cfg.optim.ema));
-        let amp = cfg.run.amp && device.is_cuda();
+        let autocast = crate::amp::autocast_kind(&cfg.run, device)?;
+        if autocast == Some(tch::Kind::BFloat16) && !device.is_cuda() && !torch_ext::cpu::has_native_bf16()? {
+            eprintln!(
+                "warning: run.precision = \"bf16\" on a CPU without AVX-512 BF16 or AMX: libtorch emulates bf16 here, \
+                 usually slower than fp32"
+            );
+        }
+        if cfg.run.channels_last {
+            torch_ext::memory_format::params_channels_last(vs.variables().values_mut())?;
+        }
         let labels = Tensor::from_slice(&data.labeled.labels).to_device(device);
         let soft_targets = match cfg.method.label_targets {
             crate::config::LabelTargets::Majority => None,
@@ -148,8 +157,8 @@ impl<'a> Trainer<'a> {
             opt,
             bank,
             ema,
-            scaler: GradScaler::new(amp),
-            amp,
+            scaler: GradScaler::new(autocast == Some(tch::Kind::Half)),
+            autocast,
             protos,
             labels,
             soft_targets,

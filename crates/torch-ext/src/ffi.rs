@@ -1,0 +1,75 @@
+//! The shim's C ABI and the one function that turns its error strings into [`TorchExtError`].
+
+use std::ffi::{c_char, c_int, CStr};
+
+use torch_sys::C_tensor;
+
+use crate::{Result, TorchExtError};
+
+extern "C" {
+    pub fn tx_free_error(e: *mut c_char);
+    pub fn tx_autocast_enter(
+        device: c_int,
+        dtype: c_int,
+        prev_enabled: *mut bool,
+        prev_dtype: *mut c_int,
+    ) -> *mut c_char;
+    pub fn tx_autocast_exit(device: c_int, prev_enabled: bool, prev_dtype: c_int) -> *mut c_char;
+    pub fn tx_autocast_is_enabled(device: c_int, enabled: *mut bool) -> *mut c_char;
+    pub fn tx_channels_last(t: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
+    pub fn tx_is_channels_last(t: *const C_tensor, yes: *mut bool) -> *mut c_char;
+    pub fn tx_cpu_capability(name: *const c_char, value: *mut c_int) -> *mut c_char;
+
+    pub fn tx_group_new_gloo(
+        host: *const c_char,
+        port: c_int,
+        rank: c_int,
+        world: c_int,
+        timeout_ms: i64,
+        iface: *const c_char,
+        out: *mut *mut TxGroup,
+    ) -> *mut c_char;
+    pub fn tx_group_free(g: *mut TxGroup);
+    pub fn tx_work_free(w: *mut TxWork);
+    pub fn tx_allreduce_sum(
+        g: *mut TxGroup,
+        ts: *const *const C_tensor,
+        n: c_int,
+        out: *mut *mut TxWork,
+    ) -> *mut c_char;
+    pub fn tx_work_wait(w: *mut TxWork) -> *mut c_char;
+    pub fn tx_broadcast(g: *mut TxGroup, ts: *const *const C_tensor, n: c_int, root: c_int) -> *mut c_char;
+    pub fn tx_allgather(
+        g: *mut TxGroup,
+        input: *const C_tensor,
+        outs: *const *const C_tensor,
+        world: c_int,
+    ) -> *mut c_char;
+    pub fn tx_barrier(g: *mut TxGroup) -> *mut c_char;
+}
+
+/// A c10d store + process group, owned by the shim.
+#[repr(C)]
+pub struct TxGroup {
+    _private: [u8; 0],
+}
+
+/// A collective in flight.
+#[repr(C)]
+pub struct TxWork {
+    _private: [u8; 0],
+}
+
+/// `Ok` when the shim returned no error; else its message (freed here).
+pub fn check(call: &'static str, err: *mut c_char) -> Result<()> {
+    if err.is_null() {
+        return Ok(());
+    }
+    // SAFETY: a non-null return is a NUL-terminated string the shim strdup'ed; we own it and free it once.
+    let message = unsafe {
+        let m = CStr::from_ptr(err).to_string_lossy().into_owned();
+        tx_free_error(err);
+        m
+    };
+    Err(TorchExtError { call, message })
+}
