@@ -1,15 +1,22 @@
 //! `train run`: resolve the configuration, load the data, train, and say where everything went.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
 use exchange::layout;
 
-use train::config;
+use exchange::manifest::InputRecord;
+use train::config::{self, Config};
+use train::distributed::{Dist, Launch};
+use train::run::folder::Lock;
 use train::run::inputs::{resolve_split, SplitInputs};
 use train::run::{folder, load_data, train, write_run_info, RunSpec, INTERRUPT};
+
+use crate::launcher;
 
 #[derive(ClapArgs)]
 pub struct Args {
@@ -39,14 +46,50 @@ pub struct Args {
     text_root: PathBuf,
     #[arg(short, long)]
     quiet: bool,
+    /// Data-parallel on this machine: start N processes (ranks) that each train on 1/N of every batch, with
+    /// the cores split between them. Several machines: start one process per rank with torchrun's variables
+    /// (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) instead; see docs/distributed.md.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub nproc: u16,
+    /// Seconds a rank waits for the others (at the rendezvous, and for each collective) before it stops with
+    /// an error naming itself.
+    #[arg(long, default_value_t = 1800)]
+    dist_timeout: u64,
 }
 
+/// What rank 0 (or the only process) found in the run folder.
+enum Prepared {
+    Train { resume: bool, _lock: Lock },
+    UpToDate,
+}
+
+impl Prepared {
+    fn code(&self) -> u8 {
+        match self {
+            Prepared::Train { resume: false, .. } => 0,
+            Prepared::Train { resume: true, .. } => 1,
+            Prepared::UpToDate => 2,
+        }
+    }
+}
+
+/// Rank 0's decision as the other ranks receive it.
+const PREPARE_FAILED: u8 = 3;
+
 pub fn run(a: &Args) -> anyhow::Result<()> {
+    let launch = Launch::from_env(|k| std::env::var(k).ok())?;
+    if a.nproc > 1 && launch.is_none() {
+        return launcher::spawn_local(a.nproc);
+    }
     let cfg = a.preset.resolve()?;
     let SplitInputs { split, name: split_name, dataset, shards } = resolve_split(&a.split, a.shards.as_deref())?;
     let run_id = a.run_id.clone().unwrap_or_else(|| format!("{split_name}-{}-{}", a.preset.preset, a.preset.scale));
     let run_dir = layout::run_dir(&a.runs_root, layout::check_name("run id", &run_id)?);
     let device = tch_common::device::parse(&a.device)?;
+    let dist = match &launch {
+        Some(l) => Some(Rc::new(join(l, &cfg, Duration::from_secs(a.dist_timeout))?)),
+        None => None,
+    };
     let mut spec = RunSpec {
         split,
         shards,
@@ -54,35 +97,138 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         run_dir: run_dir.clone(),
         resume: a.resume,
         device,
-        quiet: a.quiet,
+        quiet: a.quiet || dist.as_ref().is_some_and(|d| d.rank() != 0),
         stop_after: None,
+        dist: dist.clone(),
     };
     // What the run reads must exist before a run folder is made for it.
     let inputs = folder::inputs(&spec, &cfg)?;
+    // Rank 0 alone inspects and prepares the folder; the others follow its decision.
+    let prepared = if spec.writes() { Some(prepare(a, &cfg, &run_dir, &inputs)) } else { None };
+    let code = match (&dist, &prepared) {
+        (Some(d), p) => {
+            let mine = p.as_ref().map_or(0, |p| p.as_ref().map_or(PREPARE_FAILED, Prepared::code));
+            d.broadcast_code(mine)?
+        }
+        (None, Some(Ok(p))) => p.code(),
+        (None, _) => PREPARE_FAILED,
+    };
+    let _prepared = match prepared {
+        Some(p) => Some(p?),
+        None if code == PREPARE_FAILED => {
+            bail!("rank 0 could not prepare {} (its message says why)", run_dir.display())
+        }
+        None => None,
+    };
+    if code == 2 {
+        if spec.writes() {
+            println!("train: {} is up to date (finished, same configuration and inputs)", run_dir.display());
+        }
+        return Ok(());
+    }
+    let resume = code == 1;
+    spec.resume = resume;
+    let total = cfg.schedule.steps_per_epoch * u64::from(cfg.schedule.epochs);
+    let data = load_data(&spec, &cfg)?;
+    if !resume && spec.writes() {
+        write_run_info(&spec, &cfg, &data, &dataset)?;
+        folder::write_manifest(&run_dir, &cfg, inputs)?;
+    }
+    // First Ctrl-C: finish the step, write a checkpoint, exit 130. A second one quits at once.
+    ctrlc::set_handler(|| {
+        if INTERRUPT.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: writing a checkpoint after this step (Ctrl-C again to quit without one)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    if !a.quiet {
+        eprintln!(
+            "train {}: {} preset, {} scale, {} labeled / {} unlabeled / {} val / {} test, {} classes, init {}, device {device:?}{}",
+            run_dir.display(),
+            cfg.preset,
+            cfg.scale,
+            data.labeled.ids.len(),
+            data.unlabeled.ids.len(),
+            data.val.ids.len(),
+            data.test.ids.len(),
+            data.classes.len(),
+            cfg.model.init,
+            dist.as_ref().map_or(String::new(), |d| format!(", {} ranks", d.world()))
+        );
+    }
+    let out = train(&spec, &cfg, &data)?;
+    let state = &out.state;
+    if out.interrupted {
+        if !spec.writes() {
+            std::process::exit(130);
+        }
+        eprintln!(
+            "train: stopped at step {} of {}; checkpoint in {} — continue with the same command plus --resume",
+            state.step,
+            total,
+            train::checkpoint::dir(&run_dir).display()
+        );
+        std::process::exit(130);
+    }
+    if !spec.writes() {
+        return Ok(());
+    }
+    println!(
+        "train: {} done at step {} — best val accuracy {:.2}% at epoch {}",
+        run_dir.display(),
+        state.step,
+        100.0 * state.best_val,
+        state.best_epoch
+    );
+    Ok(())
+}
+
+/// Joins the data-parallel group after checking that the batches split evenly over it.
+fn join(l: &Launch, cfg: &Config, timeout: Duration) -> anyhow::Result<Dist> {
+    let s = &cfg.schedule;
+    for (key, b) in [("schedule.batch_labeled", s.batch_labeled), ("schedule.batch_unlabeled", s.batch_unlabeled)] {
+        if b % l.world as i64 != 0 {
+            bail!(
+                "{key} = {b} does not split over {} ranks: the batch is the whole step's, each rank takes an equal \
+                 share (choose a multiple of {})",
+                l.world,
+                l.world
+            );
+        }
+    }
+    if let Ok(threads) = std::env::var("OMP_NUM_THREADS") {
+        if let Ok(n) = threads.trim().parse::<i32>() {
+            tch::set_num_threads(n.max(1));
+        }
+    }
+    Dist::join(l, timeout)
+}
+
+/// The folder checks of a run (create, lock, compare with what is there), done by the one process that writes.
+fn prepare(a: &Args, cfg: &Config, run_dir: &Path, inputs: &[InputRecord]) -> anyhow::Result<Prepared> {
     if !run_dir.is_dir() {
         if a.resume {
             bail!("--resume: {} has no checkpoint", run_dir.display());
         }
-        std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+        std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     }
-    // One process per run folder, from here until this process ends.
-    let _lock = folder::lock(&run_dir)?;
-    let has_ckpt = layout::run::latest_checkpoint(&run_dir).is_file();
+    // One run per folder, from here until this process ends.
+    let lock = folder::lock(run_dir)?;
+    let has_ckpt = layout::run::latest_checkpoint(run_dir).is_file();
     let resume = a.resume || (a.resume_if_any && has_ckpt);
-    spec.resume = resume;
     let total = cfg.schedule.steps_per_epoch * u64::from(cfg.schedule.epochs);
     let start_over = format!("delete {} to start over, or train a new run with --run-id", run_dir.display());
     if has_ckpt {
         let config_path = run_dir.join(layout::run::CONFIG_FILE);
         let saved: config::Config = toml::from_str(&std::fs::read_to_string(&config_path)?)
             .with_context(|| format!("{}: unreadable ({start_over})", config_path.display()))?;
-        let config_change = folder::config_difference(&saved, &cfg);
-        let input_change = folder::changed_input(&run_dir, &inputs)?;
-        let state = train::checkpoint::load_state(&run_dir);
+        let config_change = folder::config_difference(&saved, cfg);
+        let input_change = folder::changed_input(run_dir, inputs)?;
+        let state = train::checkpoint::load_state(run_dir);
         let done = state.as_ref().is_ok_and(|s| s.step >= total);
         if config_change.is_none() && input_change.is_none() && done {
-            println!("train: {} is up to date (finished, same configuration and inputs)", run_dir.display());
-            return Ok(());
+            return Ok(Prepared::UpToDate);
         }
         let dir = run_dir.display();
         if !resume {
@@ -106,50 +252,5 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     } else if resume {
         bail!("--resume: {} has no checkpoint", run_dir.display());
     }
-    let data = load_data(&spec, &cfg)?;
-    if !resume {
-        write_run_info(&spec, &cfg, &data, &dataset)?;
-        folder::write_manifest(&run_dir, &cfg, inputs)?;
-    }
-    // First Ctrl-C: finish the step, write a checkpoint, exit 130. A second one quits at once.
-    ctrlc::set_handler(|| {
-        if INTERRUPT.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupt: writing a checkpoint after this step (Ctrl-C again to quit without one)");
-    })
-    .context("installing the Ctrl-C handler")?;
-    if !a.quiet {
-        eprintln!(
-            "train {}: {} preset, {} scale, {} labeled / {} unlabeled / {} val / {} test, {} classes, init {}, device {device:?}",
-            run_dir.display(),
-            cfg.preset,
-            cfg.scale,
-            data.labeled.ids.len(),
-            data.unlabeled.ids.len(),
-            data.val.ids.len(),
-            data.test.ids.len(),
-            data.classes.len(),
-            cfg.model.init
-        );
-    }
-    let out = train(&spec, &cfg, &data)?;
-    let state = &out.state;
-    if out.interrupted {
-        eprintln!(
-            "train: stopped at step {} of {}; checkpoint in {} — continue with the same command plus --resume",
-            state.step,
-            total,
-            train::checkpoint::dir(&run_dir).display()
-        );
-        std::process::exit(130);
-    }
-    println!(
-        "train: {} done at step {} — best val accuracy {:.2}% at epoch {}",
-        run_dir.display(),
-        state.step,
-        100.0 * state.best_val,
-        state.best_epoch
-    );
-    Ok(())
+    Ok(Prepared::Train { resume, _lock: lock })
 }

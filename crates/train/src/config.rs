@@ -418,8 +418,8 @@ impl Config {
         if md.init == "dlib" && !dlib {
             bail!("model.init = \"dlib\" needs model.arch = \"dlib-resnet\" (it is {:?})", md.arch);
         }
-        if md.freeze_bn && (!dlib || md.init == "scratch") {
-            bail!("model.freeze_bn = true: only for a pretrained dlib-resnet (fixed statistics of random weights mean nothing)");
+        if md.freeze_bn && md.init == "scratch" {
+            bail!("model.freeze_bn = true: only with pretrained weights (fixed statistics of random weights mean nothing)");
         }
         if md.init == "dlib" && md.calibration_images < 1 {
             bail!("model.calibration_images = 0: init = \"dlib\" calibrates its batch norms on at least one face");

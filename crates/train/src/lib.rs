@@ -5,6 +5,7 @@ pub mod amp;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod distributed;
 pub mod ema;
 pub mod epoch_stats;
 pub mod evaluate;

@@ -4,6 +4,7 @@
 mod cli_config;
 mod cli_run;
 mod doctor;
+mod launcher;
 mod preview;
 
 use clap::{Parser, Subcommand};

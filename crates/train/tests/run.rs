@@ -54,6 +54,7 @@ fn spec(root: &Path, run: &str, resume: bool, stop_after: Option<u64>) -> RunSpe
         device: Device::Cpu,
         quiet: true,
         stop_after,
+        dist: None,
     }
 }
 
@@ -556,4 +557,132 @@ fn steps_read_back_only_at_log_points() {
     let losses = go(dir.path(), "reads", &cfg, false, None).unwrap();
     assert_eq!(losses.len(), 12);
     assert_eq!(train::readback::count() - before, 4, "reads at steps 4 (checkpoint), 6 (epoch end), 8, 12");
+}
+
+// ---- Data-parallel (c10d Gloo on loopback, through the real binary) ---------------------------------------
+
+/// The latest checkpoint's tensors of run `id`.
+fn checkpoint_tensors(root: &Path, id: &str) -> std::collections::HashMap<String, tch::Tensor> {
+    let dir = root.join("runs").join(id).join("checkpoints");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("latest.json")).unwrap()).unwrap();
+    tch::Tensor::read_safetensors(dir.join(state["tensors"].as_str().unwrap())).unwrap().into_iter().collect()
+}
+
+/// Every file under run `id`, as paths relative to it (the lock file aside).
+fn file_set(root: &Path, id: &str) -> Vec<String> {
+    fn walk(base: &Path, d: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let base = root.join("runs").join(id);
+    let mut out = Vec::new();
+    walk(&base, &base, &mut out);
+    out.retain(|f| !f.ends_with(layout::run::LOCK_FILE));
+    out.sort();
+    out
+}
+
+/// One SIT-FER step at world size 2 (each rank 4 + 4 + 4 faces) against one process with the whole batch
+/// (8 + 8 + 8): the same weights after an SGD step (so the same mean gradient, to lr · 1e-5) and the same
+/// memory bank. Batch norms frozen and no dropout: the modes in which the split is exact (batch statistics
+/// and dropout masks are per rank by design). Both runs write the same files.
+#[test]
+fn two_ranks_take_the_one_process_step() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    let one_step = ["schedule.epochs=1", "schedule.steps_per_epoch=1"];
+    let o = cli(dir.path(), "donor", &one_step, &[]);
+    assert!(o.status.success(), "{}", test_support::text(&o));
+    let donor = dir.path().join("runs/donor/checkpoints");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(donor.join("latest.json")).unwrap()).unwrap();
+    let init = format!("model.init=\"{}\"", donor.join(state["tensors"].as_str().unwrap()).display());
+    let sets = [
+        init.as_str(),
+        "model.freeze_bn=true",
+        "model.dropout=0",
+        "optim.kind=\"sgd\"",
+        "optim.lr=0.1",
+        "optim.warmup_steps=0",
+        "method.unlabeled_warmup_epochs=0",
+        "method.threshold=0.2",
+        "schedule.epochs=1",
+        "schedule.steps_per_epoch=1",
+    ];
+    let one = cli(dir.path(), "one", &sets, &[]);
+    assert!(one.status.success(), "{}", test_support::text(&one));
+    let two = cli(dir.path(), "two", &sets, &["--nproc", "2"]);
+    assert!(two.status.success(), "{}", test_support::text(&two));
+    let (a, b) = (checkpoint_tensors(dir.path(), "one"), checkpoint_tensors(dir.path(), "two"));
+    assert_eq!(a.keys().collect::<std::collections::BTreeSet<_>>(), b.keys().collect());
+    let moved = (&a["model.fc.weight"] - &checkpoint_tensors(dir.path(), "donor")["model.fc.weight"]).abs().max();
+    assert!(f64::try_from(moved).unwrap() > 1e-4, "the step changed the classifier");
+    for (k, ta) in &a {
+        let diff =
+            f64::try_from((ta.to_kind(tch::Kind::Double) - b[k].to_kind(tch::Kind::Double)).abs().max()).unwrap();
+        assert!(diff <= 1e-6, "{k}: one process vs two ranks differ by {diff}");
+    }
+    assert_eq!(file_set(dir.path(), "one"), file_set(dir.path(), "two"));
+}
+
+/// A rank killed mid-run stops the other with a message naming it; the run then resumes at world size 2 from
+/// the last checkpoint and finishes with the files of a run never interrupted.
+#[test]
+fn a_killed_rank_stops_the_run_and_it_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    let sets = ["schedule.epochs=3", "schedule.steps_per_epoch=4", "run.checkpoint_every=1"];
+    let whole = cli(dir.path(), "whole", &sets, &["--nproc", "2"]);
+    assert!(whole.status.success(), "{}", test_support::text(&whole));
+
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_train"));
+    let root = dir.path();
+    c.current_dir(root).args(["run", "--split"]).arg(split_file(root));
+    c.arg("--shards").arg(shard_dir(root)).arg("--text-root").arg(root.join("text"));
+    c.arg("--runs-root").arg(root.join("runs")).arg("--presets").arg(presets());
+    c.args([
+        "--preset", "sitfer", "--scale", "tiny", "--run-id", "killed", "--device", "cpu", "--quiet", "--nproc", "2",
+    ]);
+    for s in ["model.image_size=16", "schedule.batch_labeled=8", "schedule.batch_unlabeled=8"].iter().chain(&sets) {
+        c.args(["--set", s]);
+    }
+    let launcher = c.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let latest = root.join("runs/killed/checkpoints/latest.json");
+    let t0 = std::time::Instant::now();
+    while !latest.is_file() {
+        assert!(t0.elapsed().as_secs() < 120, "no checkpoint after 2 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Rank 1 is the launcher's child whose environment says RANK=1.
+    let rank1 = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid =
+                stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+            ppid == Some(launcher.id()) && env.split(|&b| b == 0).any(|v| v == b"RANK=1")
+        })
+        .expect("rank 1 is running");
+    unsafe { libc::kill(rank1 as i32, libc::SIGKILL) };
+    let out = launcher.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("rank 1 of 2 failed"), "{text}");
+    let resumed = cli(dir.path(), "killed", &sets, &["--nproc", "2", "--resume"]);
+    assert!(resumed.status.success(), "{}", test_support::text(&resumed));
+    assert_eq!(file_set(dir.path(), "killed"), file_set(dir.path(), "whole"));
+    let acc = |id: &str| -> usize {
+        let m: Vec<MetricRow> = read_table(dir.path().join("runs").join(id).join("metrics.parquet")).unwrap();
+        m.iter().filter(|r| r.metric == "acc_cls" && r.class.is_none()).count()
+    };
+    assert_eq!(acc("killed"), acc("whole"), "every epoch evaluated once");
 }

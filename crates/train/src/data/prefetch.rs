@@ -1,7 +1,9 @@
 //! The bounded prefetch queue between the input pipeline and the training step. A producer thread draws each
 //! step's indices from the two samplers, builds the weak and strong views on rayon threads and packs them into
 //! one CPU tensor, at most `depth` steps ahead; the training thread only receives. A view depends on
-//! (seed, step, stream, slot) alone, so the queue changes when work happens, never what a run computes.
+//! (seed, step, stream, slot) alone, so the queue changes when work happens, never what a run computes. In a
+//! data-parallel run every rank draws the same global batch and keeps its own contiguous share of it, each face
+//! augmented as its slot in the global batch says: the ranks together see exactly the one-process batch.
 //! This module must not touch the model or any device tensor.
 
 use std::ops::Range;
@@ -42,6 +44,27 @@ pub struct Plan<'a> {
     pub seed: u64,
     /// Threads of the augmentation pool (0: one per core).
     pub threads: usize,
+    /// Which share of every global batch this process trains on.
+    pub shard: Shard,
+}
+
+/// Rank `rank` of `world` takes the `rank`-th of `world` equal, contiguous slices of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub rank: usize,
+    pub world: usize,
+}
+
+impl Shard {
+    pub const WHOLE: Shard = Shard { rank: 0, world: 1 };
+
+    /// This rank's slice of a global batch and the global slot of its first face (`world` divides the
+    /// batch: the configuration is checked before training).
+    fn of<'b>(&self, global: &'b [usize]) -> (&'b [usize], usize) {
+        let n = global.len() / self.world;
+        let start = self.rank * n;
+        (&global[start..start + n], start)
+    }
 }
 
 /// Deterministic per-sample augmentation RNG: the same (seed, step, stream, slot) gives the same view,
@@ -54,34 +77,38 @@ fn rng(seed: u64, step: u64, stream: u64, i: usize) -> ChaCha8Rng {
     )
 }
 
-fn views(images: &[Img], idx: &[usize], pad: usize, seed: u64, step: u64, stream: u64, strong_view: bool) -> Vec<Img> {
-    idx.par_iter()
-        .enumerate()
-        .map(|(i, &j)| {
-            let mut r = rng(seed, step, stream, i);
-            if strong_view {
-                strong(&images[j], pad, &mut r)
-            } else {
-                weak(&images[j], pad, &mut r)
-            }
-        })
-        .collect()
-}
-
 impl Plan<'_> {
-    /// One step's batch; advances the samplers.
+    /// The views of `images[idx]` for `stream` (1 labeled weak, 2 unlabeled weak, 3 unlabeled strong), the
+    /// first of them at slot `first` of the global batch.
+    fn views(&self, images: &[Img], idx: &[usize], first: usize, step: u64, stream: u64) -> Vec<Img> {
+        let (pad, seed) = (self.pad, self.seed);
+        idx.par_iter()
+            .enumerate()
+            .map(|(i, &j)| {
+                let mut r = rng(seed, step, stream, first + i);
+                if stream == 3 {
+                    strong(&images[j], pad, &mut r)
+                } else {
+                    weak(&images[j], pad, &mut r)
+                }
+            })
+            .collect()
+    }
+
+    /// This rank's share of one step's batch; advances the samplers (by the whole global batch).
     pub fn batch(&self, step: u64, lab: &mut Sampler, unl: &mut Sampler) -> Batch {
-        let li = lab.next_batch(self.batch_labeled);
-        let ui = if self.batch_unlabeled > 0 { unl.next_batch(self.batch_unlabeled) } else { Vec::new() };
-        let mut all = views(self.labeled, &li, self.pad, self.seed, step, 1, false);
+        let global_l = lab.next_batch(self.batch_labeled);
+        let global_u = if self.batch_unlabeled > 0 { unl.next_batch(self.batch_unlabeled) } else { Vec::new() };
+        let ((li, lf), (ui, uf)) = (self.shard.of(&global_l), self.shard.of(&global_u));
+        let mut all = self.views(self.labeled, li, lf, step, 1);
         if !ui.is_empty() {
-            all.extend(views(self.unlabeled, &ui, self.pad, self.seed, step, 2, false));
-            all.extend(views(self.unlabeled, &ui, self.pad, self.seed, step, 3, true));
+            all.extend(self.views(self.unlabeled, ui, uf, step, 2));
+            all.extend(self.views(self.unlabeled, ui, uf, step, 3));
         }
         Batch {
             step,
-            labeled: li,
-            unlabeled: ui,
+            labeled: li.to_vec(),
+            unlabeled: ui.to_vec(),
             x: to_tensor(&all, Device::Cpu),
             labeled_state: lab.state(),
             unlabeled_state: unl.state(),
@@ -125,8 +152,16 @@ mod tests {
     #[test]
     fn queued_batches_equal_inline_batches_and_stop_when_dropped() {
         let (l, u) = (faces(10), faces(30));
-        let plan =
-            || Plan { labeled: &l, unlabeled: &u, batch_labeled: 4, batch_unlabeled: 6, pad: 1, seed: 3, threads: 2 };
+        let plan = || Plan {
+            labeled: &l,
+            unlabeled: &u,
+            batch_labeled: 4,
+            batch_unlabeled: 6,
+            pad: 1,
+            seed: 3,
+            threads: 2,
+            shard: Shard::WHOLE,
+        };
         let (mut lab, mut unl) = (Sampler::new(10, 3, 1), Sampler::new(30, 3, 2));
         let inline: Vec<Batch> = (5..12).map(|s| plan().batch(s, &mut lab, &mut unl)).collect();
         std::thread::scope(|scope| {
@@ -140,5 +175,34 @@ mod tests {
             }
             // dropping the receiver ends the producer (the scope would hang otherwise)
         });
+    }
+
+    #[test]
+    fn two_shards_together_are_the_whole_batch_row_for_row() {
+        let (l, u) = (faces(10), faces(30));
+        let plan = |shard| Plan {
+            labeled: &l,
+            unlabeled: &u,
+            batch_labeled: 4,
+            batch_unlabeled: 6,
+            pad: 1,
+            seed: 3,
+            threads: 1,
+            shard,
+        };
+        let batch = |shard| plan(shard).batch(7, &mut Sampler::new(10, 3, 1), &mut Sampler::new(30, 3, 2));
+        let whole = batch(Shard::WHOLE);
+        let parts = [batch(Shard { rank: 0, world: 2 }), batch(Shard { rank: 1, world: 2 })];
+        assert_eq!([parts[0].labeled.clone(), parts[1].labeled.clone()].concat(), whole.labeled);
+        assert_eq!([parts[0].unlabeled.clone(), parts[1].unlabeled.clone()].concat(), whole.unlabeled);
+        // [labeled; weak; strong] per rank: rows 0-1 | 2-4 | 5-7 of 8; the whole batch has 4 | 6 | 6.
+        let rows = |b: &Batch, at: i64, n: i64| b.x.narrow(0, at, n);
+        for (stream_at_whole, stream_at_part, n) in [(0, 0, 2), (4, 2, 3), (10, 5, 3)] {
+            for (r, p) in parts.iter().enumerate() {
+                let at = stream_at_whole + r as i64 * n;
+                assert!(rows(p, stream_at_part, n).equal(&rows(&whole, at, n)), "rank {r}, rows from {at}");
+            }
+        }
+        assert_eq!(parts[1].labeled_state, whole.labeled_state);
     }
 }

@@ -26,8 +26,9 @@ pub struct Model {
     /// `dlib-resnet` only: where the trunk is cut, in channels: 128 (after the 128-channel stage, where
     /// expression is still in the features) or 256 (the whole trunk).
     pub dlib_cut: i64,
-    /// `dlib-resnet` with pretrained weights only: batch norms stay in eval mode while training (running
-    /// statistics fixed). Off: batch statistics in training, running statistics in evaluation, as usual.
+    /// Pretrained weights only: batch norms stay in eval mode while training (running statistics fixed). Off:
+    /// batch statistics in training, running statistics in evaluation, as usual. In a data-parallel run this is
+    /// the mode in which the ranks compute exactly the one-process step (batch statistics are per rank).
     pub freeze_bn: bool,
     /// `init = "dlib"`: training faces (a seeded sample of labeled + unlabeled) the batch norms are calibrated on.
     pub calibration_images: usize,

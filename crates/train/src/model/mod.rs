@@ -54,6 +54,8 @@ pub fn is_head(name: &str) -> bool {
 
 pub struct Net {
     backbone: Backbone,
+    /// `model.freeze_bn`: the backbone's batch norms use their running statistics in training too.
+    freeze_bn: bool,
     pub heads: Heads,
 }
 
@@ -66,14 +68,16 @@ impl Net {
             Arch::SmallCnn => Backbone::SmallCnn(SmallCnn::new(root, model.width)),
         };
         let heads = Heads::new(root, model.feature_dim(), classes, text_dim, model.dropout, model.classifier_scale);
-        Net { backbone, heads }
+        Net { backbone, freeze_bn: model.freeze_bn, heads }
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> HeadOut {
+        // These backbones' `train` flag only switches their batch norms (dropout is the heads').
+        let bn_train = train && !self.freeze_bn;
         let f = match &self.backbone {
-            Backbone::ResNet18(b) => b.forward_t(x, train),
+            Backbone::ResNet18(b) => b.forward_t(x, bn_train),
             Backbone::Dlib(b) => b.forward_t(x, train),
-            Backbone::SmallCnn(b) => b.forward_t(x, train),
+            Backbone::SmallCnn(b) => b.forward_t(x, bn_train),
         };
         self.heads.forward(&f, train)
     }

@@ -45,7 +45,12 @@ impl Trainer<'_> {
         record_training(metrics, e, state.step, &self.cfg.optim);
         let mut line = format!("epoch {:>3}  {}", e.epoch, e.running.message(e.images_per_step));
         let eval_started = Instant::now();
+        // Every rank evaluates (the weights are the same, so are the numbers and the fitted temperatures the next
+        // epoch trains with); only the writing rank sweeps the unlabeled set and writes.
         line += &self.evaluate(data, e.epoch, state, metrics);
+        if !spec.writes() {
+            return Ok(line);
+        }
         line += &self.sweep(spec, data, e.epoch)?;
         metrics.push(MetricRow::scalar(
             e.epoch,

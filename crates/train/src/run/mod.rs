@@ -23,7 +23,7 @@ use exchange::schema::metrics::MetricRow;
 use crate::checkpoint;
 use crate::config::Config;
 use crate::data::loader::Data;
-use crate::data::prefetch::{self, Plan};
+use crate::data::prefetch::{self, Plan, Shard};
 use crate::epoch_stats::{NonFinite, Pending, Running};
 use epoch_end::EpochSummary;
 pub use inputs::{load_data, write_run_info};
@@ -51,6 +51,7 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
         pad: (cfg.model.image_size as usize / 16).max(1),
         seed: cfg.run.seed,
         threads: cfg.run.loader_threads,
+        shard: spec.dist.as_ref().map_or(Shard::WHOLE, |d| Shard { rank: d.rank(), world: d.world() }),
     };
     let stop_at = spec.stop_after.map_or(total, |s| s.min(total));
     let log_lines = !spec.quiet && !std::io::stderr().is_terminal();
@@ -93,8 +94,8 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
                 };
                 let waited = t0.elapsed();
                 debug_assert_eq!(batch.step, step);
-                let forward = trainer.forward(&batch, step, epoch);
-                trainer.update(&forward, step, total);
+                let forward = trainer.forward(&batch, step, epoch)?;
+                trainer.update(&forward, step, total)?;
                 pending.push(step, forward.losses);
                 running.add_time(waited, t0.elapsed());
                 state.step += 1;
@@ -108,6 +109,11 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
                 let log = log_lines && in_epoch.is_multiple_of(log_every) && state.step < epoch_end;
                 // Mid-epoch stops and periodic checkpoints; an epoch's last step is checkpointed by its end.
                 let stop = INTERRUPT.load(Ordering::SeqCst) || spec.stop_after == Some(state.step);
+                // Data-parallel ranks stop together, at the step where any of them was asked to.
+                let stop = match &spec.dist {
+                    Some(d) => d.any(stop)?,
+                    None => stop,
+                };
                 let periodic = cfg.run.checkpoint_every > 0 && state.step.is_multiple_of(cfg.run.checkpoint_every);
                 let save = (stop || periodic) && state.step < epoch_end;
                 if bar || log || save || state.step == epoch_end {
@@ -125,14 +131,16 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
                         running.message(images_per_step)
                     );
                 }
-                if save {
+                if save && spec.writes() {
                     state.running = Some(running.clone());
                     trainer.save(&spec.run_dir, &state)?;
                     state.running = None;
                 }
                 if stop && state.step < epoch_end {
                     pb.abandon();
-                    write_table(&metrics_path, &metrics, &[])?;
+                    if spec.writes() {
+                        write_table(&metrics_path, &metrics, &[])?;
+                    }
                     return Ok(true);
                 }
             }

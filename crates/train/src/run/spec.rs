@@ -1,11 +1,13 @@
 //! What a call to [`super::train`] is given and what it returns; the flag the Ctrl-C handler raises.
 
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 
 use tch::Device;
 
 use crate::checkpoint::State;
+use crate::distributed::Dist;
 
 pub struct RunSpec {
     pub split: PathBuf,
@@ -17,6 +19,15 @@ pub struct RunSpec {
     pub quiet: bool,
     /// Stop (with a checkpoint) once this many steps are done — an interruption at a known point.
     pub stop_after: Option<u64>,
+    /// The process group of a data-parallel run (`None`: this process trains alone).
+    pub dist: Option<Rc<Dist>>,
+}
+
+impl RunSpec {
+    /// Whether this process writes the run's files (metrics, checkpoints, pseudo-labels): rank 0, or the only one.
+    pub fn writes(&self) -> bool {
+        self.dist.as_ref().is_none_or(|d| d.rank() == 0)
+    }
 }
 
 /// Set by the binary's Ctrl-C handler: the loop writes a checkpoint after the current step and returns.

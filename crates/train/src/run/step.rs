@@ -30,7 +30,7 @@ pub struct Forward {
 
 impl Trainer<'_> {
     /// Forward → levels → fusion → loss terms → objective, for `batch` at (0-based) `step` of `epoch`.
-    pub fn forward(&mut self, batch: &Batch, step: u64, epoch: u32) -> Forward {
+    pub fn forward(&mut self, batch: &Batch, step: u64, epoch: u32) -> anyhow::Result<Forward> {
         let cfg = self.cfg;
         tch::manual_seed((cfg.run.seed as i64).wrapping_mul(1_000_003).wrapping_add(step as i64));
         let x = self.input(&batch.x);
@@ -52,7 +52,7 @@ impl Trainer<'_> {
         let mut mask_rate = None;
         let mut u = None;
         if nu > 0 {
-            let (label, mask) = self.pseudo_labels(&out, nl, nu, epoch);
+            let (label, mask) = self.pseudo_labels(&out, nl, nu, epoch)?;
             mask_rate = Some(mask.mean(Kind::Float));
             if epoch > cfg.method.unlabeled_warmup_epochs {
                 u = Some(losses::unlabeled(&out.z.narrow(0, nl + nu, nu), &label, &mask, cfg.method.unlabeled_mean));
@@ -71,7 +71,7 @@ impl Trainer<'_> {
             terms.con.as_ref(),
             mask_rate.as_ref(),
         );
-        Forward { loss, losses, slots, h_labeled: out.h.narrow(0, 0, nl) }
+        Ok(Forward { loss, losses, slots, h_labeled: out.h.narrow(0, 0, nl) })
     }
 
     /// The batch on the training device, in the convolutions' memory format (`run.channels_last`).
@@ -105,7 +105,7 @@ impl Trainer<'_> {
 
     /// The three levels on the weak view, without gradient, fused into pseudo-labels for the strong view:
     /// `(label, mask)` over the `nu` unlabeled faces.
-    fn pseudo_labels(&mut self, out: &HeadOut, nl: i64, nu: i64, epoch: u32) -> (Tensor, Tensor) {
+    fn pseudo_labels(&mut self, out: &HeadOut, nl: i64, nu: i64, epoch: u32) -> anyhow::Result<(Tensor, Tensor)> {
         let m = &self.cfg.method;
         let fusion = self.fusion_at(epoch);
         let q = tch::no_grad(|| {
@@ -124,19 +124,29 @@ impl Trainer<'_> {
         let mask = match m.threshold_rule {
             ThresholdRule::Fixed => q.mask,
             ThresholdRule::SelfAdaptive => {
-                self.sat.update(&q.p);
+                // The averages follow the whole batch, so they stay the same on every rank.
+                let p = match &self.dist {
+                    Some(d) => d.gather_rows(&q.p)?,
+                    None => q.p.shallow_clone(),
+                };
+                self.sat.update(&p);
                 self.sat.select(&q.confidence, &q.label)
             }
         };
-        (q.label, mask)
+        Ok((q.label, mask))
     }
 
     /// Backward and update at (0-based) `step` of `total`. A mixed-precision step whose gradients overflowed
     /// is skipped, as PyTorch's GradScaler does; the memory bank takes the step's labeled features either way.
-    pub fn update(&mut self, f: &Forward, step: u64, total: u64) {
+    /// Data-parallel: the gradients are averaged over the ranks before anything reads them, and the bank takes
+    /// every rank's labeled features, so weights and bank stay identical everywhere.
+    pub fn update(&mut self, f: &Forward, step: u64, total: u64) -> anyhow::Result<()> {
         let cfg = self.cfg;
         self.opt.zero_grad();
         self.scaler.scale_loss(&f.loss).backward();
+        if let Some(d) = &self.dist {
+            d.average_gradients(&self.opt.gradients())?;
+        }
         if !self.scaler.enabled || self.scaler.unscale(&self.opt.gradients()) {
             if cfg.optim.clip_grad_norm > 0.0 {
                 let _norm = self.opt.clip_grad_norm(cfg.optim.clip_grad_norm);
@@ -147,7 +157,11 @@ impl Trainer<'_> {
             }
         }
         if cfg.method.instance {
-            self.bank.update(&f.slots, &f.h_labeled);
+            match &self.dist {
+                Some(d) => self.bank.update(&d.gather_rows(&f.slots)?, &d.gather_rows(&f.h_labeled.detach())?),
+                None => self.bank.update(&f.slots, &f.h_labeled),
+            }
         }
+        Ok(())
     }
 }

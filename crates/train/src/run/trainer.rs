@@ -33,6 +33,8 @@ pub struct Trainer<'a> {
     pub bank: MemoryBank,
     pub ema: Option<Ema>,
     pub scaler: GradScaler,
+    /// The process group of a data-parallel run.
+    pub dist: Option<std::rc::Rc<crate::distributed::Dist>>,
     /// The dtype of the forward's autocast region (`None`: fp32), from `run.precision`.
     pub autocast: Option<tch::Kind>,
     /// Class prototypes `[C, D]` when the text level is on.
@@ -120,6 +122,10 @@ impl<'a> Trainer<'a> {
         let net = Net::new(&vs.root(), &cfg.model, c, text_dim);
         if !spec.resume {
             init_weights(spec, cfg, &vs, &net, data)?;
+            // Every rank starts from rank 0's weights (a resumed run's ranks all read the same checkpoint).
+            if let Some(d) = &spec.dist {
+                d.broadcast_variables(&vs)?;
+            }
         }
         // The scale is for pretrained trunks: from scratch every layer learns at lr.
         let trunk = if cfg.model.init == "scratch" { 1.0 } else { cfg.optim.backbone_lr_scale };
@@ -158,6 +164,7 @@ impl<'a> Trainer<'a> {
             bank,
             ema,
             scaler: GradScaler::new(autocast == Some(tch::Kind::Half)),
+            dist: spec.dist.clone(),
             autocast,
             protos,
             labels,

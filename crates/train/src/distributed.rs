@@ -1,0 +1,171 @@
+//! Data-parallel training on libtorch's c10d (Gloo): who this process is (torchrun's environment), and the
+//! four exchanges a data-parallel SIT-FER step needs — the starting weights from rank 0, the mean gradient,
+//! the rows every rank must see (the memory bank's labeled features and slots, the self-adaptive threshold's
+//! probabilities), and agreement on stopping. Which rows a rank trains on is the input pipeline's business
+//! ([`crate::data::prefetch`]); what only rank 0 writes is the loop's.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tch::nn::VarStore;
+use tch::{Kind, Tensor};
+use torch_ext::dist::{ProcessGroup, Rendezvous};
+
+/// This process's place in a data-parallel run, from the variables torchrun (and Slurm/Kubernetes launchers
+/// built on it) set: `RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR`, `MASTER_PORT`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launch {
+    pub rank: usize,
+    pub world: usize,
+    pub local_rank: usize,
+    pub addr: String,
+    pub port: u16,
+}
+
+impl Launch {
+    /// `None` without `WORLD_SIZE` (or with `WORLD_SIZE=1`): a single-process run.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<Launch>> {
+        let Some(world) = get("WORLD_SIZE") else { return Ok(None) };
+        let num = |key: &str, text: &str| -> anyhow::Result<usize> {
+            text.trim().parse().with_context(|| format!("{key}={text:?}: expected a whole number"))
+        };
+        let world = num("WORLD_SIZE", &world)?;
+        if world <= 1 {
+            return Ok(None);
+        }
+        let need = |key: &str| {
+            get(key).with_context(|| {
+                format!("WORLD_SIZE={world} but {key} is not set (launch with torchrun or train run --nproc)")
+            })
+        };
+        let rank = num("RANK", &need("RANK")?)?;
+        if rank >= world {
+            bail!("RANK={rank}: expected 0 to {} for WORLD_SIZE={world}", world - 1);
+        }
+        let local_rank = match get("LOCAL_RANK") {
+            Some(v) => num("LOCAL_RANK", &v)?,
+            None => rank,
+        };
+        let addr = get("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into());
+        let port_text = get("MASTER_PORT").unwrap_or_else(|| "29500".into());
+        let port =
+            port_text.trim().parse().with_context(|| format!("MASTER_PORT={port_text:?}: expected a port number"))?;
+        Ok(Some(Launch { rank, world, local_rank, addr, port }))
+    }
+}
+
+/// A joined process group and what the trainer does with it.
+pub struct Dist {
+    group: ProcessGroup,
+}
+
+impl Dist {
+    /// Joins the group (rank 0 serves the rendezvous); waits up to `timeout` for every rank.
+    pub fn join(l: &Launch, timeout: Duration) -> anyhow::Result<Dist> {
+        let r = Rendezvous {
+            host: l.addr.clone(),
+            port: l.port,
+            rank: l.rank,
+            world: l.world,
+            interface: std::env::var("GLOO_SOCKET_IFNAME").ok().filter(|s| !s.is_empty()),
+            timeout,
+        };
+        Ok(Dist { group: ProcessGroup::gloo(&r)? })
+    }
+
+    pub fn rank(&self) -> usize {
+        self.group.rank()
+    }
+
+    pub fn world(&self) -> usize {
+        self.group.world()
+    }
+
+    /// Every variable (weights and batch-norm buffers) as rank 0 has it, in name order on every rank.
+    pub fn broadcast_variables(&self, vs: &VarStore) -> anyhow::Result<()> {
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        tch::no_grad(|| -> anyhow::Result<()> {
+            for (name, v) in vars {
+                self.group.broadcast(&[v.detach()], 0).with_context(|| format!("broadcasting {name}"))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Replaces each gradient with its mean over the ranks: one flat all-reduce (gradients of one dtype).
+    pub fn average_gradients(&self, grads: &[Tensor]) -> anyhow::Result<()> {
+        let defined: Vec<&Tensor> = grads.iter().filter(|g| g.defined()).collect();
+        if defined.is_empty() {
+            return Ok(());
+        }
+        tch::no_grad(|| -> anyhow::Result<()> {
+            let flat = Tensor::cat(&defined.iter().map(|g| g.flatten(0, -1)).collect::<Vec<_>>(), 0);
+            self.group.all_reduce_sum(std::slice::from_ref(&flat))?.wait().context("averaging gradients")?;
+            let flat = flat / self.world() as f64;
+            let mut at = 0;
+            for g in defined {
+                let n = g.numel() as i64;
+                g.shallow_clone().copy_(&flat.narrow(0, at, n).view_as(g));
+                at += n;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every rank's rows of `t` (same shape on each), stacked in rank order: what one process with the whole
+    /// batch would hold.
+    pub fn gather_rows(&self, t: &Tensor) -> anyhow::Result<Tensor> {
+        let parts = self.group.all_gather(&t.contiguous()).context("gathering rows")?;
+        Ok(Tensor::cat(&parts, 0))
+    }
+
+    /// True on every rank when it is true on any (a Ctrl-C or a planned stop seen by one rank stops all at
+    /// the same step, so they write one checkpoint together).
+    pub fn any(&self, flag: bool) -> anyhow::Result<bool> {
+        let t = Tensor::from_slice(&[i32::from(flag)]).to_kind(Kind::Float);
+        self.group.all_reduce_sum(std::slice::from_ref(&t))?.wait().context("agreeing on stopping")?;
+        Ok(f64::try_from(&t)? > 0.0)
+    }
+
+    /// Rank 0's `code`, on every rank (how rank 0 tells the others what it decided about the run folder).
+    pub fn broadcast_code(&self, code: u8) -> anyhow::Result<u8> {
+        let t = Tensor::from_slice(&[i64::from(code)]);
+        self.group.broadcast(std::slice::from_ref(&t), 0).context("receiving rank 0's decision")?;
+        Ok(u8::try_from(i64::try_from(&t)?)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn launch_reads_torchrun_variables_and_names_what_is_wrong() {
+        assert_eq!(Launch::from_env(env(&[])).unwrap(), None);
+        assert_eq!(Launch::from_env(env(&[("WORLD_SIZE", "1")])).unwrap(), None);
+        let l = Launch::from_env(env(&[
+            ("WORLD_SIZE", "4"),
+            ("RANK", "3"),
+            ("LOCAL_RANK", "1"),
+            ("MASTER_ADDR", "node0"),
+            ("MASTER_PORT", "1234"),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(l, Launch { rank: 3, world: 4, local_rank: 1, addr: "node0".into(), port: 1234 });
+        let defaults = Launch::from_env(env(&[("WORLD_SIZE", "2"), ("RANK", "0")])).unwrap().unwrap();
+        assert_eq!((defaults.addr.as_str(), defaults.port, defaults.local_rank), ("127.0.0.1", 29500, 0));
+        let e = |p: &[(&str, &str)]| format!("{:#}", Launch::from_env(env(p)).unwrap_err());
+        assert!(e(&[("WORLD_SIZE", "2")]).contains("RANK is not set"));
+        assert!(e(&[("WORLD_SIZE", "2"), ("RANK", "2")]).contains("RANK=2: expected 0 to 1"));
+        assert!(e(&[("WORLD_SIZE", "two")]).contains("WORLD_SIZE=\"two\""));
+        assert!(e(&[("WORLD_SIZE", "2"), ("RANK", "0"), ("MASTER_PORT", "x")]).contains("MASTER_PORT=\"x\""));
+    }
+}
