@@ -68,7 +68,7 @@ embed-text: setup ## descriptions -> artifacts/text/$(ENCODER)/<set>/ (ENCODER=m
 	@$(BUILD)
 	$(BIN)/embed-text --encoder $(ENCODER) $(if $(TEXT_SET),--set $(TEXT_SET),) $(FORCE_FLAG)
 
-train: setup ## shards + split + text embeddings up to date, then train PRESET on SPLIT (SCALE=cpu|paper|tiny, DEVICE=auto|cpu|cuda)
+train: setup ## shards + split + text embeddings up to date, then train PRESET on SPLIT (SCALE=cpu|paper|tiny, DEVICE=auto|cpu|cuda, NPROC=N ranks)
 	@$(BUILD)
 	$(BIN)/shard prepare $(SPLIT) --on-error $(ON_ERROR)
 	needs_text=$$($(BIN)/train config --preset $(PRESET) --scale $(SCALE) --get method.text); \
@@ -76,6 +76,7 @@ train: setup ## shards + split + text embeddings up to date, then train PRESET o
 	  --encoder $$($(BIN)/train config --preset $(PRESET) --get text.encoder) \
 	  --set $$($(BIN)/train config --preset $(PRESET) --get text.set); fi
 	$(BIN)/train run --split $(SPLIT) --preset $(PRESET) --scale $(SCALE) --device $(DEVICE) $(if $(RESUME),--resume,) \
+	  $(if $(NPROC),--nproc $(NPROC),) \
 	  $(if $(SEED),--set run.seed=$(SEED) --run-id $(SPLIT)-$(PRESET)-$(SCALE)-s$(SEED) --resume-if-any,)
 
 compare: setup ## seed-paired grid: PRESETS × SEEDS on SPLIT (finished runs are kept), then audit's paired table with 95 % intervals

@@ -120,6 +120,28 @@ impl Dist {
         Ok(Tensor::cat(&parts, 0))
     }
 
+    /// Rank `rank`'s contiguous share of `n` items for evaluation: ⌈n / world⌉ each, the last share shorter.
+    pub fn share(&self, n: usize) -> std::ops::Range<usize> {
+        let per = n.div_ceil(self.world());
+        let start = (self.rank() * per).min(n);
+        start..(start + per).min(n)
+    }
+
+    /// The rows of every rank's [`Self::share`] of `n` items, stacked in order: `t` holds this rank's rows
+    /// (padded to the common share size for the exchange, trimmed after).
+    pub fn gather_shares(&self, t: &Tensor, n: usize) -> anyhow::Result<Tensor> {
+        let per = n.div_ceil(self.world()) as i64;
+        let mut size = t.size();
+        let have = size[0];
+        size[0] = per - have;
+        let padded = if have < per {
+            Tensor::cat(&[t.shallow_clone(), Tensor::zeros(&size, (t.kind(), t.device()))], 0)
+        } else {
+            t.shallow_clone()
+        };
+        Ok(self.gather_rows(&padded)?.narrow(0, 0, n as i64))
+    }
+
     /// True on every rank when it is true on any (a Ctrl-C or a planned stop seen by one rank stops all at
     /// the same step, so they write one checkpoint together).
     pub fn any(&self, flag: bool) -> anyhow::Result<bool> {
@@ -140,6 +162,28 @@ impl Dist {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn shares_cover_a_set_once_and_gather_back_in_order() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let ranks: Vec<_> = (0..2)
+            .map(|rank| {
+                std::thread::spawn(move || {
+                    let l = Launch { rank, world: 2, local_rank: rank, addr: "127.0.0.1".into(), port };
+                    let d = Dist::join(&l, Duration::from_secs(30)).unwrap();
+                    let r = d.share(5);
+                    let mine = Tensor::arange_start(r.start as i64, r.end as i64, (Kind::Float, tch::Device::Cpu));
+                    let all = d.gather_shares(&mine.view([-1, 1]), 5).unwrap();
+                    (r, Vec::<f32>::try_from(all.flatten(0, -1)).unwrap())
+                })
+            })
+            .collect();
+        let out: Vec<_> = ranks.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!((out[0].0.clone(), out[1].0.clone()), (0..3, 3..5));
+        for (_, all) in out {
+            assert_eq!(all, vec![0.0, 1.0, 2.0, 3.0, 4.0]);
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();

@@ -16,6 +16,7 @@ use super::inputs::run_name;
 use super::spec::RunSpec;
 use super::trainer::Trainer;
 use crate::checkpoint::State;
+use crate::data::augment::Img;
 use crate::data::loader::{Data, LabeledSet};
 use crate::epoch_stats::Running;
 use crate::evaluate::{forward_set, infer, metric_rows, pseudo_rows, score, Raw};
@@ -45,13 +46,13 @@ impl Trainer<'_> {
         record_training(metrics, e, state.step, &self.cfg.optim);
         let mut line = format!("epoch {:>3}  {}", e.epoch, e.running.message(e.images_per_step));
         let eval_started = Instant::now();
-        // Every rank evaluates (the weights are the same, so are the numbers and the fitted temperatures the next
-        // epoch trains with); only the writing rank sweeps the unlabeled set and writes.
-        line += &self.evaluate(data, e.epoch, state, metrics);
+        // Data-parallel: every rank forwards its share of each set and receives the others', so all hold the same
+        // numbers (and the same fitted temperatures for the next epoch); only the writing rank writes.
+        line += &self.evaluate(data, e.epoch, state, metrics)?;
+        line += &self.sweep(spec, data, e.epoch)?;
         if !spec.writes() {
             return Ok(line);
         }
-        line += &self.sweep(spec, data, e.epoch)?;
         metrics.push(MetricRow::scalar(
             e.epoch,
             state.step,
@@ -67,14 +68,20 @@ impl Trainer<'_> {
     /// val and test accuracies into `metrics`; the best val epoch into `state`. With
     /// `method.fit_temperatures`, τ_t and τ_i are refitted on val first, so this epoch's fused accuracies, its
     /// sweep and the next epoch's pseudo-labels use them.
-    fn evaluate(&mut self, data: &Data, epoch: u32, state: &mut State, metrics: &mut Vec<MetricRow>) -> String {
+    fn evaluate(
+        &mut self,
+        data: &Data,
+        epoch: u32,
+        state: &mut State,
+        metrics: &mut Vec<MetricRow>,
+    ) -> anyhow::Result<String> {
         let c = data.classes.len();
         let mut line = String::new();
-        let val = (!data.val.ids.is_empty()).then(|| self.evaluated_raw(&data.val));
+        let val = (!data.val.ids.is_empty()).then(|| self.evaluated_raw(&data.val)).transpose()?;
         if let (true, Some(raw)) = (self.cfg.method.fit_temperatures, &val) {
             line += &self.fit_temperatures(raw, &data.val.labels, epoch, state, metrics);
         }
-        let test = (!data.test.ids.is_empty()).then(|| self.evaluated_raw(&data.test));
+        let test = (!data.test.ids.is_empty()).then(|| self.evaluated_raw(&data.test)).transpose()?;
         let fusion = self.eval_fusion_at(epoch);
         for (split, set, raw) in [("val", &data.val, val), ("test", &data.test, test)] {
             let Some(raw) = raw else { continue };
@@ -92,16 +99,39 @@ impl Trainer<'_> {
                 metrics.push(MetricRow { class: Some(k as u32), ..row });
             }
         }
-        line
+        Ok(line)
     }
 
     /// A labeled set's raw outputs with the weights evaluation reads (the EMA when there is one).
-    fn evaluated_raw(&self, set: &LabeledSet) -> Raw {
-        let pass = || forward_set(&self.net, &set.images, &self.bank, self.protos.as_ref(), self.cfg, self.device);
+    fn evaluated_raw(&self, set: &LabeledSet) -> anyhow::Result<Raw> {
+        let pass = || self.raw_outputs(&set.images);
         match &self.ema {
             Some(e) => e.with_average(&self.vs, pass),
             None => pass(),
         }
+    }
+
+    /// The eval-mode outputs for `images`; data-parallel, each rank forwards its share and gathers the rest.
+    fn raw_outputs(&self, images: &[Img]) -> anyhow::Result<Raw> {
+        let forward =
+            |imgs: &[Img]| forward_set(&self.net, imgs, &self.bank, self.protos.as_ref(), self.cfg, self.device);
+        let Some(d) = &self.dist else { return Ok(forward(images)) };
+        let n = images.len();
+        let share = d.share(n);
+        // A rank with nothing to evaluate (more ranks than faces) still takes part in the exchange.
+        let mine = if share.is_empty() {
+            let one = forward(&images[..1]);
+            let none = |t: &Tensor| t.narrow(0, 0, 0);
+            Raw { z: none(&one.z), s_text: one.s_text.as_ref().map(none), s_ins: one.s_ins.as_ref().map(none) }
+        } else {
+            forward(&images[share])
+        };
+        let gather = |t: &Tensor| d.gather_shares(t, n);
+        Ok(Raw {
+            z: gather(&mine.z)?,
+            s_text: mine.s_text.as_ref().map(gather).transpose()?,
+            s_ins: mine.s_ins.as_ref().map(gather).transpose()?,
+        })
     }
 
     /// Refits the levels' temperatures on val's raw scores; a level whose scores carry no information keeps
@@ -136,7 +166,10 @@ impl Trainer<'_> {
             return Ok(String::new());
         }
         let fusion = self.fusion_at(epoch);
-        let raw = forward_set(&self.net, &data.unlabeled.images, &self.bank, self.protos.as_ref(), cfg, self.device);
+        let raw = self.raw_outputs(&data.unlabeled.images)?;
+        if !spec.writes() {
+            return Ok(String::new());
+        }
         let threshold = self.thresholds();
         let rows: Vec<PseudoLabelRow> =
             pseudo_rows(&infer(&raw, &fusion, self.taus), &data.unlabeled.ids, epoch, &threshold);
