@@ -142,7 +142,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         eprintln!("\ninterrupt: writing a checkpoint after this step (Ctrl-C again to quit without one)");
     })
     .context("installing the Ctrl-C handler")?;
-    if !a.quiet {
+    if !spec.quiet {
         eprintln!(
             "train {}: {} preset, {} scale, {} labeled / {} unlabeled / {} val / {} test, {} classes, init {}, device {device:?}{}",
             run_dir.display(),

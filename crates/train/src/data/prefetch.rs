@@ -149,19 +149,15 @@ mod tests {
             .collect()
     }
 
+    /// 4 labeled + 6 unlabeled faces a step from `l` and `u`, seed 3.
+    fn test_plan<'a>(l: &'a [Img], u: &'a [Img], threads: usize, shard: Shard) -> Plan<'a> {
+        Plan { labeled: l, unlabeled: u, batch_labeled: 4, batch_unlabeled: 6, pad: 1, seed: 3, threads, shard }
+    }
+
     #[test]
     fn queued_batches_equal_inline_batches_and_stop_when_dropped() {
         let (l, u) = (faces(10), faces(30));
-        let plan = || Plan {
-            labeled: &l,
-            unlabeled: &u,
-            batch_labeled: 4,
-            batch_unlabeled: 6,
-            pad: 1,
-            seed: 3,
-            threads: 2,
-            shard: Shard::WHOLE,
-        };
+        let plan = || test_plan(&l, &u, 2, Shard::WHOLE);
         let (mut lab, mut unl) = (Sampler::new(10, 3, 1), Sampler::new(30, 3, 2));
         let inline: Vec<Batch> = (5..12).map(|s| plan().batch(s, &mut lab, &mut unl)).collect();
         std::thread::scope(|scope| {
@@ -180,17 +176,8 @@ mod tests {
     #[test]
     fn two_shards_together_are_the_whole_batch_row_for_row() {
         let (l, u) = (faces(10), faces(30));
-        let plan = |shard| Plan {
-            labeled: &l,
-            unlabeled: &u,
-            batch_labeled: 4,
-            batch_unlabeled: 6,
-            pad: 1,
-            seed: 3,
-            threads: 1,
-            shard,
-        };
-        let batch = |shard| plan(shard).batch(7, &mut Sampler::new(10, 3, 1), &mut Sampler::new(30, 3, 2));
+        let batch =
+            |shard| test_plan(&l, &u, 1, shard).batch(7, &mut Sampler::new(10, 3, 1), &mut Sampler::new(30, 3, 2));
         let whole = batch(Shard::WHOLE);
         let parts = [batch(Shard { rank: 0, world: 2 }), batch(Shard { rank: 1, world: 2 })];
         assert_eq!([parts[0].labeled.clone(), parts[1].labeled.clone()].concat(), whole.labeled);
