@@ -121,8 +121,11 @@ impl<'a> Trainer<'a> {
         let vs = VarStore::new(device);
         let net = Net::new(&vs.root(), &cfg.model, c, text_dim);
         if !spec.resume {
-            init_weights(spec, cfg, &vs, &net, data)?;
-            // Every rank starts from rank 0's weights (a resumed run's ranks all read the same checkpoint).
+            // Rank 0 alone initialises (and writes init.json); every rank then starts from its weights. A resumed
+            // run's ranks all read the same checkpoint instead.
+            if spec.writes() {
+                init_weights(spec, cfg, &vs, &net, data)?;
+            }
             if let Some(d) = &spec.dist {
                 d.broadcast_variables(&vs)?;
             }
