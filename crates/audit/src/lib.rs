@@ -100,5 +100,6 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
         labeled_prior: prior,
         epochs,
         what_if,
+        evaluations: exchange::schema::evaluation::Evaluation::read_all(dir)?,
     })
 }

@@ -171,6 +171,28 @@ pub mod run {
     pub const LATEST_CHECKPOINT: &str = "latest.json";
     /// Held (an advisory lock) by the process that trains the run.
     pub const LOCK_FILE: &str = ".lock";
+    /// The trained network's snapshots ([`crate::schema::model_card`]).
+    pub const MODEL_DIR: &str = "model";
+    /// `train evaluate`'s reports ([`crate::schema::evaluation`]).
+    pub const EVALUATION_DIR: &str = "evaluations";
+
+    pub fn model(run_dir: &Path) -> PathBuf {
+        run_dir.join(MODEL_DIR)
+    }
+
+    /// A snapshot's card, `model/<snapshot>.json`; it names its tensors file in the same folder.
+    pub fn snapshot_card(run_dir: &Path, snapshot: &str) -> PathBuf {
+        model(run_dir).join(format!("{snapshot}.json"))
+    }
+
+    pub fn evaluations(run_dir: &Path) -> PathBuf {
+        run_dir.join(EVALUATION_DIR)
+    }
+
+    /// `evaluations/<dataset>--<split>--<role>--<snapshot>.json`.
+    pub fn evaluation_file(run_dir: &Path, dataset: &str, split: &str, role: &str, snapshot: &str) -> PathBuf {
+        evaluations(run_dir).join(format!("{dataset}--{split}--{role}--{snapshot}.json"))
+    }
 
     pub fn metrics(run_dir: &Path) -> PathBuf {
         run_dir.join(METRICS_FILE)

@@ -21,6 +21,7 @@
 //! It must not depend on libtorch, polars or any stage.
 
 pub mod atomic;
+pub mod calibration;
 mod columns;
 pub mod error;
 pub mod fusion;

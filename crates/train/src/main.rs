@@ -1,7 +1,11 @@
-//! `train`: the SIT-FER trainer. For now it carries `doctor` and `augment-preview`, the command a user runs first when something
-//! is wrong with libtorch, CUDA, the text model or the data roots.
+//! `train`: the SIT-FER trainer (`run`), its configuration (`config`), the checks a user runs first when something
+//! is wrong (`doctor`, `augment-preview`), and the trained network's uses (`predict`, `evaluate`, `export`).
 
 mod cli_config;
+mod cli_evaluate;
+mod cli_export;
+mod cli_model;
+mod cli_predict;
 mod cli_run;
 mod doctor;
 mod launcher;
@@ -26,6 +30,13 @@ enum Command {
     Config(cli_config::Args),
     /// Write a PNG grid of weak and strong augmented views of labeled faces, for eyeballing.
     AugmentPreview(preview::Args),
+    /// Predict the expressions of images (files, folders, or a split's faces) with a trained run's network.
+    Predict(cli_predict::Args),
+    /// Score a trained run's network on a split of any sharded dataset (classes matched by name); the report
+    /// goes into the run folder, where audit shows it.
+    Evaluate(cli_evaluate::Args),
+    /// Write a trained run's network for serving: safetensors + its card (classes, preprocessing) + TorchScript.
+    Export(cli_export::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,5 +46,8 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => cli_run::run(&args),
         Command::Config(args) => cli_config::run(&args),
         Command::AugmentPreview(args) => preview::run(&args),
+        Command::Predict(args) => cli_predict::run(&args),
+        Command::Evaluate(args) => cli_evaluate::run(&args),
+        Command::Export(args) => cli_export::run(&args),
     }
 }

@@ -3,9 +3,11 @@
 
 use serde::Serialize;
 
+use exchange::calibration::Bins;
+
 use super::Decisions;
 
-pub const BINS: usize = 15;
+pub use exchange::calibration::BINS;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Bin {
@@ -16,25 +18,15 @@ pub struct Bin {
     pub accuracy: Option<f64>,
 }
 
-/// (ECE, bins). Bin `b` holds confidences in `(b/B, (b+1)/B]` (the first also holds 0), as in Guo et al. 2017.
+/// (ECE, bins), with exchange's binning and definition ([`exchange::calibration`]).
 pub fn calibration(d: &Decisions, truth: &[u8]) -> (f64, Vec<Bin>) {
-    let mut count = [0usize; BINS];
-    let mut conf = [0f64; BINS];
-    let mut ok = [0usize; BINS];
-    for ((p, c), t) in d.pred.iter().zip(&d.conf).zip(truth) {
-        let b = ((f64::from(*c) * BINS as f64).ceil() as usize).clamp(1, BINS) - 1;
-        count[b] += 1;
-        conf[b] += f64::from(*c);
-        ok[b] += usize::from(p == t);
-    }
-    let n = truth.len().max(1) as f64;
-    let mut ece = 0.0;
+    let sums = Bins::from_rows(d.conf.iter().zip(d.pred.iter().zip(truth)).map(|(c, (p, t))| (*c, p == t)));
+    let ece = sums.ece();
+    let (count, conf, ok) = (sums.count, sums.confidence, sums.right);
     let bins = (0..BINS)
         .map(|b| {
             let (mc, acc) = if count[b] > 0 {
-                let (mc, acc) = (conf[b] / count[b] as f64, ok[b] as f64 / count[b] as f64);
-                ece += count[b] as f64 / n * (acc - mc).abs();
-                (Some(mc), Some(acc))
+                (Some(conf[b] / count[b] as f64), Some(ok[b] as f64 / count[b] as f64))
             } else {
                 (None, None)
             };

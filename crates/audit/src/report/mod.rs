@@ -28,6 +28,8 @@ pub struct RunReport {
     pub what_if: Option<WhatIf>,
     /// The classifier's val/test accuracy at its best-val epoch, from the run's metrics.parquet.
     pub model: Option<crate::model_scores::ModelScores>,
+    /// The run's network scored on other splits and datasets (`train evaluate`), from its evaluations folder.
+    pub evaluations: Vec<exchange::schema::evaluation::Evaluation>,
 }
 
 impl RunReport {

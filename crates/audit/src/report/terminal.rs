@@ -25,6 +25,22 @@ pub fn render(r: &RunReport) -> String {
     if let Some(line) = r.classifier_line() {
         let _ = writeln!(s, "{line}");
     }
+    for e in &r.evaluations {
+        let _ = writeln!(
+            s,
+            "evaluated on {} / {} / {} ({} snapshot, epoch {}, {} faces, {} classes): accuracy {}, balanced {}, ECE {}",
+            e.dataset,
+            e.split,
+            e.role,
+            e.snapshot,
+            e.epoch,
+            e.faces,
+            e.classes.len(),
+            pct(Some(e.accuracy)),
+            pct(Some(e.balanced_accuracy)),
+            pct(Some(e.ece))
+        );
+    }
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");
     }

@@ -8,6 +8,9 @@
 //! | `artifacts/runs/<run>/pseudo_labels/epoch-NNNN.parquet` | train | audit | [`pseudo_label`] |
 //! | `artifacts/runs/<run>/metrics.parquet` | train | audit, users | [`metrics`] |
 //! | `artifacts/runs/<run>/run.json` (JSON) | train | audit | [`run_info`] |
+//! | `artifacts/runs/<run>/model/<snapshot>.json` + `.safetensors` | train | train predict/evaluate/export, users | [`model_card`] |
+//! | `artifacts/runs/<run>/evaluations/*.json` (JSON) | train evaluate | audit | [`evaluation`] |
+//! | predictions (`train predict --out`) | train predict | users | [`prediction`] |
 //!
 //! Every file carries its table name and schema version in the Parquet key-value metadata
 //! ([`crate::keys::TABLE`], [`crate::keys::SCHEMA_VERSION`]); readers refuse another table or version, and accept files
@@ -15,7 +18,10 @@
 //! ([`crate::labels`]), probability vectors are indexed by the *run's* class list, recorded in the run's
 //! config and in the file metadata key [`crate::keys::CLASSES`]. Paths are [`crate::layout`]'s.
 
+pub mod evaluation;
 pub mod metrics;
+pub mod model_card;
+pub mod prediction;
 pub mod pseudo_label;
 pub mod run_info;
 pub mod shard;

@@ -145,6 +145,63 @@ pub fn load(shards: &Path, split: &Path, image_size: u32) -> anyhow::Result<Data
     Ok(Data { classes, labeled, unlabeled, val, test, channels: if grey { 1 } else { 3 } })
 }
 
+/// The faces of one role of a split, for using a trained model on them: ids, images decoded as a model's
+/// preprocessing asks (`grey`, `size`), and each face's true class (`None` for unlabeled rows, and for labels
+/// that are not an expression). Undecodable images are skipped and returned by id with the decoder's message,
+/// so one bad file does not stop an evaluation of thousands.
+pub struct RoleSet {
+    pub ids: Vec<String>,
+    pub images: Vec<Img>,
+    pub labels: Vec<Option<Expression>>,
+    pub skipped: Vec<(String, String)>,
+}
+
+pub fn load_role(shards: &Path, split: &Path, role: Role, size: u32, grey: bool) -> anyhow::Result<RoleSet> {
+    let ids: std::collections::HashSet<String> = read_table::<SplitRow>(split)
+        .with_context(|| format!("reading the split {}", split.display()))?
+        .into_iter()
+        .filter(|r| r.role == role)
+        .map(|r| r.id)
+        .collect();
+    if ids.is_empty() {
+        bail!("{}: no rows with role {}", split.display(), role.as_str());
+    }
+    let parts = exchange::layout::shard_parts(shards)
+        .with_context(|| format!("shards not found at {} (run `make shard`)", shards.display()))?;
+    let mut rows: Vec<(String, Option<u8>, Vec<u8>)> = Vec::new();
+    for part in &parts {
+        for batch in TableReader::<ShardRow>::open(part)? {
+            for r in batch? {
+                if ids.contains(&r.id) {
+                    rows.push((r.id, r.label, r.image));
+                }
+            }
+        }
+    }
+    if rows.len() < ids.len() {
+        bail!(
+            "{}: {} ids of role {} are not in the shards at {}",
+            split.display(),
+            ids.len() - rows.len(),
+            role.as_str(),
+            shards.display()
+        );
+    }
+    let decoded: Vec<Result<Img, String>> = rows.par_iter().map(|r| decode(&r.2, size, grey)).collect();
+    let mut out = RoleSet { ids: vec![], images: vec![], labels: vec![], skipped: vec![] };
+    for ((id, label, _), img) in rows.into_iter().zip(decoded) {
+        match img {
+            Ok(img) => {
+                out.ids.push(id);
+                out.images.push(img);
+                out.labels.push(label.and_then(Expression::from_id));
+            }
+            Err(e) => out.skipped.push((id, e)),
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,10 +48,19 @@ impl Trainer<'_> {
         let eval_started = Instant::now();
         // Data-parallel: every rank forwards its share of each set and receives the others', so all hold the same
         // numbers (and the same fitted temperatures for the next epoch); only the writing rank writes.
-        line += &self.evaluate(data, e.epoch, state, metrics)?;
+        let best_before = (state.best_epoch, state.best_val);
+        let (eval_line, val_acc) = self.evaluate(data, e.epoch, state, metrics)?;
+        line += &eval_line;
         line += &self.sweep(spec, data, e.epoch)?;
         if !spec.writes() {
             return Ok(line);
+        }
+        // The usable network: the val-chosen epoch's as soon as val improves, the final one after the last step.
+        if (state.best_epoch, state.best_val) != best_before {
+            self.write_snapshot(spec, data, state, "best", val_acc)?;
+        }
+        if state.step >= e.total_steps {
+            self.write_snapshot(spec, data, state, "last", val_acc)?;
         }
         metrics.push(MetricRow::scalar(
             e.epoch,
@@ -74,9 +83,10 @@ impl Trainer<'_> {
         epoch: u32,
         state: &mut State,
         metrics: &mut Vec<MetricRow>,
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<(String, Option<f64>)> {
         let c = data.classes.len();
         let mut line = String::new();
+        let mut val_acc = None;
         let val = (!data.val.ids.is_empty()).then(|| self.evaluated_raw(&data.val)).transpose()?;
         if let (true, Some(raw)) = (self.cfg.method.fit_temperatures, &val) {
             line += &self.fit_temperatures(raw, &data.val.labels, epoch, state, metrics);
@@ -87,6 +97,9 @@ impl Trainer<'_> {
             let Some(raw) = raw else { continue };
             let s = score(&infer(&raw, &fusion, self.taus), &set.labels, c);
             line += &format!("  {split} {:.2}% (fused {:.2}%)", 100.0 * s.acc_cls, 100.0 * s.acc_fused);
+            if split == "val" {
+                val_acc = Some(s.acc_cls);
+            }
             if split == "val" && s.acc_cls > state.best_val {
                 state.best_val = s.acc_cls;
                 state.best_epoch = epoch;
@@ -99,7 +112,66 @@ impl Trainer<'_> {
                 metrics.push(MetricRow { class: Some(k as u32), ..row });
             }
         }
-        Ok(line)
+        Ok((line, val_acc))
+    }
+
+    /// Writes the network as evaluation used it at this epoch (the EMA average when there is one), the bank
+    /// and the prototypes, with the card that says how to use them ([`crate::snapshot`]).
+    pub(crate) fn write_snapshot(
+        &self,
+        spec: &RunSpec,
+        data: &Data,
+        state: &State,
+        snapshot: &str,
+        val_accuracy: Option<f64>,
+    ) -> anyhow::Result<()> {
+        use exchange::schema::model_card::{tensor, ModelCard, Preprocessing, FORMAT};
+        let copy = || -> Vec<(String, Tensor)> {
+            let mut v: Vec<(String, Tensor)> = self
+                .vs
+                .variables()
+                .into_iter()
+                .map(|(k, t)| (format!("{}{k}", tensor::NET_PREFIX), t.detach().copy()))
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let mut tensors = match &self.ema {
+            Some(e) => e.with_average(&self.vs, copy),
+            None => copy(),
+        };
+        if self.cfg.method.instance {
+            tensors.push((tensor::BANK_FEATS.into(), self.bank.feats.shallow_clone()));
+            tensors.push((tensor::BANK_LABELS.into(), self.bank.labels.shallow_clone()));
+            tensors.push((tensor::BANK_WRITTEN.into(), self.bank.written.to_kind(tch::Kind::Uint8)));
+        }
+        if let Some(p) = &self.protos {
+            tensors.push((tensor::PROTOTYPES.into(), p.shallow_clone()));
+        }
+        let tensors: Vec<(String, Tensor)> =
+            tensors.into_iter().map(|(k, t)| (k, t.to_device(tch::Device::Cpu))).collect();
+        let card = ModelCard {
+            format: FORMAT,
+            run: run_name(spec),
+            snapshot: snapshot.to_string(),
+            epoch: state.epoch,
+            step: state.step,
+            val_accuracy,
+            classes: data.classes.iter().map(|c| c.name().to_string()).collect(),
+            input: Preprocessing {
+                image_size: self.cfg.model.image_size as u32,
+                grey: data.channels == 1,
+                mean: crate::data::batch::MEAN,
+                std: crate::data::batch::STD,
+            },
+            fusion: self.eval_fusion_at(state.epoch),
+            taus: self.taus,
+            levels: [true, self.cfg.method.text, self.cfg.method.instance],
+            config: serde_json::to_value(self.cfg)?,
+            tensors: format!("{snapshot}-{:08}.safetensors", state.step),
+            created_at: chrono::Utc::now().to_rfc3339(),
+        };
+        crate::snapshot::write(&spec.run_dir, &card, &tensors)
     }
 
     /// A labeled set's raw outputs with the weights evaluation reads (the EMA when there is one).

@@ -158,3 +158,33 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
     })?;
     Ok(Outcome { losses: losses_seen, state, interrupted })
 }
+
+/// Writes the `last` snapshot of a run trained before runs wrote snapshots, from its latest checkpoint (the
+/// weights, EMA, bank and temperatures the checkpoint holds; the run's config, split and text prototypes),
+/// under the run's lock. Returns the checkpoint's epoch.
+pub fn snapshot_from_checkpoint(run_dir: &std::path::Path, text_root: &std::path::Path) -> anyhow::Result<u32> {
+    use anyhow::Context;
+    use exchange::schema::run_info::RunInfo;
+    let _lock = folder::lock(run_dir)?;
+    let config_path = run_dir.join(layout::run::CONFIG_FILE);
+    let cfg: Config = toml::from_str(
+        &std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?,
+    )
+    .with_context(|| format!("{}: not a config this build reads", config_path.display()))?;
+    let info = RunInfo::read(run_dir)?;
+    let spec = RunSpec {
+        split: info.split.into(),
+        shards: info.shards.into(),
+        text_root: text_root.to_path_buf(),
+        run_dir: run_dir.to_path_buf(),
+        resume: true,
+        device: tch::Device::Cpu,
+        quiet: true,
+        stop_after: None,
+        dist: None,
+    };
+    let data = load_data(&spec, &cfg)?;
+    let (trainer, start) = Trainer::new(&spec, &cfg, &data)?;
+    trainer.write_snapshot(&spec, &data, &start.state, "last", None)?;
+    Ok(start.state.epoch)
+}

@@ -1,0 +1,56 @@
+//! `train export`: a run's snapshot as files a serving stack reads without this project: the tensors
+//! (safetensors) and the card (class order, preprocessing, fusion) as they are, plus the classifier traced
+//! to TorchScript (`classifier.pt`: a `[B, 3, S, S]` preprocessed batch in, `[B, C]` logits out), which
+//! `torch.jit.load` and libtorch's `torch::jit::load` run.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args as ClapArgs;
+use exchange::layout;
+
+use crate::cli_model::{open, ModelArgs};
+
+/// The files of an export folder.
+pub const CARD: &str = "model.json";
+pub const TENSORS: &str = "model.safetensors";
+pub const TORCHSCRIPT: &str = "classifier.pt";
+
+#[derive(ClapArgs)]
+#[command(after_help = "Example:
+  train export --run demo-sitfer-s0 --out exported/demo-sitfer")]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Folder to write model.json, model.safetensors and classifier.pt into (created; files replaced).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn run(a: &Args) -> anyhow::Result<()> {
+    let model = open(&a.model)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let run_dir = a.model.run_dir()?;
+    let src = layout::run::model(&run_dir).join(&model.card.tensors);
+    let tmp = a.out.join(format!(".{TENSORS}.tmp-{}", std::process::id()));
+    std::fs::copy(&src, &tmp).with_context(|| format!("copying {}", src.display()))?;
+    std::fs::rename(&tmp, a.out.join(TENSORS))?;
+    let card = exchange::schema::model_card::ModelCard { tensors: TENSORS.into(), ..model.card.clone() };
+    card.write(&a.out.join(CARD))?;
+    let traced = train::export::trace_classifier(&model)?;
+    let tmp = a.out.join(format!(".{TORCHSCRIPT}.tmp-{}", std::process::id()));
+    traced.save(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, a.out.join(TORCHSCRIPT))?;
+    println!(
+        "export: {} ({} snapshot, epoch {}) -> {}/{{{CARD}, {TENSORS}, {TORCHSCRIPT}}}; input [B, 3, {s}, {s}] \
+         preprocessed as {CARD} says, output [B, {c}] logits over {}",
+        model.card.run,
+        model.card.snapshot,
+        model.card.epoch,
+        a.out.display(),
+        model.card.classes.join(", "),
+        s = model.card.input.image_size,
+        c = model.card.classes.len(),
+    );
+    Ok(())
+}

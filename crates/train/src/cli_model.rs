@@ -1,0 +1,92 @@
+//! What `predict`, `evaluate` and `export` share: which trained network to use ([`ModelArgs`] → [`open`]),
+//! and the faces of a split's role decoded as that network expects ([`split_faces`]).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Args as ClapArgs;
+use exchange::layout;
+use exchange::schema::split::Role;
+use train::data::loader::{load_role, RoleSet};
+use train::run::inputs::{resolve_split, SplitInputs};
+use train::snapshot::{Model, Snapshot};
+
+#[derive(ClapArgs)]
+pub struct ModelArgs {
+    /// The trained run: a name under --runs-root, or a run folder.
+    #[arg(long)]
+    pub run: String,
+    /// `best`: the weights of the epoch chosen on val (what the run reports); `last`: the final epoch's. A run
+    /// trained before runs wrote snapshots has only its checkpoint: `last` converts it once.
+    #[arg(long, default_value = "best", value_parser = ["best", "last"])]
+    pub snapshot: String,
+    #[arg(long, default_value = layout::RUNS_ROOT)]
+    pub runs_root: PathBuf,
+    /// Where the run's text prototypes are (only for converting an old run's checkpoint).
+    #[arg(long, default_value = layout::TEXT_ROOT)]
+    pub text_root: PathBuf,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+impl ModelArgs {
+    pub fn run_dir(&self) -> anyhow::Result<PathBuf> {
+        let as_path = Path::new(&self.run);
+        let dir = if as_path.join(layout::run::INFO_FILE).is_file() {
+            as_path.to_path_buf()
+        } else {
+            layout::run_dir(&self.runs_root, layout::check_name("run", &self.run)?)
+        };
+        if !dir.join(layout::run::INFO_FILE).is_file() {
+            bail!("{}: not a run folder (no {}); train one with `train run`", dir.display(), layout::run::INFO_FILE);
+        }
+        Ok(dir)
+    }
+}
+
+/// The run's snapshot, loaded on the chosen device.
+pub fn open(a: &ModelArgs) -> anyhow::Result<Model> {
+    let run_dir = a.run_dir()?;
+    let card = layout::run::snapshot_card(&run_dir, &a.snapshot);
+    if !card.is_file() {
+        let has_ckpt = layout::run::latest_checkpoint(&run_dir).is_file();
+        match (a.snapshot.as_str(), has_ckpt) {
+            ("last", true) => {
+                let epoch = train::run::snapshot_from_checkpoint(&run_dir, &a.text_root)
+                    .with_context(|| format!("{}: converting the latest checkpoint", run_dir.display()))?;
+                eprintln!("{}: wrote the `last` snapshot (epoch {epoch}) from its checkpoint", run_dir.display());
+            }
+            ("best", true) => bail!(
+                "{}: no `best` snapshot (the run was trained before runs kept the val-chosen weights, or has no \
+                 val set); use --snapshot last",
+                run_dir.display()
+            ),
+            _ => bail!(
+                "{}: no {} snapshot and no checkpoint (did the run finish an epoch?)",
+                run_dir.display(),
+                a.snapshot
+            ),
+        }
+    }
+    let device = tch_common::device::parse(&a.device)?;
+    Model::load(Snapshot::read(&run_dir, &a.snapshot)?, device)
+        .with_context(|| format!("{}: loading the {} snapshot", run_dir.display(), a.snapshot))
+}
+
+/// `--split` with `--role`: the faces of that role, decoded as `model`'s card says.
+pub fn split_faces(
+    split: &str,
+    shards: Option<&Path>,
+    role: &str,
+    model: &Model,
+) -> anyhow::Result<(SplitInputs, RoleSet)> {
+    let role: Role = role.parse().map_err(|e: String| anyhow::anyhow!("--role: {e}"))?;
+    let inputs = resolve_split(split, shards)?;
+    let input = &model.card.input;
+    let set = load_role(&inputs.shards, &inputs.split, role, input.image_size, input.grey)?;
+    for (id, e) in &set.skipped {
+        eprintln!("warning: {}: face {id} skipped: undecodable image ({e})", inputs.shards.display());
+    }
+    Ok((inputs, set))
+}
