@@ -3,8 +3,6 @@
 //! `evaluations/<dataset>--<split>--<role>--<snapshot>.json` in the run folder, which audit prints beside the
 //! run's own numbers.
 
-use std::path::PathBuf;
-
 use clap::Args as ClapArgs;
 use exchange::calibration::Bins;
 use exchange::layout;
@@ -12,23 +10,17 @@ use exchange::schema::evaluation::Evaluation;
 use exchange::Expression;
 use tch::{Kind, Tensor};
 
-use crate::cli_model::{open, split_faces, ModelArgs};
+use crate::cli_model::{faces, open, FaceArgs, ModelArgs};
 
 #[derive(ClapArgs)]
 #[command(after_help = "Examples:
   train evaluate --run ferplus_10pct-sitfer-cpu --split synthetic_scarce --role test
-  train evaluate --run demo-sitfer-s0 --split sfew_all --role test --shards artifacts/shards/sfew")]
+  train evaluate --run demo-sitfer-s0 --dataset sfew --partition valid   (after `shard folder --name sfew`)")]
 pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
-    /// The split (name or file) whose faces to score.
-    #[arg(long)]
-    split: String,
-    #[arg(long, default_value = "test")]
-    role: String,
-    /// Shard folder of --split (default: the one its dataset names).
-    #[arg(long)]
-    shards: Option<PathBuf>,
+    #[command(flatten)]
+    faces: FaceArgs,
     /// Print the report as JSON instead of the summary.
     #[arg(long)]
     json: bool,
@@ -36,7 +28,8 @@ pub struct Args {
 
 pub fn run(a: &Args) -> anyhow::Result<()> {
     let model = open(&a.model)?;
-    let (inputs, set) = split_faces(&a.split, a.shards.as_deref(), &a.role, &model)?;
+    let chosen = faces(&a.faces, &model)?;
+    let set = &chosen.set;
     let run_classes: Vec<Expression> = exchange::labels::parse_class_list(&model.card.classes)
         .map_err(|e| anyhow::anyhow!("the model card's classes: {e}"))?;
     // Faces whose class the run knows, with that class's index in the run's list.
@@ -56,9 +49,10 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     }
     if keep.is_empty() {
         anyhow::bail!(
-            "{}: no face of role {} has one of the run's classes ({})",
-            inputs.split.display(),
-            a.role,
+            "{} / {} / {}: no face has one of the run's classes ({})",
+            chosen.dataset,
+            chosen.split,
+            chosen.role,
             model.card.classes.join(", ")
         );
     }
@@ -78,9 +72,9 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         run: model.card.run.clone(),
         snapshot: model.card.snapshot.clone(),
         epoch: model.card.epoch,
-        dataset: inputs.dataset.clone(),
-        split: inputs.name.clone(),
-        role: a.role.clone(),
+        dataset: chosen.dataset.clone(),
+        split: chosen.split.clone(),
+        role: chosen.role.clone(),
         classes: shared.iter().map(|&k| model.card.classes[k].clone()).collect(),
         faces: truth.len(),
         dropped,

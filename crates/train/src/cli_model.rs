@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
 use exchange::layout;
 use exchange::schema::split::Role;
-use train::data::loader::{load_role, RoleSet};
+use train::data::loader::{load_faces, Faces, RoleSet};
 use train::run::inputs::{resolve_split, SplitInputs};
 use train::snapshot::{Model, Snapshot};
 
@@ -74,19 +74,63 @@ pub fn open(a: &ModelArgs) -> anyhow::Result<Model> {
         .with_context(|| format!("{}: loading the {} snapshot", run_dir.display(), a.snapshot))
 }
 
-/// `--split` with `--role`: the faces of that role, decoded as `model`'s card says.
-pub fn split_faces(
-    split: &str,
-    shards: Option<&Path>,
-    role: &str,
-    model: &Model,
-) -> anyhow::Result<(SplitInputs, RoleSet)> {
-    let role: Role = role.parse().map_err(|e: String| anyhow::anyhow!("--role: {e}"))?;
-    let inputs = resolve_split(split, shards)?;
-    let input = &model.card.input;
-    let set = load_role(&inputs.shards, &inputs.split, role, input.image_size, input.grey)?;
-    for (id, e) in &set.skipped {
-        eprintln!("warning: {}: face {id} skipped: undecodable image ({e})", inputs.shards.display());
+/// Which faces of which dataset: a split's role, or a dataset's own partition.
+#[derive(ClapArgs)]
+pub struct FaceArgs {
+    /// A split (name under artifacts/splits/ or a file) whose --role faces to use.
+    #[arg(long, conflicts_with = "dataset")]
+    pub split: Option<String>,
+    /// labeled, unlabeled, val or test (with --split).
+    #[arg(long, default_value = "test")]
+    pub role: String,
+    /// Instead of a split: a sharded dataset (artifacts/shards/<name>) whose --partition faces to use.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// The dataset's own partition (train, valid, test), with --dataset.
+    #[arg(long, default_value = "test", requires = "dataset")]
+    pub partition: String,
+    /// Shard folder (default: artifacts/shards/<dataset>).
+    #[arg(long)]
+    pub shards: Option<PathBuf>,
+}
+
+/// The faces chosen, and how a report names them.
+pub struct ChosenFaces {
+    pub dataset: String,
+    /// The split's name, or `partition`.
+    pub split: String,
+    /// The split role, or the partition's name.
+    pub role: String,
+    pub shards: PathBuf,
+    pub set: RoleSet,
+}
+
+impl FaceArgs {
+    pub fn given(&self) -> bool {
+        self.split.is_some() || self.dataset.is_some()
     }
-    Ok((inputs, set))
+}
+
+/// The faces `a` names, decoded as `model`'s card says; undecodable ones are named and skipped.
+pub fn faces(a: &FaceArgs, model: &Model) -> anyhow::Result<ChosenFaces> {
+    let input = &model.card.input;
+    let chosen = match (&a.split, &a.dataset) {
+        (Some(split), _) => {
+            let role: Role = a.role.parse().map_err(|e: String| anyhow::anyhow!("--role: {e}"))?;
+            let SplitInputs { split, name, dataset, shards } = resolve_split(split, a.shards.as_deref())?;
+            let set = load_faces(&shards, &Faces::SplitRole(&split, role), input.image_size, input.grey)?;
+            ChosenFaces { dataset, split: name, role: a.role.clone(), shards, set }
+        }
+        (None, Some(dataset)) => {
+            let shards = a.shards.clone().unwrap_or_else(|| layout::shard_dir(Path::new(layout::SHARDS_ROOT), dataset));
+            layout::check_name("dataset", dataset)?;
+            let set = load_faces(&shards, &Faces::Partition(&a.partition), input.image_size, input.grey)?;
+            ChosenFaces { dataset: dataset.clone(), split: "partition".into(), role: a.partition.clone(), shards, set }
+        }
+        (None, None) => bail!("which faces? give --split NAME [--role test] or --dataset NAME [--partition test]"),
+    };
+    for (id, e) in &chosen.set.skipped {
+        eprintln!("warning: {}: face {id} skipped: undecodable image ({e})", chosen.shards.display());
+    }
+    Ok(chosen)
 }

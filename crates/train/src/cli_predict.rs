@@ -13,7 +13,7 @@ use train::data::augment::Img;
 use train::data::loader::decode;
 use train::evaluate::Inference;
 
-use crate::cli_model::{open, split_faces, ModelArgs};
+use crate::cli_model::{faces, open, FaceArgs, ModelArgs};
 
 /// Image file extensions a folder is searched for.
 const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"];
@@ -26,16 +26,10 @@ pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
     /// Image files and folders (searched recursively for .png/.jpg/.jpeg/.bmp/.tif).
-    #[arg(conflicts_with = "split")]
     inputs: Vec<PathBuf>,
-    /// Instead of files: a split (name or file) whose --role faces to predict, from its shards.
-    #[arg(long)]
-    split: Option<String>,
-    #[arg(long, default_value = "test", requires = "split")]
-    role: String,
-    /// Shard folder of --split (default: the one its dataset names).
-    #[arg(long, requires = "split")]
-    shards: Option<PathBuf>,
+    /// Instead of files: faces from shards.
+    #[command(flatten)]
+    faces: FaceArgs,
     /// Output table: .parquet or .csv (one probability column per class in CSV).
     #[arg(long)]
     out: PathBuf,
@@ -54,15 +48,18 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         _ => bail!("--out {}: expected a .parquet or .csv file", a.out.display()),
     };
     let model = open(&a.model)?;
-    let (ids, images, labels, skipped) = match &a.split {
-        Some(split) => {
-            let (_, set) = split_faces(split, a.shards.as_deref(), &a.role, &model)?;
+    if a.faces.given() && !a.inputs.is_empty() {
+        bail!("give image files and folders, or --split/--dataset, not both");
+    }
+    let (ids, images, labels, skipped) = match a.faces.given() {
+        true => {
+            let set = faces(&a.faces, &model)?.set;
             let labels = set.labels.iter().map(|l| l.map(|e| e.name().to_string())).collect();
             (set.ids, set.images, labels, set.skipped.len())
         }
-        None => {
+        false => {
             if a.inputs.is_empty() {
-                bail!("nothing to predict: give image files or folders, or --split");
+                bail!("nothing to predict: give image files or folders, or --split/--dataset");
             }
             let (paths, images, skipped) = read_files(&a.inputs, model.card.input.image_size, model.card.input.grey)?;
             let n = paths.len();

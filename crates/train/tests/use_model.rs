@@ -14,7 +14,7 @@ use exchange::schema::split::{Role, SplitRow};
 use exchange::{keys, layout};
 use test_support::tiny;
 use train::data::batch::to_tensor;
-use train::data::loader::load_role;
+use train::data::loader::{load_faces, Faces};
 use train::snapshot::{Model, Snapshot};
 
 fn presets() -> PathBuf {
@@ -150,6 +150,14 @@ fn predict_evaluate_and_export_a_trained_run() {
     assert_eq!(e.confusion.iter().flatten().sum::<u64>() as usize, e.faces);
     assert!((0.0..=1.0).contains(&e.ece));
 
+    // Or a dataset's own partition, without a split file (the tiny shards are all partition `train`).
+    let mut args = vec!["evaluate".to_string()];
+    args.extend(common(root, &run));
+    args.extend(["--dataset", tiny::DATASET, "--partition", "train", "--json"].map(String::from));
+    let text = ok(train_bin(root, &args.iter().map(String::as_str).collect::<Vec<_>>()));
+    assert!(text.contains("\"faces\": 160"), "{text}");
+    assert_eq!(Evaluation::read_all(&run).unwrap().len(), 2);
+
     // export: TorchScript logits equal the snapshot network's.
     let exported = root.join("exported");
     let mut args =
@@ -157,9 +165,13 @@ fn predict_evaluate_and_export_a_trained_run() {
     args.extend(["--out".to_string(), exported.display().to_string()]);
     ok(train_bin(root, &args.iter().map(String::as_str).collect::<Vec<_>>()));
     let model = Model::load(Snapshot::read(&run, "best").unwrap(), tch::Device::Cpu).unwrap();
-    let faces =
-        load_role(&layout::shard_dir(&root.join("shards"), tiny::DATASET), Path::new(&split), Role::Test, 16, true)
-            .unwrap();
+    let faces = load_faces(
+        &layout::shard_dir(&root.join("shards"), tiny::DATASET),
+        &Faces::SplitRole(Path::new(&split), Role::Test),
+        16,
+        true,
+    )
+    .unwrap();
     let x = to_tensor(&faces.images, tch::Device::Cpu);
     let module = tch::CModule::load(exported.join("classifier.pt")).unwrap();
     let traced = tch::no_grad(|| module.forward_ts(&[&x])).unwrap();

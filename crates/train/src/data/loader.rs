@@ -156,36 +156,54 @@ pub struct RoleSet {
     pub skipped: Vec<(String, String)>,
 }
 
-pub fn load_role(shards: &Path, split: &Path, role: Role, size: u32, grey: bool) -> anyhow::Result<RoleSet> {
-    let ids: std::collections::HashSet<String> = read_table::<SplitRow>(split)
-        .with_context(|| format!("reading the split {}", split.display()))?
-        .into_iter()
-        .filter(|r| r.role == role)
-        .map(|r| r.id)
-        .collect();
-    if ids.is_empty() {
-        bail!("{}: no rows with role {}", split.display(), role.as_str());
-    }
+/// Which faces of a dataset's shards to use a trained model on.
+pub enum Faces<'a> {
+    /// The rows a split file gives this role.
+    SplitRole(&'a Path, Role),
+    /// The rows of the dataset's own partition (the shard column `split`: `train`, `valid`, `test`), no split
+    /// file needed: how another dataset's test set is evaluated.
+    Partition(&'a str),
+}
+
+pub fn load_faces(shards: &Path, faces: &Faces, size: u32, grey: bool) -> anyhow::Result<RoleSet> {
+    let (ids, what): (Option<std::collections::HashSet<String>>, String) = match faces {
+        Faces::SplitRole(split, role) => {
+            let ids: std::collections::HashSet<String> = read_table::<SplitRow>(split)
+                .with_context(|| format!("reading the split {}", split.display()))?
+                .into_iter()
+                .filter(|r| r.role == *role)
+                .map(|r| r.id)
+                .collect();
+            if ids.is_empty() {
+                bail!("{}: no rows with role {}", split.display(), role.as_str());
+            }
+            (Some(ids), format!("role {} of {}", role.as_str(), split.display()))
+        }
+        Faces::Partition(p) => (None, format!("partition {p}")),
+    };
+    let wanted = |r: &ShardRow| match (&ids, faces) {
+        (Some(ids), _) => ids.contains(&r.id),
+        (None, Faces::Partition(p)) => r.split == *p,
+        (None, _) => false,
+    };
     let parts = exchange::layout::shard_parts(shards)
         .with_context(|| format!("shards not found at {} (run `make shard`)", shards.display()))?;
     let mut rows: Vec<(String, Option<u8>, Vec<u8>)> = Vec::new();
     for part in &parts {
         for batch in TableReader::<ShardRow>::open(part)? {
             for r in batch? {
-                if ids.contains(&r.id) {
+                if wanted(&r) {
                     rows.push((r.id, r.label, r.image));
                 }
             }
         }
     }
-    if rows.len() < ids.len() {
-        bail!(
-            "{}: {} ids of role {} are not in the shards at {}",
-            split.display(),
-            ids.len() - rows.len(),
-            role.as_str(),
-            shards.display()
-        );
+    match &ids {
+        Some(ids) if rows.len() < ids.len() => {
+            bail!("{what}: {} ids are not in the shards at {}", ids.len() - rows.len(), shards.display())
+        }
+        None if rows.is_empty() => bail!("{}: no rows in {what}", shards.display()),
+        _ => {}
     }
     let decoded: Vec<Result<Img, String>> = rows.par_iter().map(|r| decode(&r.2, size, grey)).collect();
     let mut out = RoleSet { ids: vec![], images: vec![], labels: vec![], skipped: vec![] };
