@@ -47,6 +47,14 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
             }
         }
     }
+    if set.labels.iter().all(Option::is_none) {
+        anyhow::bail!(
+            "{} / {} / {}: these faces carry no labels: nothing to score",
+            chosen.dataset,
+            chosen.split,
+            chosen.role
+        );
+    }
     if keep.is_empty() {
         anyhow::bail!(
             "{} / {} / {}: no face has one of the run's classes ({})",
@@ -56,7 +64,9 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
             model.card.classes.join(", ")
         );
     }
-    let present: Vec<bool> = (0..run_classes.len()).map(|k| keep.iter().any(|(_, t)| *t == k)).collect();
+    // The argmax runs over the classes the run and the dataset share, whether or not this role has faces of
+    // each: the dataset's class list, not the labels that happen to occur.
+    let present: Vec<bool> = run_classes.iter().map(|c| set.classes.contains(c)).collect();
     let images: Vec<_> = keep.iter().map(|(i, _)| set.images[*i].clone()).collect();
     let truth: Vec<usize> = keep.iter().map(|(_, k)| *k).collect();
     let inf = model.infer(&images);
@@ -64,7 +74,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     let report = score(&sem, &truth, &present);
     let fused_accuracy = (model.card.levels[1] || model.card.levels[2]).then(|| {
         let fused = shared_scores(&inf.p_fused, &present);
-        let pred = argmaxes(&fused);
+        let pred = argmaxes(&fused, &present);
         pred.iter().zip(&truth).filter(|(p, t)| p == t).count() as f64 / truth.len() as f64
     });
     let shared: Vec<usize> = (0..present.len()).filter(|&k| present[k]).collect();
@@ -111,9 +121,19 @@ fn shared_scores(p: &Tensor, present: &[bool]) -> Vec<Vec<f32>> {
         .collect()
 }
 
-fn argmaxes(rows: &[Vec<f32>]) -> Vec<usize> {
+/// Each row's most probable class among the `present` ones (so a row whose shared probabilities all
+/// underflow still gets a shared class).
+fn argmaxes(rows: &[Vec<f32>], present: &[bool]) -> Vec<usize> {
     rows.iter()
-        .map(|r| r.iter().enumerate().fold((0, f32::MIN), |b, (k, v)| if *v > b.1 { (k, *v) } else { b }).0)
+        .map(|r| {
+            let mut best: Option<(usize, f32)> = None;
+            for (k, v) in r.iter().enumerate().filter(|(k, _)| present[*k]) {
+                if best.is_none_or(|(_, b)| *v > b) {
+                    best = Some((k, *v));
+                }
+            }
+            best.map_or(0, |b| b.0)
+        })
         .collect()
 }
 
@@ -129,7 +149,7 @@ struct Report {
 /// the renormalised probabilities `p` against `truth`.
 fn score(p: &[Vec<f32>], truth: &[usize], present: &[bool]) -> Report {
     let c = present.len();
-    let pred = argmaxes(p);
+    let pred = argmaxes(p, present);
     let mut confusion = vec![vec![0u64; c]; c];
     for (&t, &q) in truth.iter().zip(&pred) {
         confusion[t][q] += 1;

@@ -28,8 +28,14 @@ pub struct Args {
 }
 
 pub fn run(a: &Args) -> anyhow::Result<()> {
-    let model = open(&a.model)?;
+    // Traced on the CPU: a module traced on a GPU keeps its device in the graph.
+    let model = open(&ModelArgs { device: "cpu".into(), ..a.model.clone() })?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    // The traced module first: if tracing fails, nothing of the folder has been replaced.
+    let traced = train::export::trace_classifier(&model)?;
+    let tmp = a.out.join(format!(".{TORCHSCRIPT}.tmp-{}", std::process::id()));
+    traced.save(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, a.out.join(TORCHSCRIPT))?;
     let run_dir = a.model.run_dir()?;
     let src = layout::run::model(&run_dir).join(&model.card.tensors);
     let tmp = a.out.join(format!(".{TENSORS}.tmp-{}", std::process::id()));
@@ -37,10 +43,6 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     std::fs::rename(&tmp, a.out.join(TENSORS))?;
     let card = exchange::schema::model_card::ModelCard { tensors: TENSORS.into(), ..model.card.clone() };
     card.write(&a.out.join(CARD))?;
-    let traced = train::export::trace_classifier(&model)?;
-    let tmp = a.out.join(format!(".{TORCHSCRIPT}.tmp-{}", std::process::id()));
-    traced.save(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, a.out.join(TORCHSCRIPT))?;
     println!(
         "export: {} ({} snapshot, epoch {}) -> {}/{{{CARD}, {TENSORS}, {TORCHSCRIPT}}}; input [B, 3, {s}, {s}] \
          preprocessed as {CARD} says, output [B, {c}] logits over {}",

@@ -11,7 +11,7 @@ use train::data::loader::{load_faces, Faces, RoleSet};
 use train::run::inputs::{resolve_split, SplitInputs};
 use train::snapshot::{Model, Snapshot};
 
-#[derive(ClapArgs)]
+#[derive(ClapArgs, Clone)]
 pub struct ModelArgs {
     /// The trained run: a name under --runs-root, or a run folder.
     #[arg(long)]
@@ -53,9 +53,14 @@ pub fn open(a: &ModelArgs) -> anyhow::Result<Model> {
         let has_ckpt = layout::run::latest_checkpoint(&run_dir).is_file();
         match (a.snapshot.as_str(), has_ckpt) {
             ("last", true) => {
-                let epoch = train::run::snapshot_from_checkpoint(&run_dir, &a.text_root)
+                let (epoch, finished) = train::run::snapshot_from_checkpoint(&run_dir, &a.text_root)
                     .with_context(|| format!("{}: converting the latest checkpoint", run_dir.display()))?;
-                eprintln!("{}: wrote the `last` snapshot (epoch {epoch}) from its checkpoint", run_dir.display());
+                let unfinished =
+                    if finished { "" } else { " — the run has not finished: this is not its final epoch" };
+                eprintln!(
+                    "{}: wrote the `last` snapshot (epoch {epoch}) from its checkpoint{unfinished}",
+                    run_dir.display()
+                );
             }
             ("best", true) => bail!(
                 "{}: no `best` snapshot (the run was trained before runs kept the val-chosen weights, or has no \

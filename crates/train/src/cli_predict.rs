@@ -47,10 +47,10 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         Some("csv") => Format::Csv,
         _ => bail!("--out {}: expected a .parquet or .csv file", a.out.display()),
     };
-    let model = open(&a.model)?;
     if a.faces.given() && !a.inputs.is_empty() {
         bail!("give image files and folders, or --split/--dataset, not both");
     }
+    let model = open(&a.model)?;
     let (ids, images, labels, skipped) = match a.faces.given() {
         true => {
             let set = faces(&a.faces, &model)?.set;
@@ -183,6 +183,10 @@ fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
         .collect();
     entries.sort();
     for p in entries {
+        // Hidden files (editor backups, macOS `._` resource forks) are not images of the dataset.
+        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            continue;
+        }
         if p.is_dir() {
             collect_images(&p, out)?;
         } else if p

@@ -27,7 +27,7 @@ pub fn write(run_dir: &Path, card: &ModelCard, tensors: &[(String, Tensor)]) -> 
     let tmp = dir.join(format!(".{}.tmp-{}", card.tensors, std::process::id()));
     let dense: Vec<(String, Tensor)> = tensors.iter().map(|(k, v)| (k.clone(), v.contiguous())).collect();
     Tensor::write_safetensors(&dense, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, dir.join(&card.tensors))?;
+    std::fs::rename(&tmp, dir.join(&card.tensors)).with_context(|| format!("renaming {}", tmp.display()))?;
     card.write(&layout::run::snapshot_card(run_dir, &card.snapshot))?;
     let prefix = format!("{}-", card.snapshot);
     for e in std::fs::read_dir(&dir)?.flatten() {
@@ -49,6 +49,8 @@ impl Snapshot {
     pub fn read(run_dir: &Path, snapshot: &str) -> anyhow::Result<Self> {
         let card_path = layout::run::snapshot_card(run_dir, snapshot);
         let card = ModelCard::read(&card_path)?;
+        // The card names a file beside it, never a path elsewhere.
+        layout::check_name("tensors file", &card.tensors).with_context(|| format!("{}", card_path.display()))?;
         let file = layout::run::model(run_dir).join(&card.tensors);
         let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(&file)
             .with_context(|| format!("{}: reading the tensors its card names", file.display()))?

@@ -56,6 +56,9 @@ fn trained(root: &Path) -> PathBuf {
         "schedule.steps_per_epoch=4",
         "schedule.epochs=3",
         "method.threshold=0.3",
+        // What a snapshot must carry beyond the weights: the EMA average evaluation reads, fitted temperatures.
+        "optim.ema=0.9",
+        "method.fit_temperatures=true",
     ] {
         args.extend(["--set".to_string(), s.to_string()]);
     }
@@ -134,7 +137,9 @@ fn predict_evaluate_and_export_a_trained_run() {
     let no_contempt: Vec<SplitRow> =
         test_rows.into_iter().filter(|r| r.id[1..].parse::<usize>().unwrap() % tiny::CLASSES != 7).collect();
     let split7 = root.join("splits/seven.parquet");
-    write_table(&split7, &no_contempt, &[(keys::DATASET, tiny::DATASET.into())]).unwrap();
+    let seven: Vec<&str> = exchange::labels::ALL[..7].iter().map(|e| e.name()).collect();
+    write_table(&split7, &no_contempt, &[(keys::DATASET, tiny::DATASET.into()), (keys::CLASSES, seven.join(","))])
+        .unwrap();
     let mut args = vec!["evaluate".to_string()];
     args.extend(common(root, &run));
     args.extend(["--split".to_string(), split7.display().to_string()]);
@@ -191,5 +196,9 @@ fn best_snapshot_is_refused_for_a_run_without_one_and_bad_inputs_are_named() {
     assert!(!o.status.success());
     assert!(test_support::text(&o).contains("not a run folder"), "{}", test_support::text(&o));
     let o = train_bin(root, &["predict", "--run", "nope", "x.png", "--out", "p.txt"]);
+    assert!(!o.status.success());
     assert!(test_support::text(&o).contains("expected a .parquet or .csv file"), "{}", test_support::text(&o));
+    let o = train_bin(root, &["predict", "--run", "nope", "x.png", "--split", "s", "--out", "p.csv"]);
+    assert!(!o.status.success());
+    assert!(test_support::text(&o).contains("not both"), "{}", test_support::text(&o));
 }

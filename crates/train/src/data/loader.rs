@@ -154,6 +154,10 @@ pub struct RoleSet {
     pub images: Vec<Img>,
     pub labels: Vec<Option<Expression>>,
     pub skipped: Vec<(String, String)>,
+    /// The dataset's classes, in canonical order: the split's class list (its metadata) for a split's role;
+    /// for a partition, every class any row of the shards is labeled with. A class of the dataset may have no
+    /// face among these.
+    pub classes: Vec<Expression>,
 }
 
 /// Which faces of a dataset's shards to use a trained model on.
@@ -166,8 +170,14 @@ pub enum Faces<'a> {
 }
 
 pub fn load_faces(shards: &Path, faces: &Faces, size: u32, grey: bool) -> anyhow::Result<RoleSet> {
+    let mut classes: Option<Vec<Expression>> = None;
     let (ids, what): (Option<std::collections::HashSet<String>>, String) = match faces {
         Faces::SplitRole(split, role) => {
+            if let Some(list) = file_metadata(split)?.get(CLASSES_KEY) {
+                let parsed: Option<Vec<Expression>> = list.split(',').map(|n| Expression::parse(n.trim())).collect();
+                classes =
+                    Some(parsed.with_context(|| format!("{}: {CLASSES_KEY} holds an unknown class", split.display()))?);
+            }
             let ids: std::collections::HashSet<String> = read_table::<SplitRow>(split)
                 .with_context(|| format!("reading the split {}", split.display()))?
                 .into_iter()
@@ -189,9 +199,13 @@ pub fn load_faces(shards: &Path, faces: &Faces, size: u32, grey: bool) -> anyhow
     let parts = exchange::layout::shard_parts(shards)
         .with_context(|| format!("shards not found at {} (run `make shard`)", shards.display()))?;
     let mut rows: Vec<(String, Option<u8>, Vec<u8>)> = Vec::new();
+    let mut seen = [false; 256];
     for part in &parts {
         for batch in TableReader::<ShardRow>::open(part)? {
             for r in batch? {
+                if let Some(l) = r.label {
+                    seen[l as usize] = true;
+                }
                 if wanted(&r) {
                     rows.push((r.id, r.label, r.image));
                 }
@@ -206,7 +220,9 @@ pub fn load_faces(shards: &Path, faces: &Faces, size: u32, grey: bool) -> anyhow
         _ => {}
     }
     let decoded: Vec<Result<Img, String>> = rows.par_iter().map(|r| decode(&r.2, size, grey)).collect();
-    let mut out = RoleSet { ids: vec![], images: vec![], labels: vec![], skipped: vec![] };
+    let classes = classes
+        .unwrap_or_else(|| (0..=u8::MAX).filter(|&l| seen[l as usize]).filter_map(Expression::from_id).collect());
+    let mut out = RoleSet { ids: vec![], images: vec![], labels: vec![], skipped: vec![], classes };
     for ((id, label, _), img) in rows.into_iter().zip(decoded) {
         match img {
             Ok(img) => {

@@ -55,13 +55,7 @@ impl Trainer<'_> {
         if !spec.writes() {
             return Ok(line);
         }
-        // The usable network: the val-chosen epoch's as soon as val improves, the final one after the last step.
-        if (state.best_epoch, state.best_val) != best_before {
-            self.write_snapshot(spec, data, state, "best", val_acc)?;
-        }
-        if state.step >= e.total_steps {
-            self.write_snapshot(spec, data, state, "last", val_acc)?;
-        }
+
         metrics.push(MetricRow::scalar(
             e.epoch,
             state.step,
@@ -71,6 +65,14 @@ impl Trainer<'_> {
         ));
         write_table(layout::run::metrics(&spec.run_dir), metrics, &[])?;
         self.save(&spec.run_dir, state)?;
+        // The usable network: the val-chosen epoch's as soon as val improves, the final one after the last step.
+        // Written after the checkpoint, so a crash in between replays nothing that a snapshot already holds.
+        if (state.best_epoch, state.best_val) != best_before {
+            self.write_snapshot(spec, data, state, "best", val_acc)?;
+        }
+        if state.step >= e.total_steps {
+            self.write_snapshot(spec, data, state, "last", val_acc)?;
+        }
         Ok(line)
     }
 

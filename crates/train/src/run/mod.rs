@@ -161,16 +161,20 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
 
 /// Writes the `last` snapshot of a run trained before runs wrote snapshots, from its latest checkpoint (the
 /// weights, EMA, bank and temperatures the checkpoint holds; the run's config, split and text prototypes),
-/// under the run's lock. Returns the checkpoint's epoch.
-pub fn snapshot_from_checkpoint(run_dir: &std::path::Path, text_root: &std::path::Path) -> anyhow::Result<u32> {
+/// under the run's lock, on the CPU in fp32. Refuses a run whose inputs changed since it trained (the bank's
+/// labels come from the split). Returns the checkpoint's epoch and whether the run had finished.
+pub fn snapshot_from_checkpoint(run_dir: &std::path::Path, text_root: &std::path::Path) -> anyhow::Result<(u32, bool)> {
     use anyhow::Context;
     use exchange::schema::run_info::RunInfo;
     let _lock = folder::lock(run_dir)?;
     let config_path = run_dir.join(layout::run::CONFIG_FILE);
-    let cfg: Config = toml::from_str(
+    let mut cfg: Config = toml::from_str(
         &std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?,
     )
     .with_context(|| format!("{}: not a config this build reads", config_path.display()))?;
+    // The conversion computes nothing: a run trained in fp16 on a GPU converts on this CPU too.
+    cfg.run.precision = crate::config::Precision::Fp32;
+    cfg.run.channels_last = false;
     let info = RunInfo::read(run_dir)?;
     let spec = RunSpec {
         split: info.split.into(),
@@ -183,8 +187,15 @@ pub fn snapshot_from_checkpoint(run_dir: &std::path::Path, text_root: &std::path
         stop_after: None,
         dist: None,
     };
+    if let Some(change) = folder::changed_input(run_dir, &folder::inputs(&spec, &cfg)?)? {
+        bail!(
+            "{}: the run's {change} since it trained; its memory bank no longer matches the split",
+            run_dir.display()
+        );
+    }
     let data = load_data(&spec, &cfg)?;
     let (trainer, start) = Trainer::new(&spec, &cfg, &data)?;
     trainer.write_snapshot(&spec, &data, &start.state, "last", None)?;
-    Ok(start.state.epoch)
+    let total = cfg.schedule.steps_per_epoch * u64::from(cfg.schedule.epochs);
+    Ok((start.state.epoch, start.state.step >= total))
 }
