@@ -8,7 +8,7 @@ use exchange::calibration::Bins;
 use exchange::layout;
 use exchange::schema::evaluation::Evaluation;
 use exchange::Expression;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::cli_model::{faces, open, FaceArgs, ModelArgs};
 
@@ -111,8 +111,8 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
 
 /// The probabilities restricted to the classes the dataset has (the others' columns zeroed), as rows.
 fn shared_scores(p: &Tensor, present: &[bool]) -> Vec<Vec<f32>> {
-    let rows: Vec<Vec<f32>> = Vec::try_from(&p.to_kind(Kind::Float)).unwrap_or_default();
-    rows.into_iter()
+    train::evaluate::rows(p)
+        .into_iter()
         .map(|r| {
             let kept: Vec<f32> = r.iter().zip(present).map(|(v, &on)| if on { *v } else { 0.0 }).collect();
             let sum: f32 = kept.iter().sum::<f32>().max(f32::MIN_POSITIVE);

@@ -8,10 +8,10 @@ use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
 use exchange::parquet_io::write_table;
 use exchange::schema::prediction::PredictionRow;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 use train::data::augment::Img;
 use train::data::loader::decode;
-use train::evaluate::Inference;
+use train::evaluate::{most_probable, rows as prob_rows, Inference};
 
 use crate::cli_model::{faces, open, FaceArgs, ModelArgs};
 
@@ -70,7 +70,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         bail!("no readable image among the inputs");
     }
     let inf = model.infer(&images);
-    let rows = rows(&inf, &ids, &labels, &model.card.classes, a.levels);
+    let rows = prediction_rows(&inf, &ids, &labels, &model.card.classes, a.levels);
     match format {
         Format::Parquet => {
             let classes = model.card.classes.join(",");
@@ -108,23 +108,21 @@ enum Format {
     Csv,
 }
 
-fn rows(
+fn prediction_rows(
     inf: &Inference,
     ids: &[String],
     labels: &[Option<String>],
     classes: &[String],
     levels: bool,
 ) -> Vec<PredictionRow> {
-    let table = |t: &Tensor| -> Vec<Vec<f32>> { Vec::try_from(&t.to_kind(Kind::Float)).unwrap_or_default() };
-    let sem = table(&inf.p_sem);
-    let opt = |t: Option<&Tensor>| t.filter(|_| levels).map(table);
+    let sem = prob_rows(&inf.p_sem);
+    let opt = |t: Option<&Tensor>| t.filter(|_| levels).map(prob_rows);
     let (text, ins) = (opt(inf.p_text.as_ref()), opt(inf.p_ins.as_ref()));
-    let fused = levels.then(|| table(&inf.p_fused));
+    let fused = levels.then(|| prob_rows(&inf.p_fused));
     ids.iter()
         .enumerate()
         .map(|(i, id)| {
-            let (k, conf) =
-                sem[i].iter().enumerate().fold((0, f32::MIN), |b, (k, v)| if *v > b.1 { (k, *v) } else { b });
+            let (k, conf) = most_probable(&sem[i]);
             PredictionRow {
                 id: id.clone(),
                 predicted: classes[k].clone(),

@@ -138,19 +138,27 @@ pub fn metric_rows(s: &Scores, epoch: u32, step: u64, split: &str) -> Vec<Metric
     rows
 }
 
+/// A `[N, C]` probability tensor as N rows of f32.
+pub fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+    Vec::try_from(&t.to_kind(Kind::Float)).unwrap_or_default()
+}
+
+/// A probability row's most probable class and its probability (the first on ties).
+pub fn most_probable(p: &[f32]) -> (usize, f32) {
+    p.iter().enumerate().fold((0, f32::MIN), |b, (k, v)| if *v > b.1 { (k, *v) } else { b })
+}
+
 /// Pseudo-label exchange rows of the unlabeled sweep (ids and probabilities only), selected with the
 /// threshold in force for each row's class.
 pub fn pseudo_rows(inf: &Inference, ids: &[String], epoch: u32, threshold: &Threshold) -> Vec<PseudoLabelRow> {
-    let rows2 = |t: &Tensor| -> Vec<Vec<f32>> { Vec::try_from(&t.to_kind(Kind::Float)).unwrap_or_default() };
-    let (sem, fused) = (rows2(&inf.p_sem), rows2(&inf.p_fused));
-    let text = inf.p_text.as_ref().map(rows2);
-    let ins = inf.p_ins.as_ref().map(rows2);
+    let (sem, fused) = (rows(&inf.p_sem), rows(&inf.p_fused));
+    let text = inf.p_text.as_ref().map(rows);
+    let ins = inf.p_ins.as_ref().map(rows);
     ids.iter()
         .enumerate()
         .map(|(i, id)| {
             let f = &fused[i];
-            let (label, conf) =
-                f.iter().enumerate().fold((0usize, f32::MIN), |b, (k, v)| if *v > b.1 { (k, *v) } else { b });
+            let (label, conf) = most_probable(f);
             PseudoLabelRow {
                 id: id.clone(),
                 epoch,
