@@ -19,6 +19,7 @@ fn main() {
         .cpp(true)
         .file("csrc/torch_ext.cpp")
         .file("csrc/dist.cpp")
+        .file("csrc/optim.cpp")
         .include(&include)
         // Gloo's headers, which the wheel does not ship (see csrc/vendor/gloo/README.md).
         .include("csrc/vendor")

@@ -19,6 +19,23 @@ extern "C" {
     pub fn tx_channels_last(t: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
     pub fn tx_is_channels_last(t: *const C_tensor, yes: *mut bool) -> *mut c_char;
     pub fn tx_cpu_capability(name: *const c_char, value: *mut c_int) -> *mut c_char;
+    #[allow(clippy::too_many_arguments)]
+    pub fn tx_fused_adam(
+        params: *const *const C_tensor,
+        grads: *const *const C_tensor,
+        exp_avgs: *const *const C_tensor,
+        exp_avg_sqs: *const *const C_tensor,
+        n: c_int,
+        step: *const C_tensor,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+        decoupled: bool,
+    ) -> *mut c_char;
+
+    pub fn tx_clear_grads(ts: *const *const C_tensor, n: c_int) -> *mut c_char;
 
     pub fn tx_group_new_gloo(
         host: *const c_char,

@@ -135,10 +135,12 @@ impl Optimizer {
         self
     }
 
-    pub fn zero_grad(&mut self) {
-        for (_, p) in &mut self.params {
-            p.zero_grad();
-        }
+    /// Drops the gradients (PyTorch's default `set_to_none`): a parameter the next loss does not reach keeps
+    /// none and is not updated, as in PyTorch.
+    pub fn zero_grad(&mut self) -> anyhow::Result<()> {
+        let params: Vec<Tensor> = self.params.iter().map(|(_, p)| p.shallow_clone()).collect();
+        torch_ext::optim::clear_grads(&params).context("clearing gradients")?;
+        Ok(())
     }
 
     /// The parameters' gradients (shallow handles; undefined ones included).
@@ -168,52 +170,81 @@ impl Optimizer {
     }
 
     /// One update with learning rate `lr` from the parameters' current gradients.
-    pub fn step(&mut self, lr: f64) {
+    pub fn step(&mut self, lr: f64) -> anyhow::Result<()> {
         self.step += 1;
-        let t = self.step as f64;
-        let wd = self.weight_decay;
-        tch::no_grad(|| {
-            for (i, (_, p)) in self.params.iter_mut().enumerate() {
-                let g = p.grad();
-                let lr = lr * self.lr_scales[i];
-                if !g.defined() || lr == 0.0 {
-                    continue;
-                }
-                match self.kind {
-                    OptimKind::Adam { beta1, beta2, eps } | OptimKind::AdamW { beta1, beta2, eps } => {
-                        let g =
-                            if matches!(self.kind, OptimKind::Adam { .. }) && wd != 0.0 { &g + &*p * wd } else { g };
-                        if matches!(self.kind, OptimKind::AdamW { .. }) && wd != 0.0 {
-                            let _ = p.g_mul_scalar_(1.0 - lr * wd);
-                        }
-                        let _ = self.m[i].g_mul_scalar_(beta1).g_add_(&(&g * (1.0 - beta1)));
-                        let _ = self.v[i].g_mul_scalar_(beta2).g_add_(&(&g * &g * (1.0 - beta2)));
-                        let bc1 = 1.0 - beta1.powf(t);
-                        let bc2 = 1.0 - beta2.powf(t);
-                        let denom = (&self.v[i] / bc2).sqrt() + eps;
-                        let _ = p.g_sub_(&(&self.m[i] / &denom * (lr / bc1)));
-                    }
-                    OptimKind::Sgd { momentum, nesterov } => {
-                        let g = if wd != 0.0 { &g + &*p * wd } else { g };
-                        let d = if momentum != 0.0 {
-                            if self.step == 1 {
-                                self.m[i].copy_(&g);
-                            } else {
-                                let _ = self.m[i].g_mul_scalar_(momentum).g_add_(&g);
-                            }
-                            if nesterov {
-                                &g + &self.m[i] * momentum
-                            } else {
-                                self.m[i].shallow_clone()
-                            }
-                        } else {
-                            g
-                        };
-                        let _ = p.g_sub_(&(d * lr));
-                    }
-                }
+        tch::no_grad(|| match self.kind {
+            OptimKind::Adam { beta1, beta2, eps } | OptimKind::AdamW { beta1, beta2, eps } => {
+                let decoupled = matches!(self.kind, OptimKind::AdamW { .. });
+                let h = torch_ext::optim::Adam { lr, beta1, beta2, eps, weight_decay: self.weight_decay, decoupled };
+                self.adam_step(h)
             }
-        });
+            OptimKind::Sgd { momentum, nesterov } => {
+                self.sgd_step(lr, momentum, nesterov);
+                Ok(())
+            }
+        })
+    }
+
+    /// Adam/AdamW through libtorch's fused kernel (one call per learning rate), which wants dense tensors in
+    /// the default layout; channels-last parameters take the same rule written with tensor ops.
+    fn adam_step(&mut self, h: torch_ext::optim::Adam) -> anyhow::Result<()> {
+        let mut groups: Vec<(f64, [Vec<Tensor>; 4])> = Vec::new();
+        for (i, (_, p)) in self.params.iter_mut().enumerate() {
+            let g = p.grad();
+            let lr = h.lr * self.lr_scales[i];
+            if !g.defined() || lr == 0.0 {
+                continue;
+            }
+            let (m, v) = (&mut self.m[i], &mut self.v[i]);
+            if ![&*p, &g, &*m, &*v].iter().all(|t| t.is_contiguous()) {
+                unfused_adam(p, &g, m, v, self.step, torch_ext::optim::Adam { lr, ..h });
+                continue;
+            }
+            let at = match groups.iter().position(|(l, _)| *l == lr) {
+                Some(at) => at,
+                None => {
+                    groups.push((lr, Default::default()));
+                    groups.len() - 1
+                }
+            };
+            let [ps, gs, ms, vs] = &mut groups[at].1;
+            ps.push(p.shallow_clone());
+            gs.push(g);
+            ms.push(m.shallow_clone());
+            vs.push(v.shallow_clone());
+        }
+        for (lr, [ps, gs, ms, vs]) in groups {
+            torch_ext::optim::fused_adam(&ps, &gs, &ms, &vs, self.step, torch_ext::optim::Adam { lr, ..h })
+                .context("Adam update")?;
+        }
+        Ok(())
+    }
+
+    fn sgd_step(&mut self, lr: f64, momentum: f64, nesterov: bool) {
+        let wd = self.weight_decay;
+        for (i, (_, p)) in self.params.iter_mut().enumerate() {
+            let g = p.grad();
+            let lr = lr * self.lr_scales[i];
+            if !g.defined() || lr == 0.0 {
+                continue;
+            }
+            let g = if wd != 0.0 { &g + &*p * wd } else { g };
+            let d = if momentum != 0.0 {
+                if self.step == 1 {
+                    self.m[i].copy_(&g);
+                } else {
+                    let _ = self.m[i].g_mul_scalar_(momentum).g_add_(&g);
+                }
+                if nesterov {
+                    &g + &self.m[i] * momentum
+                } else {
+                    self.m[i].shallow_clone()
+                }
+            } else {
+                g
+            };
+            let _ = p.g_sub_(&(d * lr));
+        }
     }
 
     /// The state as named tensors for a checkpoint.
@@ -236,6 +267,20 @@ impl Optimizer {
         }
         Ok(())
     }
+}
+
+/// PyTorch's Adam/AdamW rule with tensor ops, for the tensors the fused kernel does not take.
+fn unfused_adam(p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, step: i64, h: torch_ext::optim::Adam) {
+    let (lr, wd, t) = (h.lr, h.weight_decay, step as f64);
+    let g = if !h.decoupled && wd != 0.0 { g + &*p * wd } else { g.shallow_clone() };
+    if h.decoupled && wd != 0.0 {
+        let _ = p.g_mul_scalar_(1.0 - lr * wd);
+    }
+    let _ = m.lerp_(&g, 1.0 - h.beta1);
+    let _ = v.g_mul_scalar_(h.beta2).g_add_(&(&g * &g * (1.0 - h.beta2)));
+    let (bc1, bc2) = (1.0 - h.beta1.powf(t), 1.0 - h.beta2.powf(t));
+    let denom = (&*v / bc2).sqrt() + h.eps;
+    let _ = p.g_sub_(&(&*m / &denom * (lr / bc1)));
 }
 
 #[cfg(test)]
@@ -272,9 +317,9 @@ mod tests {
             for _ in 0..5 {
                 let loss = (x.apply(&lin) - &y).pow_tensor_scalar(2).mean(Kind::Float);
                 if ours {
-                    mine.zero_grad();
+                    mine.zero_grad().unwrap();
                     loss.backward();
-                    mine.step(0.05);
+                    mine.step(0.05).unwrap();
                 } else {
                     lib.zero_grad();
                     loss.backward();
@@ -308,7 +353,7 @@ mod tests {
         assert!((norm - (30f64.powi(2) + 40f64.powi(2) + 1.0).sqrt()).abs() < 1e-3, "{norm}");
         let after = f64::try_from(&lin.ws.grad().norm()).unwrap();
         assert!(after < 1.0, "{after}");
-        opt.step(0.1);
+        opt.step(0.1).unwrap();
         let saved: HashMap<String, Tensor> = opt.state().into_iter().map(|(k, v)| (k, v.copy())).collect();
         let mut other = Optimizer::new(&vs, OptimKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }, 0.0);
         other.load_state(&saved).unwrap();
@@ -332,8 +377,78 @@ mod tests {
                 _ => 0.0,
             });
         (&a + &b + &c).sum(Kind::Float).backward();
-        opt.step(0.5);
+        opt.step(0.5).unwrap();
         let got: Vec<f64> = [&a, &b, &c].iter().map(|t| f64::try_from(*t).unwrap()).collect();
         assert!((got[0] + 0.5).abs() < 1e-7 && (got[1] + 0.05).abs() < 1e-7 && got[2] == 0.0, "{got:?}");
+    }
+
+    /// Adam's first step moves every parameter by lr·sign(g) (m̂ = g, v̂ = g²): the fused kernel runs once per
+    /// learning rate, so each scale must land on its own parameters.
+    #[test]
+    fn adam_learning_rate_groups() {
+        let vs = VarStore::new(Device::Cpu);
+        let a = vs.root().zeros("a", &[2]);
+        let b = vs.root().zeros("b", &[1]);
+        let c = vs.root().zeros("c", &[1]);
+        let adam = OptimKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+        let mut opt = Optimizer::new(&vs, adam, 0.0).with_lr_scale(|n| match n {
+            "a" => 1.0,
+            "b" => 0.1,
+            _ => 0.0,
+        });
+        (a.sum(Kind::Float) * 3.0 - b.sum(Kind::Float) * 2.0 + c.sum(Kind::Float)).backward();
+        opt.step(0.5).unwrap();
+        let got: Vec<f64> =
+            [a.get(0), a.get(1), b.get(0), c.get(0)].iter().map(|t| f64::try_from(t).unwrap()).collect();
+        let want = [-0.5, -0.5, 0.05, 0.0];
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+        }
+    }
+
+    /// A channels-last weight is not dense in the default layout, so it takes the unfused rule: both paths
+    /// must give the same parameters.
+    #[test]
+    fn channels_last_parameters_follow_the_same_rule() {
+        let run = |channels_last: bool| -> Vec<f32> {
+            let vs = VarStore::new(Device::Cpu);
+            let mut w = vs.root().zeros("w", &[2, 3, 2, 2]);
+            let x = Tensor::arange(2 * 3 * 2 * 2, (Kind::Float, Device::Cpu)).view([2, 3, 2, 2]).sin();
+            tch::no_grad(|| w.copy_(&x.cos()));
+            if channels_last {
+                torch_ext::memory_format::params_channels_last([&mut w]).unwrap();
+                assert!(!w.is_contiguous());
+            }
+            let mut opt = Optimizer::new(&vs, OptimKind::AdamW { beta1: 0.9, beta2: 0.999, eps: 1e-8 }, 1e-2);
+            for _ in 0..3 {
+                opt.zero_grad().unwrap();
+                (&w * &x).pow_tensor_scalar(2).sum(Kind::Float).backward();
+                opt.step(0.05).unwrap();
+            }
+            Vec::try_from(&w.contiguous().flatten(0, -1)).unwrap()
+        };
+        let (fused, unfused) = (run(false), run(true));
+        for (a, b) in fused.iter().zip(&unfused) {
+            assert!((a - b).abs() < 1e-6, "fused {fused:?}\nunfused {unfused:?}");
+        }
+    }
+
+    /// As in PyTorch: a parameter the step's loss does not reach has no gradient and does not move, even
+    /// with momentum from earlier steps (zeroed gradients would have moved it).
+    #[test]
+    fn a_parameter_the_loss_does_not_reach_stays_put() {
+        let vs = VarStore::new(Device::Cpu);
+        let a = vs.root().zeros("a", &[1]);
+        let b = vs.root().zeros("b", &[1]);
+        let mut opt = Optimizer::new(&vs, OptimKind::Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8 }, 0.0);
+        opt.zero_grad().unwrap();
+        (&a + &b).sum(Kind::Float).backward();
+        opt.step(0.1).unwrap();
+        let b1 = f64::try_from(&b).unwrap();
+        opt.zero_grad().unwrap();
+        a.sum(Kind::Float).backward();
+        opt.step(0.1).unwrap();
+        assert_eq!(f64::try_from(&b).unwrap(), b1);
+        assert!((f64::try_from(&a).unwrap() + 0.2).abs() < 1e-6);
     }
 }

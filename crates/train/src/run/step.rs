@@ -142,7 +142,7 @@ impl Trainer<'_> {
     /// every rank's labeled features, so weights and bank stay identical everywhere.
     pub fn update(&mut self, f: &Forward, step: u64, total: u64) -> anyhow::Result<()> {
         let cfg = self.cfg;
-        self.opt.zero_grad();
+        self.opt.zero_grad()?;
         self.scaler.scale_loss(&f.loss).backward();
         if let Some(d) = &self.dist {
             d.average_gradients(&self.opt.gradients())?;
@@ -151,7 +151,7 @@ impl Trainer<'_> {
             if cfg.optim.clip_grad_norm > 0.0 {
                 let _norm = self.opt.clip_grad_norm(cfg.optim.clip_grad_norm);
             }
-            self.opt.step(learning_rate(&cfg.optim, step, total));
+            self.opt.step(learning_rate(&cfg.optim, step, total))?;
             if let Some(e) = self.ema.as_mut() {
                 e.update(&self.vs);
             }
