@@ -114,6 +114,10 @@ pub struct Run {
     pub loader_threads: usize,
     /// Batches prepared ahead (the bounded prefetch queue).
     pub prefetch: usize,
+    /// A throughput diagnostic, not a way to train: when N > 0 the first N batches are augmented once and
+    /// then fed again and again, so the step runs without augmentation competing for the cores (`make bench`'s
+    /// "step alone" row). 0 (default): every step gets its own batch.
+    pub replay_batches: usize,
     /// The training forward's arithmetic: see [`Precision`].
     pub precision: Precision,
     /// Convolution weights and input batches in the channels-last memory format (oneDNN's and cuDNN's fastest
@@ -206,6 +210,7 @@ impl Default for Run {
             pseudo_labels_every: 1,
             loader_threads: 0,
             prefetch: 4,
+            replay_batches: 0,
             precision: Precision::Auto,
             channels_last: false,
             amp: None,

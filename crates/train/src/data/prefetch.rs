@@ -33,6 +33,20 @@ pub struct Batch {
     pub unlabeled_state: SamplerState,
 }
 
+impl Batch {
+    /// The same faces and views, as step `step`'s batch (replay).
+    fn again(&self, step: u64) -> Batch {
+        Batch {
+            step,
+            labeled: self.labeled.clone(),
+            unlabeled: self.unlabeled.clone(),
+            x: self.x.copy(),
+            labeled_state: self.labeled_state,
+            unlabeled_state: self.unlabeled_state,
+        }
+    }
+}
+
 /// The input side of a run: images, batch sizes and augmentation settings.
 pub struct Plan<'a> {
     pub labeled: &'a [Img],
@@ -46,6 +60,8 @@ pub struct Plan<'a> {
     pub threads: usize,
     /// Which share of every global batch this process trains on.
     pub shard: Shard,
+    /// N > 0: the first N batches, augmented once, are sent again and again (a benchmark of the step alone).
+    pub replay: usize,
 }
 
 /// Rank `rank` of `world` takes the `rank`-th of `world` equal, contiguous slices of a batch.
@@ -129,8 +145,17 @@ pub fn spawn<'scope, 'env>(
     let pool =
         rayon::ThreadPoolBuilder::new().num_threads(plan.threads).thread_name(|i| format!("augment-{i}")).build()?;
     std::thread::Builder::new().name("prefetch".into()).spawn_scoped(scope, move || {
-        for step in steps {
-            let b = pool.install(|| plan.batch(step, &mut lab, &mut unl));
+        let mut replayed: Vec<Batch> = Vec::new();
+        for (i, step) in steps.enumerate() {
+            let b = if plan.replay > 0 && replayed.len() == plan.replay {
+                replayed[i % plan.replay].again(step)
+            } else {
+                let b = pool.install(|| plan.batch(step, &mut lab, &mut unl));
+                if plan.replay > 0 {
+                    replayed.push(b.again(step));
+                }
+                b
+            };
             if tx.send(b).is_err() {
                 return;
             }
@@ -151,7 +176,17 @@ mod tests {
 
     /// 4 labeled + 6 unlabeled faces a step from `l` and `u`, seed 3.
     fn test_plan<'a>(l: &'a [Img], u: &'a [Img], threads: usize, shard: Shard) -> Plan<'a> {
-        Plan { labeled: l, unlabeled: u, batch_labeled: 4, batch_unlabeled: 6, pad: 1, seed: 3, threads, shard }
+        Plan {
+            labeled: l,
+            unlabeled: u,
+            batch_labeled: 4,
+            batch_unlabeled: 6,
+            pad: 1,
+            seed: 3,
+            threads,
+            shard,
+            replay: 0,
+        }
     }
 
     #[test]
@@ -191,5 +226,21 @@ mod tests {
             }
         }
         assert_eq!(parts[1].labeled_state, whole.labeled_state);
+    }
+
+    #[test]
+    fn replay_sends_the_first_batches_again_under_new_step_numbers() {
+        let (l, u) = (faces(10), faces(30));
+        std::thread::scope(|scope| {
+            let plan = Plan { replay: 2, ..test_plan(&l, &u, 1, Shard::WHOLE) };
+            let rx = spawn(scope, plan, Sampler::new(10, 3, 1), Sampler::new(30, 3, 2), 4..9, 1).unwrap();
+            let got: Vec<Batch> = rx.iter().collect();
+            assert_eq!(got.iter().map(|b| b.step).collect::<Vec<_>>(), vec![4, 5, 6, 7, 8]);
+            for (i, b) in got.iter().enumerate().skip(2) {
+                let first = &got[i % 2];
+                assert!(b.x.equal(&first.x) && b.labeled == first.labeled, "step {}", b.step);
+            }
+            assert!(!got[0].x.equal(&got[1].x));
+        });
     }
 }

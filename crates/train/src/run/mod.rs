@@ -52,6 +52,7 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
         seed: cfg.run.seed,
         threads: cfg.run.loader_threads,
         shard: spec.dist.as_ref().map_or(Shard::WHOLE, |d| Shard { rank: d.rank(), world: d.world() }),
+        replay: cfg.run.replay_batches,
     };
     let stop_at = spec.stop_after.map_or(total, |s| s.min(total));
     let log_lines = !spec.quiet && !std::io::stderr().is_terminal();
