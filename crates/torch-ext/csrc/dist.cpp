@@ -7,21 +7,11 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "guard.h"
+#include "tensor_list.h"
 
 #include <chrono>
 #include <string>
 #include <vector>
-
-namespace {
-
-std::vector<at::Tensor> tensors(at::Tensor* const* ts, int n) {
-  std::vector<at::Tensor> v;
-  v.reserve(n);
-  for (int i = 0; i < n; ++i) v.push_back(*ts[i]);
-  return v;
-}
-
-}  // namespace
 
 struct tx_group {
   c10::intrusive_ptr<c10d::Store> store;
@@ -65,7 +55,7 @@ void tx_work_free(tx_work* w) { delete w; }
 // Sum of each tensor over all ranks, in place, started asynchronously: wait with tx_work_wait.
 char* tx_allreduce_sum(tx_group* g, at::Tensor* const* ts, int n, tx_work** out) {
   TX_GUARD({
-    auto v = tensors(ts, n);
+    auto v = tensor_list(ts, n);
     c10d::AllreduceOptions o;
     o.reduceOp = c10d::ReduceOp::SUM;
     o.timeout = g->timeout;
@@ -82,7 +72,7 @@ char* tx_work_wait(tx_work* w) {
 // Rank `root`'s tensors copied into every rank's, in place.
 char* tx_broadcast(tx_group* g, at::Tensor* const* ts, int n, int root) {
   TX_GUARD({
-    auto v = tensors(ts, n);
+    auto v = tensor_list(ts, n);
     c10d::BroadcastOptions o;
     o.rootRank = root;
     o.timeout = g->timeout;
@@ -93,7 +83,7 @@ char* tx_broadcast(tx_group* g, at::Tensor* const* ts, int n, int root) {
 // Every rank's `input` (same shape on all) into outs[0..world), rank order.
 char* tx_allgather(tx_group* g, const at::Tensor* input, at::Tensor* const* outs, int world) {
   TX_GUARD({
-    std::vector<std::vector<at::Tensor>> o{tensors(outs, world)};
+    std::vector<std::vector<at::Tensor>> o{tensor_list(outs, world)};
     std::vector<at::Tensor> in{*input};
     c10d::AllgatherOptions opts;
     opts.timeout = g->timeout;

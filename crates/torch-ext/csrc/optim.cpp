@@ -8,19 +8,9 @@
 #include <ATen/ops/_fused_adamw.h>
 
 #include "guard.h"
+#include "tensor_list.h"
 
 #include <vector>
-
-namespace {
-
-std::vector<at::Tensor> list(at::Tensor* const* ts, int n) {
-  std::vector<at::Tensor> v;
-  v.reserve(n);
-  for (int i = 0; i < n; ++i) v.push_back(*ts[i]);
-  return v;
-}
-
-}  // namespace
 
 extern "C" {
 
@@ -30,10 +20,10 @@ char* tx_fused_adam(at::Tensor* const* params, at::Tensor* const* grads, at::Ten
                     at::Tensor* const* exp_avg_sqs, int n, const at::Tensor* step, double lr, double beta1,
                     double beta2, double weight_decay, double eps, bool decoupled) {
   TX_GUARD({
-    auto p = list(params, n);
-    auto g = list(grads, n);
-    auto m = list(exp_avgs, n);
-    auto v = list(exp_avg_sqs, n);
+    auto p = tensor_list(params, n);
+    auto g = tensor_list(grads, n);
+    auto m = tensor_list(exp_avgs, n);
+    auto v = tensor_list(exp_avg_sqs, n);
     std::vector<at::Tensor> steps(n, *step);
     std::vector<at::Tensor> no_max;
     if (decoupled) {
