@@ -60,9 +60,6 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
     };
     let shards = opts.shards.clone().unwrap_or_else(|| PathBuf::from(&info.shards));
     let split = opts.split.clone().unwrap_or_else(|| PathBuf::from(&info.split));
-    let truth = load::read_truth(&shards)?;
-    let prior = load::labeled_prior(&split, &truth, &class_ids)?;
-
     let detail = match opts.epoch {
         Some(e) if !files.iter().any(|(n, _)| *n == e) => anyhow::bail!(
             "{}: no pseudo-labels for epoch {e} (epochs present: {})",
@@ -72,14 +69,33 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
         Some(e) => e,
         None => files.last().map(|f| f.0).unwrap_or(0),
     };
+    let wanted: Vec<&(u32, PathBuf)> = files.iter().filter(|(e, _)| *e <= detail).collect();
+    let read = |i: usize| wanted.get(i).map(|(e, p)| load::read_epoch_file(*e, p, &info, class_ids.len())).transpose();
+    // Reads overlap the work that does not need them: the truth beside the first epoch file, each next file
+    // beside the analysis of the current one. At most two epochs are in memory.
+    let (truth, first) = rayon::join(|| load::read_truth(&shards), || read(0));
+    let truth = truth?;
+    let prior = load::labeled_prior(&split, &truth, &class_ids)?;
+    let mut next = first?;
     let mut epochs = Vec::new();
     let mut what_if = None;
-    for (epoch, path) in files.iter().filter(|(e, _)| *e <= detail) {
-        let data = load::read_epoch(*epoch, path, &info, &class_ids, &truth, &mut warnings)?;
-        epochs.push(analyse(&data, &info.classes, &prior, &opts.over));
-        if *epoch == detail {
-            what_if = opts.what_if_step.map(|step| what_if::what_if(&data, &opts.over, step));
-        }
+    let mut i = 0;
+    while let Some(file) = next {
+        let data = load::join_truth(file, &class_ids, &truth, &mut warnings)?;
+        let step = opts.what_if_step.filter(|_| data.epoch == detail);
+        let ((report, replayed), following) = rayon::join(
+            || {
+                rayon::join(
+                    || analyse(&data, &info.classes, &prior, &opts.over),
+                    || step.map(|step| what_if::what_if(&data, &opts.over, step)),
+                )
+            },
+            || read(i + 1),
+        );
+        epochs.push(report);
+        what_if = what_if.or(replayed);
+        next = following?;
+        i += 1;
     }
     let setting = if opts.over.is_some() {
         let d = epochs.last().expect("an override needs pseudo-labels, so at least one epoch");

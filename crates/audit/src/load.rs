@@ -17,6 +17,7 @@ use exchange::schema::split::{column as sp, Role, SplitRow};
 use exchange::Expression;
 use exchange::{keys, layout};
 use polars::prelude::*;
+use rayon::prelude::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -290,16 +291,21 @@ fn flat_probs(df: &DataFrame, name: &str, c: usize, path: &Path, ids: &StringChu
     Ok(Some(out))
 }
 
-/// Reads one epoch file and joins it with the truth.
-pub fn read_epoch(
-    epoch: u32,
-    path: &Path,
-    info: &RunInfo,
-    class_ids: &[u8],
-    truth: &Truth,
-    warnings: &mut Vec<String>,
-) -> Result<EpochData> {
-    let c = class_ids.len();
+/// One epoch file as read, before the join with the truth: its setting and every row's id and levels.
+pub struct EpochFile {
+    pub epoch: u32,
+    pub path: PathBuf,
+    ids: StringChunked,
+    /// semantic, text, instance (None when the level is off), `rows × classes`.
+    levels: [Option<Vec<f32>>; 3],
+    fused: Vec<f32>,
+    threshold: Threshold,
+    fusion: Fusion,
+}
+
+/// Reads and validates one epoch file of a run with `c` classes; needs no truth, so it can run beside
+/// [`read_truth`].
+pub fn read_epoch_file(epoch: u32, path: &Path, info: &RunInfo, c: usize) -> Result<EpochFile> {
     let meta = check_table::<PseudoLabelRow>(path, &[pl::ID, pl::P_SEM, pl::P_FUSED])?;
     let fusion: Fusion = match meta.get(keys::FUSION) {
         Some(json) => serde_json::from_str(json)
@@ -318,23 +324,39 @@ pub fn read_epoch(
         .and_then(|lf| lf.collect())
         .map_err(pe(path))?;
     let ids = df.column(pl::ID).and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(path))?;
-    let opt = |name: &str| -> Result<Option<Vec<f32>>> {
-        if df.column(name).is_err() {
-            return Ok(None);
-        }
-        flat_probs(&df, name, c, path, &ids)
-    };
-    let sem =
-        opt(pl::P_SEM)?.ok_or_else(|| LoadError::Input(format!("{}: `p_sem` is entirely null", path.display())))?;
-    let text = opt(pl::P_TEXT)?;
-    let ins = opt(pl::P_INS)?;
-    let fused =
-        opt(pl::P_FUSED)?.ok_or_else(|| LoadError::Input(format!("{}: `p_fused` is entirely null", path.display())))?;
+    // The four columns validated and flattened side by side.
+    let names = [pl::P_SEM, pl::P_TEXT, pl::P_INS, pl::P_FUSED];
+    let mut columns: Vec<Option<Vec<f32>>> = names
+        .par_iter()
+        .map(|name| if df.column(name).is_err() { Ok(None) } else { flat_probs(&df, name, c, path, &ids) })
+        .collect::<Result<_>>()?;
+    let entirely_null = |name: &str| LoadError::Input(format!("{}: `{name}` is entirely null", path.display()));
+    let fused = columns[3].take().ok_or_else(|| entirely_null(pl::P_FUSED))?;
+    let sem = columns[0].take().ok_or_else(|| entirely_null(pl::P_SEM))?;
+    Ok(EpochFile {
+        epoch,
+        path: path.to_path_buf(),
+        ids,
+        levels: [Some(sem), columns[1].take(), columns[2].take()],
+        fused,
+        threshold,
+        fusion,
+    })
+}
 
+/// Joins an epoch's rows with the truth by id and keeps the auditable ones (a known id, a true label in the
+/// run's classes); what was left out is counted, and too many unknown ids is an error.
+pub fn join_truth(file: EpochFile, class_ids: &[u8], truth: &Truth, warnings: &mut Vec<String>) -> Result<EpochData> {
+    let EpochFile { epoch, path, ids, levels, fused, threshold, fusion } = file;
+    let path = path.as_path();
+    let c = class_ids.len();
+    let [sem, text, ins] = levels;
+    let sem = sem.expect("read_epoch_file always reads the semantic level");
     // Join with the truth and keep auditable rows.
     let mut dropped = Dropped::default();
-    let mut keep = Vec::with_capacity(df.height());
-    let mut truth_idx = Vec::with_capacity(df.height());
+    let rows = ids.len();
+    let mut keep = Vec::with_capacity(rows);
+    let mut truth_idx = Vec::with_capacity(rows);
     let mut votes = truth.has_votes.then(Vec::new);
     let mut first_unknown = None;
     for (i, id) in ids.iter().enumerate() {
@@ -358,7 +380,6 @@ pub fn read_epoch(
             },
         }
     }
-    let rows = df.height();
     if dropped.unknown_ids > 0 {
         let share = dropped.unknown_ids as f64 / rows.max(1) as f64;
         let msg = format!(

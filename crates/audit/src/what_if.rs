@@ -7,13 +7,13 @@
 use exchange::fusion::{Fusion, FusionMode, Threshold};
 use rayon::prelude::*;
 use serde::Serialize;
-use wide::f32x8;
+use wide::{f32x8, CmpEq, CmpGe, CmpGt};
 
 use crate::analysis::{fused_in_force, Override};
 use crate::fusion::describe;
 use crate::load::EpochData;
 use crate::metrics::decide;
-use crate::metrics::quality::{selection, top_k};
+use crate::metrics::quality::{from_order_key, order_key, selection};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Candidate {
@@ -69,41 +69,24 @@ pub fn what_if(e: &EpochData, over: &Override, step: f32) -> WhatIf {
             settings.push(Fusion { mode, weights: w, tau_text: e.fusion.tau_text, tau_ins: e.fusion.tau_ins });
         }
     }
-    // Weighted-logit needs log p per level: computed once, not per candidate.
-    let logs: [Option<Vec<f32>>; 3] =
-        std::array::from_fn(|l| e.levels[l].as_ref().map(|p| p.par_iter().map(|x| x.max(1e-30).ln()).collect()));
-    // The candidates in parallel, dealt round-robin to one job per thread (the cheap mean-prob and the costlier
-    // weighted-logit candidates spread evenly), each job reusing its two row buffers: fresh megabyte buffers
-    // per candidate cost more in page faults than the scoring. Back in grid order before the ranking.
-    let jobs = rayon::current_num_threads().clamp(1, settings.len().max(1));
-    let mut scored: Vec<(usize, Candidate)> = (0..jobs)
-        .into_par_iter()
-        .flat_map_iter(|job| {
-            let (mut conf, mut correct) = (Vec::with_capacity(e.n), Vec::with_capacity(e.n));
-            settings
-                .iter()
-                .enumerate()
-                .skip(job)
-                .step_by(jobs)
-                .map(|(i, f)| {
-                    score_rows(e, &logs, f, &mut conf, &mut correct);
-                    let (quality, kth) = top_k(&conf, &correct, k);
-                    let candidate = Candidate {
-                        fusion: describe(f),
-                        mode: f.mode.name().to_string(),
-                        weights: f.weights,
-                        quality,
-                        threshold: kth,
-                        delta: quality.zip(base.quality).map(|(q, b)| q - b),
-                    };
-                    (i, candidate)
-                })
-                .collect::<Vec<_>>()
+    let blocks = Blocks::new(e);
+    let scorers: Vec<Scorer> = settings.iter().map(|f| Scorer::new(&blocks, f)).collect();
+    let top = top_k_all(&blocks, &scorers, k);
+    let candidates = settings
+        .iter()
+        .zip(top)
+        .map(|(f, (quality, kth))| Candidate {
+            fusion: describe(f),
+            mode: f.mode.name().to_string(),
+            weights: f.weights,
+            quality,
+            threshold: kth,
+            delta: quality.zip(base.quality).map(|(q, b)| q - b),
         })
-        .collect();
-    scored.sort_by_key(|(i, _)| *i);
-    let mut candidates: Vec<Candidate> = scored.into_iter().map(|(_, c)| c).collect();
-    candidates.par_sort_by(|a, b| b.quality.unwrap_or(-1.0).total_cmp(&a.quality.unwrap_or(-1.0)));
+        .collect::<Vec<_>>();
+    let mut candidates = candidates;
+    // Stable: equal qualities keep grid order.
+    candidates.sort_by(|a, b| b.quality.unwrap_or(-1.0).total_cmp(&a.quality.unwrap_or(-1.0)));
     WhatIf {
         epoch: e.epoch,
         setting: describe(&fusion),
@@ -115,76 +98,296 @@ pub fn what_if(e: &EpochData, over: &Override, step: f32) -> WhatIf {
     }
 }
 
-/// Confidence and correctness of every row under fusion `f`, into `conf` and `correct`, without materialising
-/// the fused matrix: a row's (at most 8) classes are one 8-lane vector, padded with lanes that never win.
-/// Same arithmetic as [`crate::fusion::fuse`] but for the exponential of weighted-logit's softmax, a
-/// polynomial good to about one unit in the last place (`wide`).
-fn score_rows(e: &EpochData, logs: &[Option<Vec<f32>>; 3], f: &Fusion, conf: &mut Vec<f32>, correct: &mut Vec<bool>) {
-    let c = e.classes;
-    assert!(c <= LANES, "what-if handles at most {LANES} classes (the expressions), got {c}");
-    let taus = [1.0, f.tau_text, f.tau_ins];
-    let logit = f.mode == FusionMode::WeightedLogit;
-    let active: Vec<(&[f32], f32)> = (0..3)
-        .filter(|&l| e.levels[l].is_some() && f.weights[l] != 0.0)
-        .map(|l| {
-            let src = if logit { logs[l].as_deref() } else { e.levels[l].as_deref() };
-            (src.expect("active levels are present"), if logit { f.weights[l] * taus[l] } else { f.weights[l] })
-        })
-        .collect();
-    let wsum: f32 = (0..3).filter(|&l| e.levels[l].is_some()).map(|l| f.weights[l]).sum();
-    // Padding lanes: probability 0 (mean-prob) or log-probability −∞ (weighted-logit): never the maximum.
-    let pad = if logit { f32::NEG_INFINITY } else { 0.0 };
-    let rows = Rows { active: &active, truth: &e.truth, pad, logit, wsum };
-    conf.clear();
-    correct.clear();
-    // The class count as a constant, so a row's copy into its lanes and its argmax compile to straight code.
-    match c {
-        8 => rows.score::<8>(conf, correct),
-        7 => rows.score::<7>(conf, correct),
-        6 => rows.score::<6>(conf, correct),
-        5 => rows.score::<5>(conf, correct),
-        4 => rows.score::<4>(conf, correct),
-        3 => rows.score::<3>(conf, correct),
-        2 => rows.score::<2>(conf, correct),
-        _ => rows.score::<1>(conf, correct),
+/// One epoch's levels regrouped for scoring eight rows at once, one row per SIMD lane: block `b` holds class 0
+/// of rows `8b..8b+8`, then class 1, and so on. A candidate's fused row is then a few fused multiply-adds per
+/// class across eight rows, with no per-row shuffling. The rows past `n` in the last block are padding that
+/// the counts skip.
+struct Blocks {
+    classes: usize,
+    n: usize,
+    /// Per level: probabilities, and their logarithms (weighted-logit fuses log-probabilities).
+    probs: [Option<Vec<f32>>; 3],
+    logs: [Option<Vec<f32>>; 3],
+    /// True class per row, as a float so it compares with a lane's argmax; −1 on padding.
+    truth: Vec<f32>,
+}
+
+/// Probabilities this small are floored before the log, as in [`crate::fusion::fuse`].
+const FLOOR: f32 = 1e-30;
+
+impl Blocks {
+    fn new(e: &EpochData) -> Blocks {
+        let (c, n) = (e.classes, e.n);
+        let blocks = n.div_ceil(LANES);
+        let regroup = |p: &[f32], f: fn(f32) -> f32| -> Vec<f32> {
+            let mut out = vec![0f32; blocks * c * LANES];
+            out.par_chunks_mut(c * LANES).enumerate().for_each(|(b, block)| {
+                for j in 0..LANES.min(n - b * LANES) {
+                    let row = &p[(b * LANES + j) * c..(b * LANES + j + 1) * c];
+                    for (k, v) in row.iter().enumerate() {
+                        block[k * LANES + j] = f(*v);
+                    }
+                }
+            });
+            out
+        };
+        let probs = std::array::from_fn(|l| e.levels[l].as_deref().map(|p| regroup(p, |x| x)));
+        let logs = std::array::from_fn(|l| e.levels[l].as_deref().map(|p| regroup(p, |x| x.max(FLOOR).ln())));
+        let mut truth: Vec<f32> = e.truth.iter().map(|t| f32::from(*t)).collect();
+        truth.resize(blocks * LANES, -1.0);
+        Blocks { classes: c, n, probs, logs, truth }
+    }
+
+    fn blocks(&self) -> usize {
+        self.truth.len() / LANES
     }
 }
 
-/// What [`score_rows`] reads, per row.
-struct Rows<'a> {
-    /// Each fused level's row-major values (probabilities, or log-probabilities) and its weight.
-    active: &'a [(&'a [f32], f32)],
-    /// One per row.
-    truth: &'a [u8],
-    pad: f32,
+/// How one candidate fusion scores a block: its levels' (regrouped) values and weights.
+struct Scorer<'a> {
+    active: Vec<(&'a [f32], f32)>,
     logit: bool,
     wsum: f32,
 }
 
-impl Rows<'_> {
-    fn score<const C: usize>(&self, conf: &mut Vec<f32>, correct: &mut Vec<bool>) {
-        for (i, &truth) in self.truth.iter().enumerate() {
-            let mut acc = f32x8::ZERO;
-            for &(src, w) in self.active {
-                let mut lanes = [self.pad; LANES];
-                lanes[..C].copy_from_slice(&src[i * C..(i + 1) * C]);
-                acc = f32x8::from(lanes).mul_add(f32x8::splat(w), acc);
+impl<'a> Scorer<'a> {
+    fn new(b: &'a Blocks, f: &Fusion) -> Scorer<'a> {
+        let taus = [1.0, f.tau_text, f.tau_ins];
+        let logit = f.mode == FusionMode::WeightedLogit;
+        let active = (0..3)
+            .filter(|&l| b.probs[l].is_some() && f.weights[l] != 0.0)
+            .map(|l| {
+                let src = if logit { b.logs[l].as_deref() } else { b.probs[l].as_deref() };
+                (src.expect("active levels are present"), if logit { f.weights[l] * taus[l] } else { f.weights[l] })
+            })
+            .collect();
+        let wsum = (0..3).filter(|&l| b.probs[l].is_some()).map(|l| f.weights[l]).sum();
+        Scorer { active, logit, wsum }
+    }
+
+    /// Confidence of each of block `b`'s eight rows, and the bit mask of the rows whose argmax is the truth.
+    /// Same arithmetic as [`crate::fusion::fuse`], but for the exponential of weighted-logit's softmax, a
+    /// polynomial good to about one unit in the last place (`wide`). The first of equal maxima wins.
+    #[inline(always)]
+    fn block<const C: usize>(&self, b: usize, truth: f32x8) -> (f32x8, i32) {
+        let mut acc = [f32x8::ZERO; C];
+        for &(src, w) in &self.active {
+            let w = f32x8::splat(w);
+            let block = &src[b * C * LANES..(b + 1) * C * LANES];
+            for (k, a) in acc.iter_mut().enumerate() {
+                let v: [f32; LANES] = block[k * LANES..(k + 1) * LANES].try_into().expect("a block holds C × 8 values");
+                *a = f32x8::from(v).mul_add(w, *a);
             }
-            let row = acc.to_array();
-            let (mut best, mut arg) = (f32::NEG_INFINITY, 0);
-            for (j, v) in row[..C].iter().enumerate() {
-                if *v > best {
-                    best = *v;
-                    arg = j;
+        }
+        let (mut best, mut arg) = (acc[0], f32x8::ZERO);
+        for (k, a) in acc.iter().enumerate().skip(1) {
+            let wins = a.cmp_gt(best);
+            best = wins.blend(*a, best);
+            arg = wins.blend(f32x8::splat(k as f32), arg);
+        }
+        let conf = if self.logit {
+            let mut sum = f32x8::ZERO;
+            for a in &acc {
+                sum += (*a - best).exp();
+            }
+            f32x8::ONE / sum
+        } else {
+            best / f32x8::splat(self.wsum.max(1e-12))
+        };
+        (conf, arg.cmp_eq(truth).move_mask())
+    }
+}
+
+/// Rows scored per job between candidates: a few hundred kilobytes of levels, so every candidate reads them
+/// from cache rather than memory.
+const CHUNK_BLOCKS: usize = 512;
+
+/// Blocks in the sample that brackets each candidate's k-th confidence (about 32,000 rows).
+const SAMPLE_BLOCKS: usize = 4096;
+
+/// For every candidate: the accuracy of its `k` most confident rows and the confidence of the k-th, as
+/// [`crate::metrics::quality::top_k`] defines them (ties with the k-th taken in row order), without
+/// materialising any candidate's confidences. A sample of rows brackets each candidate's k-th confidence in
+/// an interval; one pass over all rows, candidates scored chunk by chunk so the levels come from memory once,
+/// counts the rows above the interval (and the right ones among them) with vector compares and keeps the few
+/// rows inside it, which are then ranked exactly. Where the sample misjudged the interval, that candidate is
+/// scored again in full.
+fn top_k_all(b: &Blocks, scorers: &[Scorer], k: usize) -> Vec<(Option<f64>, f32)> {
+    if k == 0 || b.n == 0 {
+        return vec![(None, 1.0); scorers.len()];
+    }
+    let k = k.min(b.n);
+    tally_all(b, scorers, k)
+        .into_par_iter()
+        .zip(scorers)
+        .map(|(t, s)| t.resolve(k).unwrap_or_else(|| exact_top_k(b, s, k)))
+        .collect()
+}
+
+/// Every candidate's pass over the rows, given its bracket of the k-th confidence.
+fn tally_all(b: &Blocks, scorers: &[Scorer], k: usize) -> Vec<Tally> {
+    let brackets: Vec<(f32, f32)> = scorers.par_iter().map(|s| bracket(b, s, k)).collect();
+    let m = scorers.len();
+    let mut tallies: Vec<Tally> = vec![Tally::default(); m];
+    for part in for_each_chunk(
+        b,
+        scorers,
+        || vec![Tally::default(); m],
+        |t: &mut Vec<Tally>, s, blk, conf, right| {
+            tally_block(&mut t[s], b, blk, conf, right, brackets[s]);
+        },
+    ) {
+        for (a, p) in tallies.iter_mut().zip(part) {
+            a.above += p.above;
+            a.right_above += p.right_above;
+            a.inside.extend(p.inside);
+        }
+    }
+    tallies
+}
+
+/// What one candidate's pass over the rows leaves: the rows above its interval and, of those, the right ones;
+/// the rows inside it as (order key of the confidence, row, right?).
+#[derive(Clone, Default)]
+struct Tally {
+    above: usize,
+    right_above: usize,
+    inside: Vec<(u32, usize, bool)>,
+}
+
+impl Tally {
+    /// The k-th row is inside the interval when fewer than k rows are above it and at least k are at or above
+    /// its low end; then ranking the rows inside gives the answer, else `None`.
+    fn resolve(mut self, k: usize) -> Option<(Option<f64>, f32)> {
+        if self.above >= k || self.above + self.inside.len() < k {
+            return None;
+        }
+        let need = k - self.above;
+        // Confidence descending, then row ascending: a strict order, so the first `need` are exact.
+        let (top, kth, _) = self.inside.select_nth_unstable_by(need - 1, |x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+        let right = self.right_above + top.iter().filter(|r| r.2).count() + usize::from(kth.2);
+        Some((crate::metrics::ratio(right, k), from_order_key(kth.0)))
+    }
+}
+
+fn tally_block(t: &mut Tally, b: &Blocks, blk: usize, conf: f32x8, right: i32, (lo, hi): (f32, f32)) {
+    let real = if (blk + 1) * LANES <= b.n { 0xFF } else { (1 << (b.n - blk * LANES)) - 1 };
+    let above = conf.cmp_gt(f32x8::splat(hi)).move_mask() & real;
+    let inside = conf.cmp_ge(f32x8::splat(lo)).move_mask() & real & !above;
+    t.above += above.count_ones() as usize;
+    t.right_above += (above & right).count_ones() as usize;
+    if inside != 0 {
+        let conf = conf.to_array();
+        for j in (0..LANES).filter(|j| inside >> j & 1 == 1) {
+            t.inside.push((order_key(conf[j]), blk * LANES + j, right >> j & 1 == 1));
+        }
+    }
+}
+
+/// An interval `[lo, hi]` that very likely holds the candidate's k-th largest confidence, from the
+/// confidences of evenly spaced sample blocks: their k-th quantile widened by five standard deviations of a
+/// sample quantile's rank, plus a few rows.
+fn bracket(b: &Blocks, s: &Scorer, k: usize) -> (f32, f32) {
+    let stride = b.blocks().div_ceil(SAMPLE_BLOCKS).max(1);
+    let mut conf = Vec::with_capacity(SAMPLE_BLOCKS * LANES);
+    for blk in (0..b.blocks()).step_by(stride) {
+        let c = score_block(b, s, blk).0.to_array();
+        conf.extend_from_slice(&c[..LANES.min(b.n - blk * LANES)]);
+    }
+    let n = conf.len();
+    let p = k as f64 / b.n as f64;
+    let margin = 5.0 * (n as f64 * p * (1.0 - p)).sqrt() + 8.0;
+    let mut at = |rank: f64| -> Option<f32> {
+        let r = rank.round();
+        (r >= 0.0 && r < n as f64).then(|| {
+            let r = r as usize;
+            *conf.select_nth_unstable_by(r, |x, y| y.total_cmp(x)).1
+        })
+    };
+    let hi = at(n as f64 * p - margin).unwrap_or(f32::INFINITY);
+    let lo = at(n as f64 * p + margin).unwrap_or(f32::NEG_INFINITY);
+    (lo, hi)
+}
+
+/// The fallback: the candidate's confidence and correctness of every row, ranked by
+/// [`crate::metrics::quality::top_k`].
+fn exact_top_k(b: &Blocks, s: &Scorer, k: usize) -> (Option<f64>, f32) {
+    let (mut conf, mut correct) = (Vec::with_capacity(b.n), Vec::with_capacity(b.n));
+    for blk in 0..b.blocks() {
+        let (c, right) = score_block(b, s, blk);
+        for (j, c) in c.to_array().iter().enumerate().take(LANES.min(b.n - blk * LANES)) {
+            conf.push(*c);
+            correct.push(right >> j & 1 == 1);
+        }
+    }
+    crate::metrics::quality::top_k(&conf, &correct, k)
+}
+
+/// One block under one candidate, the class count dispatched to a constant.
+fn score_block(b: &Blocks, s: &Scorer, blk: usize) -> (f32x8, i32) {
+    let truth: [f32; LANES] = b.truth[blk * LANES..(blk + 1) * LANES].try_into().expect("8 lanes");
+    let truth = f32x8::from(truth);
+    match b.classes {
+        8 => s.block::<8>(blk, truth),
+        7 => s.block::<7>(blk, truth),
+        6 => s.block::<6>(blk, truth),
+        5 => s.block::<5>(blk, truth),
+        4 => s.block::<4>(blk, truth),
+        3 => s.block::<3>(blk, truth),
+        2 => s.block::<2>(blk, truth),
+        _ => s.block::<1>(blk, truth),
+    }
+}
+
+/// Scores every candidate on every block, chunk by chunk, one job per thread over consecutive chunks, and
+/// hands each (candidate, block, confidences, right-mask) to `visit` with the job's own state; returns the
+/// jobs' states.
+fn for_each_chunk<T: Send>(
+    b: &Blocks,
+    scorers: &[Scorer],
+    init: impl Fn() -> T + Sync,
+    visit: impl Fn(&mut T, usize, usize, f32x8, i32) + Sync,
+) -> Vec<T> {
+    let chunks = b.blocks().div_ceil(CHUNK_BLOCKS);
+    let jobs = rayon::current_num_threads().clamp(1, chunks.max(1));
+    (0..jobs)
+        .into_par_iter()
+        .map(|job| {
+            let mut state = init();
+            for chunk in (job * chunks / jobs)..((job + 1) * chunks / jobs) {
+                let range = chunk * CHUNK_BLOCKS..((chunk + 1) * CHUNK_BLOCKS).min(b.blocks());
+                for (s, scorer) in scorers.iter().enumerate() {
+                    match b.classes {
+                        8 => score_chunk::<8, T>(b, scorer, s, range.clone(), &mut state, &visit),
+                        7 => score_chunk::<7, T>(b, scorer, s, range.clone(), &mut state, &visit),
+                        6 => score_chunk::<6, T>(b, scorer, s, range.clone(), &mut state, &visit),
+                        5 => score_chunk::<5, T>(b, scorer, s, range.clone(), &mut state, &visit),
+                        4 => score_chunk::<4, T>(b, scorer, s, range.clone(), &mut state, &visit),
+                        3 => score_chunk::<3, T>(b, scorer, s, range.clone(), &mut state, &visit),
+                        2 => score_chunk::<2, T>(b, scorer, s, range.clone(), &mut state, &visit),
+                        _ => score_chunk::<1, T>(b, scorer, s, range.clone(), &mut state, &visit),
+                    }
                 }
             }
-            conf.push(if self.logit {
-                1.0 / (acc - f32x8::splat(best)).exp().reduce_add()
-            } else {
-                best / self.wsum.max(1e-12)
-            });
-            correct.push(arg == truth as usize);
-        }
+            state
+        })
+        .collect()
+}
+
+/// One candidate over one chunk of blocks; the class count as a constant, so the block loops unroll.
+#[inline(always)]
+fn score_chunk<const C: usize, T>(
+    b: &Blocks,
+    scorer: &Scorer,
+    s: usize,
+    range: std::ops::Range<usize>,
+    state: &mut T,
+    visit: &impl Fn(&mut T, usize, usize, f32x8, i32),
+) {
+    for blk in range {
+        let truth: [f32; LANES] = b.truth[blk * LANES..(blk + 1) * LANES].try_into().expect("8 lanes");
+        let (conf, right) = scorer.block::<C>(blk, f32x8::from(truth));
+        visit(state, s, blk, conf, right);
     }
 }
 
@@ -199,5 +402,94 @@ mod tests {
         let g = grid([true, false, true], 0.5);
         assert!(g.iter().all(|w| w[1] == 0.0));
         assert_eq!(g.len(), 3);
+    }
+
+    /// `n` rows over `c` classes whose probabilities sit on a coarse grid, so confidences tie often.
+    fn epoch(n: usize, c: usize, levels: [bool; 3], seed: u64) -> EpochData {
+        let mut x = seed;
+        let mut next = move || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) as usize
+        };
+        let mut probs = || -> Vec<f32> {
+            (0..n)
+                .flat_map(|_| {
+                    let raw: Vec<f32> = (0..c).map(|_| (1 + next() % 4) as f32).collect();
+                    let sum: f32 = raw.iter().sum();
+                    raw.into_iter().map(move |v| v / sum)
+                })
+                .collect()
+        };
+        let levels: [Option<Vec<f32>>; 3] = std::array::from_fn(|l| levels[l].then(&mut probs));
+        let truth = (0..n).map(|i| ((i * 7 + i / 3) % c) as u8).collect();
+        EpochData {
+            epoch: 1,
+            path: "fixture".into(),
+            classes: c,
+            n,
+            fused: levels[0].clone().expect("the semantic level"),
+            levels,
+            truth,
+            votes: None,
+            threshold: Threshold::Global(0.5),
+            fusion: Fusion { mode: FusionMode::MeanProb, weights: [1.0, 1.0, 1.0], tau_text: 0.5, tau_ins: 0.1 },
+            dropped: Default::default(),
+        }
+    }
+
+    /// The bracketing pass gives, for every candidate and k, what ranking all its materialised confidences
+    /// gives (quality::top_k, itself tested against sorting): row counts that are not a multiple of 8, ties,
+    /// both modes, a missing level, k from 1 to all rows.
+    #[test]
+    fn bracketed_top_k_equals_ranking_every_row() {
+        for (n, c, levels) in [(1003, 8, [true, true, true]), (70_001, 7, [true, false, true]), (9, 3, [true; 3])] {
+            let e = epoch(n, c, levels, n as u64);
+            let b = Blocks::new(&e);
+            let settings: Vec<Fusion> = [FusionMode::MeanProb, FusionMode::WeightedLogit]
+                .into_iter()
+                .flat_map(|mode| grid(levels, 0.25).into_iter().map(move |w| Fusion { mode, weights: w, ..e.fusion }))
+                .collect();
+            let scorers: Vec<Scorer> = settings.iter().map(|f| Scorer::new(&b, f)).collect();
+            for k in [1, 2, n / 3, n - 1, n] {
+                let want: Vec<_> = scorers.iter().map(|s| exact_top_k(&b, s, k)).collect();
+                assert_eq!(top_k_all(&b, &scorers, k), want, "n {n}, k {k}");
+                // The sample's bracket held the k-th row: the answers above came from the one pass.
+                assert!(tally_all(&b, &scorers, k).into_iter().all(|t| t.resolve(k).is_some()), "n {n}, k {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_tally_resolves_only_when_the_kth_row_is_inside() {
+        let key = order_key;
+        let inside = vec![(key(0.5), 7, true), (key(0.6), 9, false), (key(0.5), 4, false)];
+        let t = Tally { above: 3, right_above: 2, inside };
+        // k = 5: the 3 above, then 0.6 (row 9, wrong), then the first 0.5 in row order (row 4, wrong).
+        assert_eq!(t.clone().resolve(5), Some((Some(2.0 / 5.0), 0.5)));
+        // k = 6 adds row 7 (right).
+        assert_eq!(t.clone().resolve(6), Some((Some(3.0 / 6.0), 0.5)));
+        // The k-th row above the interval, or below it: the sample misjudged, no answer.
+        assert_eq!(t.clone().resolve(3), None);
+        assert_eq!(t.resolve(7), None);
+    }
+
+    #[test]
+    fn scoring_a_block_hand_computed() {
+        // Two classes, two levels, 3 rows (5 padding lanes). Mean-prob 0.5/0.5: row 0 (0.9,0.1)+(0.7,0.3) →
+        // (0.8, 0.2): class 0 at 0.8; row 1 (0.4,0.6)+(0.6,0.4) → a tie at 0.5: the first class wins.
+        let mut e = epoch(3, 2, [true, true, false], 1);
+        e.levels[0] = Some(vec![0.9, 0.1, 0.4, 0.6, 0.2, 0.8]);
+        e.levels[1] = Some(vec![0.7, 0.3, 0.6, 0.4, 0.2, 0.8]);
+        e.truth = vec![0, 1, 1];
+        let b = Blocks::new(&e);
+        let f = Fusion { mode: FusionMode::MeanProb, weights: [0.5, 0.5, 0.0], ..e.fusion };
+        let (conf, right) = score_block(&b, &Scorer::new(&b, &f), 0);
+        let conf = conf.to_array();
+        assert!((conf[0] - 0.8).abs() < 1e-6 && (conf[1] - 0.5).abs() < 1e-6 && (conf[2] - 0.8).abs() < 1e-6);
+        assert_eq!(right & 0b111, 0b101, "row 0 right (class 0), row 1 wrong (tie → class 0), row 2 right");
+        // Weighted-logit 1/1 with τ 1: softmax(log 0.9 + log 0.7, log 0.1 + log 0.3) = 0.63 / (0.63 + 0.03).
+        let f = Fusion { mode: FusionMode::WeightedLogit, weights: [1.0, 1.0, 0.0], tau_text: 1.0, ..e.fusion };
+        let conf = score_block(&b, &Scorer::new(&b, &f), 0).0.to_array();
+        assert!((conf[0] - 0.63 / 0.66).abs() < 1e-5, "{}", conf[0]);
     }
 }

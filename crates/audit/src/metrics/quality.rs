@@ -142,13 +142,18 @@ pub fn top_k(conf: &[f32], correct: &[bool], k: usize) -> (Option<f64>, f32) {
 }
 
 /// f32 → u32 with the same order as [`f32::total_cmp`].
-fn order_key(x: f32) -> u32 {
+pub(crate) fn order_key(x: f32) -> u32 {
     let b = x.to_bits();
     if b >> 31 == 1 {
         !b
     } else {
         b | 0x8000_0000
     }
+}
+
+/// The inverse of [`order_key`].
+pub(crate) fn from_order_key(k: u32) -> f32 {
+    f32::from_bits(if k >> 31 == 1 { k & 0x7FFF_FFFF } else { !k })
 }
 
 #[cfg(test)]
