@@ -90,7 +90,7 @@ pub struct GenConfig {
 
 impl Default for GenConfig {
     fn default() -> Self {
-        Self { version: GENERATOR_VERSION, seed: 7, size: 48, train: 6000, valid: 1000, test: 1000, annotators: 10 }
+        Self { version: GENERATOR_VERSION, seed: 7, size: 48, train: 6000, valid: 2000, test: 3000, annotators: 10 }
     }
 }
 
