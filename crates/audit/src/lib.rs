@@ -97,6 +97,14 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
         next = following?;
         i += 1;
     }
+    // A damaged evaluation file is reported, not fatal: the pseudo-labels are this report's subject.
+    let mut evaluations = Vec::new();
+    for e in exchange::schema::evaluation::Evaluation::read_all(dir) {
+        match e {
+            Ok(e) => evaluations.push(e),
+            Err(why) => warnings.push(format!("{why} (an evaluation file; left out of this report)")),
+        }
+    }
     let setting = if opts.over.is_some() {
         let d = epochs.last().expect("an override needs pseudo-labels, so at least one epoch");
         format!("what-if: fusion {} at threshold {}", d.fusion, d.threshold)
@@ -116,6 +124,6 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
         labeled_prior: prior,
         epochs,
         what_if,
-        evaluations: exchange::schema::evaluation::Evaluation::read_all(dir)?,
+        evaluations,
     })
 }

@@ -301,3 +301,38 @@ fn an_entry_outside_zero_one_is_named() {
     let (ok, out) = audit(dir.path(), &[run_dir.to_str().unwrap(), "--no-html"]);
     assert!(!ok && out.contains("entry 0 is 1.5, outside [0, 1]"), "{out}");
 }
+
+#[test]
+fn evaluations_show_in_the_report_and_a_damaged_one_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = fixture(dir.path(), "r", 4);
+    let evals = exchange::layout::run::evaluations(&run_dir);
+    std::fs::create_dir_all(&evals).unwrap();
+    let e = exchange::schema::evaluation::Evaluation {
+        run: "r".into(),
+        snapshot: "last".into(),
+        epoch: 2,
+        dataset: "elsewhere".into(),
+        split: "elsewhere_full".into(),
+        role: "test".into(),
+        classes: vec!["neutral".into(), "happiness".into()],
+        faces: 40,
+        dropped: vec![],
+        not_in_dataset: vec![],
+        accuracy: 0.625,
+        balanced_accuracy: 0.6,
+        fused_accuracy: None,
+        recall: vec![Some(0.5), Some(0.7)],
+        confusion: vec![vec![10, 10], vec![5, 15]],
+        ece: 0.05,
+        created_at: "2026-11-29T00:00:00Z".into(),
+    };
+    e.write(&evals.join("elsewhere--elsewhere_full--test--last.json")).unwrap();
+    std::fs::write(evals.join("zz.json"), "{ not json").unwrap();
+    let (ok, out) = audit(dir.path(), &[run_dir.to_str().unwrap(), "--reports-root", "reports"]);
+    assert!(ok, "a damaged evaluation file does not stop the audit: {out}");
+    assert!(out.contains("evaluated on elsewhere / elsewhere_full / test") && out.contains("accuracy 62.5%"), "{out}");
+    assert!(out.contains("warning: ") && out.contains("zz.json") && out.contains("line 1"), "{out}");
+    let html = std::fs::read_to_string(dir.path().join("reports/r/index.html")).unwrap();
+    assert!(html.contains("evaluated on elsewhere / elsewhere_full / test"), "the HTML page shows evaluations too");
+}

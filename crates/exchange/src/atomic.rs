@@ -103,6 +103,13 @@ pub fn write_json<T: serde::Serialize>(dest: impl AsRef<Path>, value: &T) -> Res
     write_bytes(dest, text.as_bytes())
 }
 
+/// Reads a JSON file written by [`write_json`] (or by hand): a parse error names the file and the line.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Invalid { path: path.into(), message: format!("line {}: {e}", e.line()) })
+}
+
 /// A folder built beside its destination and swapped into place on commit.
 ///
 /// The swap is two renames (old away, new in); a crash between them leaves the old output under a hidden

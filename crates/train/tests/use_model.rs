@@ -145,7 +145,7 @@ fn predict_evaluate_and_export_a_trained_run() {
     args.extend(["--split".to_string(), split7.display().to_string()]);
     let text = ok(train_bin(root, &args.iter().map(String::as_str).collect::<Vec<_>>()));
     assert!(text.contains("run classes the dataset lacks (left out of the argmax): contempt"), "{text}");
-    let evals = Evaluation::read_all(&run).unwrap();
+    let evals = Evaluation::read_all(&run).into_iter().collect::<Result<Vec<_>, _>>().unwrap();
     assert_eq!(evals.len(), 1);
     let e = &evals[0];
     assert_eq!(
@@ -161,7 +161,7 @@ fn predict_evaluate_and_export_a_trained_run() {
     args.extend(["--dataset", tiny::DATASET, "--partition", "train", "--json"].map(String::from));
     let text = ok(train_bin(root, &args.iter().map(String::as_str).collect::<Vec<_>>()));
     assert!(text.contains("\"faces\": 160"), "{text}");
-    assert_eq!(Evaluation::read_all(&run).unwrap().len(), 2);
+    assert_eq!(Evaluation::read_all(&run).into_iter().collect::<Result<Vec<_>, _>>().unwrap().len(), 2);
 
     // export: TorchScript logits equal the snapshot network's.
     let exported = root.join("exported");

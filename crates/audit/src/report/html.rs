@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::charts;
 use super::terminal::compare_rows;
-use super::{delta_pts, pct, RunReport};
+use super::{delta_pts, evaluation_line, pct, RunReport};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -60,6 +60,9 @@ pub fn run_page(r: &RunReport) -> String {
     );
     if let Some(line) = r.classifier_line() {
         let _ = write!(b, "<p id=\"classifier\">{}</p>", esc(&line));
+    }
+    for e in &r.evaluations {
+        let _ = write!(b, "<p class=\"evaluation\">{}</p>", esc(&evaluation_line(e)));
     }
     for w in &r.warnings {
         let _ = write!(b, "<p class=\"warn\">warning: {}</p>", esc(w));

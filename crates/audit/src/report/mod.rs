@@ -55,6 +55,23 @@ impl RunReport {
     }
 }
 
+/// One line per evaluation of the run's network on another split or dataset (`train evaluate`).
+pub fn evaluation_line(e: &exchange::schema::evaluation::Evaluation) -> String {
+    format!(
+        "evaluated on {} / {} / {} ({} snapshot, epoch {}, {} faces, {} classes): accuracy {}, balanced {}, ECE {}",
+        e.dataset,
+        e.split,
+        e.role,
+        e.snapshot,
+        e.epoch,
+        e.faces,
+        e.classes.len(),
+        pct(Some(e.accuracy)),
+        pct(Some(e.balanced_accuracy)),
+        pct(Some(e.ece))
+    )
+}
+
 pub fn pct(v: Option<f64>) -> String {
     v.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "—".into())
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{delta_pts, pct, RunReport};
+use super::{delta_pts, evaluation_line, pct, RunReport};
 use crate::metrics::LEVELS;
 
 fn level_acc(e: &crate::analysis::EpochReport, l: &str) -> String {
@@ -26,20 +26,7 @@ pub fn render(r: &RunReport) -> String {
         let _ = writeln!(s, "{line}");
     }
     for e in &r.evaluations {
-        let _ = writeln!(
-            s,
-            "evaluated on {} / {} / {} ({} snapshot, epoch {}, {} faces, {} classes): accuracy {}, balanced {}, ECE {}",
-            e.dataset,
-            e.split,
-            e.role,
-            e.snapshot,
-            e.epoch,
-            e.faces,
-            e.classes.len(),
-            pct(Some(e.accuracy)),
-            pct(Some(e.balanced_accuracy)),
-            pct(Some(e.ece))
-        );
+        let _ = writeln!(s, "{}", evaluation_line(e));
     }
     for w in &r.warnings {
         let _ = writeln!(s, "warning: {w}");

@@ -43,19 +43,18 @@ pub struct Evaluation {
 
 impl Evaluation {
     pub fn read(path: &Path) -> crate::Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
-        serde_json::from_str(&text)
-            .map_err(|e| crate::Error::Invalid { path: path.into(), message: format!("line {}: {e}", e.line()) })
+        crate::atomic::read_json(path)
     }
 
     pub fn write(&self, path: &Path) -> crate::Result<()> {
         crate::atomic::write_json(path, self)
     }
 
-    /// Every evaluation recorded in a run folder, in file-name order (none when the folder has none).
-    pub fn read_all(run_dir: &Path) -> crate::Result<Vec<Self>> {
+    /// Every evaluation recorded in a run folder, in file-name order (none when the folder has none), each
+    /// file's own result: one unreadable file does not hide the others.
+    pub fn read_all(run_dir: &Path) -> Vec<crate::Result<Self>> {
         let dir = crate::layout::run::evaluations(run_dir);
-        let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(Vec::new()) };
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
         let mut paths: Vec<_> =
             entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
         paths.sort();

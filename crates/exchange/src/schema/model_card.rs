@@ -74,9 +74,7 @@ pub struct ModelCard {
 
 impl ModelCard {
     pub fn read(path: &Path) -> crate::Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| crate::Error::io(path, e))?;
-        let card: ModelCard = serde_json::from_str(&text)
-            .map_err(|e| crate::Error::Invalid { path: path.into(), message: format!("line {}: {e}", e.line()) })?;
+        let card: ModelCard = crate::atomic::read_json(path)?;
         if card.format != FORMAT {
             return Err(crate::Error::Invalid {
                 path: path.into(),

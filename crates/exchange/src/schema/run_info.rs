@@ -38,10 +38,7 @@ pub struct RunInfo {
 
 impl RunInfo {
     pub fn read(run_dir: &Path) -> crate::Result<Self> {
-        let path = run_dir.join(INFO_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| crate::Error::io(&path, e))?;
-        serde_json::from_str(&text)
-            .map_err(|e| crate::Error::Invalid { path: path.clone(), message: format!("line {}: {e}", e.line()) })
+        crate::atomic::read_json(&run_dir.join(INFO_FILE))
     }
 
     pub fn write(&self, run_dir: &Path) -> crate::Result<()> {
