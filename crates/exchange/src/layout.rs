@@ -60,6 +60,16 @@ pub fn check_name<'a>(what: &str, name: &'a str) -> Result<&'a str> {
 /// ([`crate::manifest`]).
 pub const MANIFEST_FILE: &str = "manifest.json";
 
+/// Image files the stages read from folders (`shard folder`, `train predict`): the formats the workspace's
+/// `image` build decodes (PNG and JPEG). Hidden files (a leading dot) never count.
+pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// Whether a file name is an image the stages read, by [`IMAGE_EXTENSIONS`] (any case).
+pub fn is_image_file(name: &str) -> bool {
+    !name.starts_with('.')
+        && name.rsplit_once('.').is_some_and(|(_, e)| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
 /// Default roots, relative to the directory a stage runs in (the repository root for `make`).
 pub const SHARDS_ROOT: &str = "artifacts/shards";
 pub const SPLITS_ROOT: &str = "artifacts/splits";
@@ -238,6 +248,16 @@ pub mod report {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_files_by_extension() {
+        for yes in ["a.png", "b.JPG", "c.d.jpeg"] {
+            assert!(is_image_file(yes), "{yes}");
+        }
+        for no in [".hidden.png", "a.bmp", "a.tiff", "png", "a.png.txt", "noext"] {
+            assert!(!is_image_file(no), "{no}");
+        }
+    }
 
     #[test]
     fn names_that_leave_their_root_are_refused() {

@@ -15,9 +15,6 @@ use train::evaluate::{most_probable, rows as prob_rows, Inference};
 
 use crate::cli_model::{faces, open, FaceArgs, ModelArgs};
 
-/// Image file extensions a folder is searched for.
-const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"];
-
 #[derive(ClapArgs)]
 #[command(after_help = "Examples:
   train predict --run demo-sitfer-s0 photos/ --out predictions.csv
@@ -25,7 +22,7 @@ const IMAGE_EXTENSIONS: [&str; 6] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"]
 pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
-    /// Image files and folders (searched recursively for .png/.jpg/.jpeg/.bmp/.tif).
+    /// Image files and folders (searched recursively for .png/.jpg/.jpeg).
     inputs: Vec<PathBuf>,
     /// Instead of files: faces from shards.
     #[command(flatten)]
@@ -187,11 +184,7 @@ fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
         }
         if p.is_dir() {
             collect_images(&p, out)?;
-        } else if p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        {
+        } else if p.file_name().is_some_and(|n| exchange::layout::is_image_file(&n.to_string_lossy())) {
             out.push(p);
         }
     }

@@ -54,8 +54,7 @@ pub fn scan(root: &Path, dataset: &str, limit_per_split: Option<usize>, issues: 
             };
             for (i, f) in sorted_entries(&class_dir.path())?.into_iter().enumerate() {
                 let fname = f.file_name().to_string_lossy().into_owned();
-                let ext = fname.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
-                if !matches!(ext.as_str(), "png" | "jpg" | "jpeg") || fname.starts_with('.') {
+                if !exchange::layout::is_image_file(&fname) {
                     continue;
                 }
                 if limit_per_split.is_some_and(|n| kept >= n) {
