@@ -96,6 +96,29 @@ pub fn write_bytes(dest: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     f.commit()
 }
 
+/// For writers that take a path rather than bytes (libtorch's safetensors writer): `write` fills a hidden
+/// sibling of `dest`, which is then fsynced and renamed over `dest`. If `write` fails, `dest` is as it was and
+/// the sibling is removed.
+pub fn write_by_path<E: std::fmt::Display>(
+    dest: impl AsRef<Path>,
+    write: impl FnOnce(&Path) -> std::result::Result<(), E>,
+) -> Result<()> {
+    let dest = dest.as_ref();
+    let dir = parent_of(dest);
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = sibling(dest, "tmp");
+    let synced = write(&tmp)
+        .map_err(|e| io::Error::other(e.to_string()))
+        .and_then(|()| File::open(&tmp)?.sync_all())
+        .and_then(|()| fs::rename(&tmp, dest));
+    if let Err(e) = synced {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io(dest, e));
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
 /// Writes `value` as pretty JSON to `dest` atomically.
 pub fn write_json<T: serde::Serialize>(dest: impl AsRef<Path>, value: &T) -> Result<()> {
     let mut text = serde_json::to_string_pretty(value).map_err(|e| Error::io(dest.as_ref(), e.into()))?;
@@ -242,6 +265,22 @@ mod tests {
             fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn write_by_path_replaces_only_on_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("t.bin");
+        write_by_path(&dest, |p| fs::write(p, b"one")).unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"one");
+        let e = write_by_path(&dest, |p| {
+            fs::write(p, b"half")?;
+            Err(io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("t.bin") && e.to_string().contains("disk full"), "{e}");
+        assert_eq!(fs::read(&dest).unwrap(), b"one", "a failed write leaves the file as it was");
+        assert_eq!(entries(dir.path()), vec!["t.bin"], "and no temporary behind");
     }
 
     #[test]

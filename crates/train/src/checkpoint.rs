@@ -67,13 +67,8 @@ pub fn save(run_dir: &Path, p: &Parts, state: &State) -> anyhow::Result<()> {
     named.push(("bank.written".into(), bank.written.to_kind(tch::Kind::Uint8)));
     named.push((SAT_GLOBAL.into(), p.sat.global.shallow_clone()));
     named.push((SAT_CLASS.into(), p.sat.class.shallow_clone()));
-    // safetensors stores dense row-major data: channels-last weights (and the EMA and optimiser tensors shaped
-    // like them) are written in the standard layout; restoring copies them back into whatever layout is live.
-    let named: Vec<(String, Tensor)> = named.into_iter().map(|(k, v)| (k, v.contiguous())).collect();
     let name = format!("ckpt-{:08}.safetensors", state.step);
-    let tmp = d.join(format!(".{name}.tmp-{}", std::process::id()));
-    Tensor::write_safetensors(&named, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, d.join(&name))?;
+    crate::named_tensors::write(&d.join(&name), &named)?;
     let previous = load_state(run_dir).ok().map(|s| s.tensors);
     exchange::atomic::write_json(
         d.join(layout::run::LATEST_CHECKPOINT),

@@ -148,25 +148,17 @@ struct Report {
 /// Accuracy, per-class recall (over `present` classes), their mean, the confusion matrix and the ECE of
 /// the renormalised probabilities `p` against `truth`.
 fn score(p: &[Vec<f32>], truth: &[usize], present: &[bool]) -> Report {
-    let c = present.len();
     let pred = argmaxes(p, present);
-    let mut confusion = vec![vec![0u64; c]; c];
-    for (&t, &q) in truth.iter().zip(&pred) {
-        confusion[t][q] += 1;
-    }
-    let recall: Vec<Option<f64>> = confusion
-        .iter()
-        .enumerate()
-        .map(|(k, row)| {
-            let n: u64 = row.iter().sum();
-            (n > 0).then(|| row[k] as f64 / n as f64)
-        })
-        .collect();
-    let classes_with_faces = recall.iter().flatten().count().max(1);
-    let balanced = recall.iter().flatten().sum::<f64>() / classes_with_faces as f64;
+    let counts = train::evaluate::per_class(truth.iter().copied().zip(pred.iter().copied()), present.len());
     let right = pred.iter().zip(truth).filter(|(q, t)| q == t).count();
     let bins = Bins::from_rows(pred.iter().zip(truth).zip(p).map(|((q, t), row)| (row[*q], q == t)));
-    Report { accuracy: right as f64 / truth.len().max(1) as f64, balanced, recall, confusion, ece: bins.ece() }
+    Report {
+        accuracy: right as f64 / truth.len().max(1) as f64,
+        balanced: counts.balanced,
+        recall: counts.recall,
+        confusion: counts.confusion,
+        ece: bins.ece(),
+    }
 }
 
 fn print_summary(e: &Evaluation, path: &std::path::Path) {

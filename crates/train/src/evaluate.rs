@@ -86,30 +86,44 @@ pub fn score(inf: &Inference, labels: &[i64], classes: usize) -> Scores {
     let pred = |p: &Tensor| -> Vec<i64> { Vec::try_from(&p.argmax(-1, false)).unwrap_or_default() };
     let (cls, fused) = (pred(&inf.p_sem), pred(&inf.p_fused));
     let acc = |p: &[i64]| p.iter().zip(labels).filter(|(a, b)| a == b).count() as f64 / labels.len().max(1) as f64;
-    let mut confusion = vec![vec![0u64; classes]; classes];
-    for (p, t) in cls.iter().zip(labels) {
-        confusion[*t as usize][*p as usize] += 1;
+    let counts = per_class(labels.iter().zip(&cls).map(|(t, p)| (*t as usize, *p as usize)), classes);
+    Scores {
+        acc_cls: acc(&cls),
+        acc_fused: acc(&fused),
+        balanced_cls: counts.balanced,
+        class_acc: counts.recall.iter().map(|r| r.unwrap_or(f64::NAN)).collect(),
+        confusion: counts.confusion,
     }
-    let class_acc: Vec<f64> = confusion
+}
+
+/// The per-class numbers of an evaluated set.
+pub struct PerClass {
+    /// `confusion[true][predicted]`.
+    pub confusion: Vec<Vec<u64>>,
+    /// Recall per class; `None` where the set has no face of the class.
+    pub recall: Vec<Option<f64>>,
+    /// Mean recall over the classes that have faces (balanced accuracy).
+    pub balanced: f64,
+}
+
+/// Confusion, recall and balanced accuracy from (true, predicted) class pairs: for the sets a run scores
+/// each epoch and for `train evaluate` alike.
+pub fn per_class(pairs: impl IntoIterator<Item = (usize, usize)>, classes: usize) -> PerClass {
+    let mut confusion = vec![vec![0u64; classes]; classes];
+    for (t, p) in pairs {
+        confusion[t][p] += 1;
+    }
+    let recall: Vec<Option<f64>> = confusion
         .iter()
         .enumerate()
         .map(|(k, row)| {
             let n: u64 = row.iter().sum();
-            if n == 0 {
-                f64::NAN
-            } else {
-                row[k] as f64 / n as f64
-            }
+            (n > 0).then(|| row[k] as f64 / n as f64)
         })
         .collect();
-    let present: Vec<f64> = class_acc.iter().copied().filter(|v| !v.is_nan()).collect();
-    Scores {
-        acc_cls: acc(&cls),
-        acc_fused: acc(&fused),
-        balanced_cls: present.iter().sum::<f64>() / present.len().max(1) as f64,
-        class_acc,
-        confusion,
-    }
+    let with_faces = recall.iter().flatten().count().max(1);
+    let balanced = recall.iter().flatten().sum::<f64>() / with_faces as f64;
+    PerClass { confusion, recall, balanced }
 }
 
 pub fn metric_rows(s: &Scores, epoch: u32, step: u64, split: &str) -> Vec<MetricRow> {
@@ -172,4 +186,19 @@ pub fn pseudo_rows(inf: &Inference, ids: &[String], epoch: u32, threshold: &Thre
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_class_hand_computed() {
+        // Class 0: 3 faces, 2 right; class 1: 1 face, right; class 2: no face (predicted once).
+        let c = per_class([(0, 0), (0, 0), (0, 2), (1, 1)], 3);
+        assert_eq!(c.confusion, vec![vec![2, 0, 1], vec![0, 1, 0], vec![0, 0, 0]]);
+        assert_eq!(c.recall, vec![Some(2.0 / 3.0), Some(1.0), None]);
+        assert!((c.balanced - (2.0 / 3.0 + 1.0) / 2.0).abs() < 1e-12);
+        assert_eq!(per_class([], 2).balanced, 0.0);
+    }
 }

@@ -189,13 +189,8 @@ impl Optimizer {
     /// the default layout; channels-last parameters take the same rule written with tensor ops.
     fn adam_step(&mut self, h: torch_ext::optim::Adam) -> anyhow::Result<()> {
         let mut groups: Vec<(f64, [Vec<Tensor>; 4])> = Vec::new();
-        for (i, (_, p)) in self.params.iter_mut().enumerate() {
-            let g = p.grad();
-            let lr = h.lr * self.lr_scales[i];
-            if !g.defined() || lr == 0.0 {
-                continue;
-            }
-            let (m, v) = (&mut self.m[i], &mut self.v[i]);
+        for (i, g, lr) in self.live(h.lr) {
+            let (p, m, v) = (&mut self.params[i].1, &mut self.m[i], &mut self.v[i]);
             if ![&*p, &g, &*m, &*v].iter().all(|t| t.is_contiguous()) {
                 unfused_adam(p, &g, m, v, self.step, torch_ext::optim::Adam { lr, ..h });
                 continue;
@@ -220,14 +215,20 @@ impl Optimizer {
         Ok(())
     }
 
+    /// The parameters a step moves: those with a gradient and a non-zero learning rate (`base_lr` times their
+    /// scale), as (index, gradient, learning rate).
+    fn live(&self, base_lr: f64) -> Vec<(usize, Tensor, f64)> {
+        let live = |(i, (_, p)): (usize, &(String, Tensor))| {
+            let (g, lr) = (p.grad(), base_lr * self.lr_scales[i]);
+            (g.defined() && lr != 0.0).then_some((i, g, lr))
+        };
+        self.params.iter().enumerate().filter_map(live).collect()
+    }
+
     fn sgd_step(&mut self, lr: f64, momentum: f64, nesterov: bool) {
         let wd = self.weight_decay;
-        for (i, (_, p)) in self.params.iter_mut().enumerate() {
-            let g = p.grad();
-            let lr = lr * self.lr_scales[i];
-            if !g.defined() || lr == 0.0 {
-                continue;
-            }
+        for (i, g, lr) in self.live(lr) {
+            let p = &mut self.params[i].1;
             let g = if wd != 0.0 { &g + &*p * wd } else { g };
             let d = if momentum != 0.0 {
                 if self.step == 1 {

@@ -24,10 +24,7 @@ use crate::sitfer::memory_bank::MemoryBank;
 pub fn write(run_dir: &Path, card: &ModelCard, tensors: &[(String, Tensor)]) -> anyhow::Result<()> {
     let dir = layout::run::model(run_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", card.tensors, std::process::id()));
-    let dense: Vec<(String, Tensor)> = tensors.iter().map(|(k, v)| (k.clone(), v.contiguous())).collect();
-    Tensor::write_safetensors(&dense, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, dir.join(&card.tensors)).with_context(|| format!("renaming {}", tmp.display()))?;
+    crate::named_tensors::write(&dir.join(&card.tensors), tensors)?;
     card.write(&layout::run::snapshot_card(run_dir, &card.snapshot))?;
     let prefix = format!("{}-", card.snapshot);
     for e in std::fs::read_dir(&dir)?.flatten() {
