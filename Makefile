@@ -91,7 +91,7 @@ audit: ## pseudo-label quality report of the latest run (RUN=<name> for another)
 	@$(BUILD)
 	$(BIN)/audit $(RUN)
 
-demo: ## THE main job: synthetic faces -> shards -> label-scarce split -> text -> supervised and SIT-FER x 3 seeds -> audit with the paired gain (~12 min on 2 cores once built)
+demo: ## THE main job: synthetic faces -> shards -> label-scarce split -> text -> supervised and SIT-FER x 3 seeds -> audit with the paired gain (~8 min on 2 cores once built)
 	@PROFILE=$(PROFILE) bash scripts/demo.sh
 
 # Benchmarks time optimised code: their own (release) build.

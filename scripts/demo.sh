@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make demo`: the whole pipeline on the built-in synthetic faces, CPU only (12 min measured on 2 cores once built;
+# `make demo`: the whole pipeline on the built-in synthetic faces, CPU only (8 min measured on 2 cores once built;
 #   the first build of the four stages takes ~20-25 min more, and `make test` reuses it):
-#   synthetic faces -> shards -> the label-scarce split (24 labels per class, 5,555 unlabeled faces)
+#   synthetic faces -> shards -> the label-scarce split (24 labels per class, 5,555 unlabeled faces, 1,898 val,
+#   2,871 test)
 #   -> MiniLM text prototypes
 #   -> train supervised and SIT-FER on it, 3 seeds each (scale preset `demo`: dlib's face-pretrained ResNet,
 #      fetched by setup, at 64 px; a seed changes the initialisation of the heads and the sampling, not the split)
