@@ -93,7 +93,8 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
             || read(i + 1),
         );
         epochs.push(report);
-        what_if = what_if.or(replayed);
+        // Two files of the detail epoch (epoch-3 and epoch-0003): the later one's, as its analysis is listed last.
+        what_if = replayed.or(what_if);
         next = following?;
         i += 1;
     }

@@ -104,14 +104,21 @@ pub struct Dropped {
 
 /// The run's classes as canonical ids.
 pub fn class_ids(info: &RunInfo, path: &Path) -> Result<Vec<u8>> {
-    info.classes
-        .iter()
-        .map(|n| {
-            Expression::parse(n).map(|e| e.id()).ok_or_else(|| {
-                LoadError::Input(format!("{}: class `{n}` in `classes` is not a known expression", path.display()))
-            })
-        })
-        .collect()
+    let mut ids: Vec<u8> = Vec::with_capacity(info.classes.len());
+    for n in &info.classes {
+        let id = Expression::parse(n).map(|e| e.id()).ok_or_else(|| {
+            LoadError::Input(format!("{}: class `{n}` in `classes` is not a known expression", path.display()))
+        })?;
+        // So a run has at most one column per expression (what-if scores at most eight classes a row).
+        if ids.contains(&id) {
+            return Err(LoadError::Input(format!(
+                "{}: class `{n}` in `classes` names an expression listed before it",
+                path.display()
+            )));
+        }
+        ids.push(id);
+    }
+    Ok(ids)
 }
 
 /// Epoch files of a run, in epoch order.
@@ -326,13 +333,15 @@ pub fn read_epoch_file(epoch: u32, path: &Path, info: &RunInfo, c: usize) -> Res
     let ids = df.column(pl::ID).and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(path))?;
     // The four columns validated and flattened side by side.
     let names = [pl::P_SEM, pl::P_TEXT, pl::P_INS, pl::P_FUSED];
-    let mut columns: Vec<Option<Vec<f32>>> = names
+    let read: Vec<Result<Option<Vec<f32>>>> = names
         .par_iter()
         .map(|name| if df.column(name).is_err() { Ok(None) } else { flat_probs(&df, name, c, path, &ids) })
-        .collect::<Result<_>>()?;
+        .collect();
+    // The first failing column in the order above is the one reported, whichever thread finished first.
+    let mut columns = read.into_iter().collect::<Result<Vec<_>>>()?;
     let entirely_null = |name: &str| LoadError::Input(format!("{}: `{name}` is entirely null", path.display()));
-    let fused = columns[3].take().ok_or_else(|| entirely_null(pl::P_FUSED))?;
     let sem = columns[0].take().ok_or_else(|| entirely_null(pl::P_SEM))?;
+    let fused = columns[3].take().ok_or_else(|| entirely_null(pl::P_FUSED))?;
     Ok(EpochFile {
         epoch,
         path: path.to_path_buf(),

@@ -118,6 +118,8 @@ const FLOOR: f32 = 1e-30;
 impl Blocks {
     fn new(e: &EpochData) -> Blocks {
         let (c, n) = (e.classes, e.n);
+        // load::class_ids admits each expression once: at most eight classes.
+        assert!((1..=LANES).contains(&c), "what-if scores 1 to {LANES} classes a row, got {c}");
         let blocks = n.div_ceil(LANES);
         let regroup = |p: &[f32], f: fn(f32) -> f32| -> Vec<f32> {
             let mut out = vec![0f32; blocks * c * LANES];
@@ -240,26 +242,40 @@ fn tally_all(b: &Blocks, scorers: &[Scorer], k: usize) -> Vec<Tally> {
         for (a, p) in tallies.iter_mut().zip(part) {
             a.above += p.above;
             a.right_above += p.right_above;
-            a.inside.extend(p.inside);
+            a.overflow |= p.overflow || a.inside.len() + p.inside.len() > inside_cap(b.n);
+            if a.overflow {
+                a.inside = Vec::new();
+            } else {
+                a.inside.extend(p.inside);
+            }
         }
     }
     tallies
 }
 
 /// What one candidate's pass over the rows leaves: the rows above its interval and, of those, the right ones;
-/// the rows inside it as (order key of the confidence, row, right?).
+/// the rows inside it as (order key of the confidence, row, right?), up to `cap` of them.
 #[derive(Clone, Default)]
 struct Tally {
     above: usize,
     right_above: usize,
     inside: Vec<(u32, usize, bool)>,
+    /// More rows fell inside than `cap` allows (a bracket around a large tie, e.g. thousands of rows at
+    /// exactly 1.0): the rows are not kept, and the candidate is ranked by [`exact_top_k`] instead.
+    overflow: bool,
+}
+
+/// Rows a tally keeps inside its bracket: about four times what a well-placed bracket holds at a million rows,
+/// so a large tie costs a bounded amount of memory per candidate, not a copy of the rows.
+fn inside_cap(n: usize) -> usize {
+    (n / 16).max(4096)
 }
 
 impl Tally {
     /// The k-th row is inside the interval when fewer than k rows are above it and at least k are at or above
     /// its low end; then ranking the rows inside gives the answer, else `None`.
     fn resolve(mut self, k: usize) -> Option<(Option<f64>, f32)> {
-        if self.above >= k || self.above + self.inside.len() < k {
+        if self.overflow || self.above >= k || self.above + self.inside.len() < k {
             return None;
         }
         let need = k - self.above;
@@ -276,7 +292,12 @@ fn tally_block(t: &mut Tally, b: &Blocks, blk: usize, conf: f32x8, right: i32, (
     let inside = conf.cmp_ge(f32x8::splat(lo)).move_mask() & real & !above;
     t.above += above.count_ones() as usize;
     t.right_above += (above & right).count_ones() as usize;
-    if inside != 0 {
+    if inside != 0 && !t.overflow {
+        if t.inside.len() + inside.count_ones() as usize > inside_cap(b.n) {
+            t.overflow = true;
+            t.inside = Vec::new();
+            return;
+        }
         let conf = conf.to_array();
         for j in (0..LANES).filter(|j| inside >> j & 1 == 1) {
             t.inside.push((order_key(conf[j]), blk * LANES + j, right >> j & 1 == 1));
@@ -406,6 +427,11 @@ mod tests {
 
     /// `n` rows over `c` classes whose probabilities sit on a coarse grid, so confidences tie often.
     fn epoch(n: usize, c: usize, levels: [bool; 3], seed: u64) -> EpochData {
+        epoch_on_grid(n, c, levels, seed, 4)
+    }
+
+    /// The same with each raw class score one of `grid` values (a fine grid: few ties).
+    fn epoch_on_grid(n: usize, c: usize, levels: [bool; 3], seed: u64, grid: usize) -> EpochData {
         let mut x = seed;
         let mut next = move || {
             x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -414,7 +440,7 @@ mod tests {
         let mut probs = || -> Vec<f32> {
             (0..n)
                 .flat_map(|_| {
-                    let raw: Vec<f32> = (0..c).map(|_| (1 + next() % 4) as f32).collect();
+                    let raw: Vec<f32> = (0..c).map(|_| (1 + next() % grid) as f32).collect();
                     let sum: f32 = raw.iter().sum();
                     raw.into_iter().map(move |v| v / sum)
                 })
@@ -438,12 +464,19 @@ mod tests {
     }
 
     /// The bracketing pass gives, for every candidate and k, what ranking all its materialised confidences
-    /// gives (quality::top_k, itself tested against sorting): row counts that are not a multiple of 8, ties,
-    /// both modes, a missing level, k from 1 to all rows.
+    /// gives (quality::top_k, itself tested against sorting): row counts that are not a multiple of 8, heavy
+    /// ties and few, both modes, a missing level, k from 1 to all rows. With few ties the sample's brackets
+    /// hold: the answers come from the one pass, not the fallback.
     #[test]
     fn bracketed_top_k_equals_ranking_every_row() {
-        for (n, c, levels) in [(1003, 8, [true, true, true]), (70_001, 7, [true, false, true]), (9, 3, [true; 3])] {
-            let e = epoch(n, c, levels, n as u64);
+        let cases = [
+            (1003, 8, [true, true, true], 4),
+            (70_001, 7, [true, false, true], 4),
+            (70_001, 8, [true, true, true], 1 << 20),
+            (9, 3, [true; 3], 4),
+        ];
+        for (n, c, levels, values) in cases {
+            let e = epoch_on_grid(n, c, levels, n as u64, values);
             let b = Blocks::new(&e);
             let settings: Vec<Fusion> = [FusionMode::MeanProb, FusionMode::WeightedLogit]
                 .into_iter()
@@ -453,17 +486,39 @@ mod tests {
             for k in [1, 2, n / 3, n - 1, n] {
                 let want: Vec<_> = scorers.iter().map(|s| exact_top_k(&b, s, k)).collect();
                 assert_eq!(top_k_all(&b, &scorers, k), want, "n {n}, k {k}");
-                // The sample's bracket held the k-th row: the answers above came from the one pass.
-                assert!(tally_all(&b, &scorers, k).into_iter().all(|t| t.resolve(k).is_some()), "n {n}, k {k}");
+                if values > 4 {
+                    let held = tally_all(&b, &scorers, k).into_iter().all(|t| t.resolve(k).is_some());
+                    assert!(held, "n {n}, k {k}: a bracket missed its k-th row");
+                }
             }
         }
+    }
+
+    /// Every row at the same confidence: the bracket closes on that value, more rows fall inside it than a
+    /// tally keeps, and the candidates are ranked in full instead, with the same answers.
+    #[test]
+    fn a_large_tie_is_ranked_in_full() {
+        let mut e = epoch(70_001, 4, [true, true, false], 3);
+        for p in e.levels.iter_mut().flatten() {
+            p.chunks_mut(4).for_each(|row| row.copy_from_slice(&[0.7, 0.1, 0.1, 0.1]));
+        }
+        let b = Blocks::new(&e);
+        let settings: Vec<Fusion> = [FusionMode::MeanProb, FusionMode::WeightedLogit]
+            .into_iter()
+            .map(|mode| Fusion { mode, weights: [0.5, 0.5, 0.0], ..e.fusion })
+            .collect();
+        let scorers: Vec<Scorer> = settings.iter().map(|f| Scorer::new(&b, f)).collect();
+        let k = 30_000;
+        assert!(tally_all(&b, &scorers, k).iter().all(|t| t.overflow && t.inside.is_empty()));
+        let want: Vec<_> = scorers.iter().map(|s| exact_top_k(&b, s, k)).collect();
+        assert_eq!(top_k_all(&b, &scorers, k), want);
     }
 
     #[test]
     fn a_tally_resolves_only_when_the_kth_row_is_inside() {
         let key = order_key;
         let inside = vec![(key(0.5), 7, true), (key(0.6), 9, false), (key(0.5), 4, false)];
-        let t = Tally { above: 3, right_above: 2, inside };
+        let t = Tally { above: 3, right_above: 2, inside, overflow: false };
         // k = 5: the 3 above, then 0.6 (row 9, wrong), then the first 0.5 in row order (row 4, wrong).
         assert_eq!(t.clone().resolve(5), Some((Some(2.0 / 5.0), 0.5)));
         // k = 6 adds row 7 (right).

@@ -336,3 +336,27 @@ fn evaluations_show_in_the_report_and_a_damaged_one_is_a_warning() {
     let html = std::fs::read_to_string(dir.path().join("reports/r/index.html")).unwrap();
     assert!(html.contains("evaluated on elsewhere / elsewhere_full / test"), "the HTML page shows evaluations too");
 }
+
+#[test]
+fn a_class_listed_twice_and_a_wrong_class_count_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = fixture(dir.path(), "d", 5);
+    let info = run_dir.join("run.json");
+    let original = std::fs::read_to_string(&info).unwrap();
+    let mut j: serde_json::Value = serde_json::from_str(&original).unwrap();
+    let classes = j["classes"].as_array().unwrap().clone();
+    // "happy" is happiness again under another spelling.
+    let mut twice = classes.clone();
+    twice.push(serde_json::Value::from("happy"));
+    j["classes"] = serde_json::Value::from(twice);
+    std::fs::write(&info, serde_json::to_string(&j).unwrap()).unwrap();
+    let (ok, out) = audit(dir.path(), &[run_dir.to_str().unwrap(), "--no-html"]);
+    assert!(!ok && out.contains("class `happy` in `classes` names an expression listed before it"), "{out}");
+    // One class fewer than the files hold: every column is wrong, and the first one (p_sem) is named, always.
+    j["classes"] = serde_json::Value::from(classes[..classes.len() - 1].to_vec());
+    std::fs::write(&info, serde_json::to_string(&j).unwrap()).unwrap();
+    for _ in 0..3 {
+        let (ok, out) = audit(dir.path(), &[run_dir.to_str().unwrap(), "--no-html"]);
+        assert!(!ok && out.contains("`p_sem` has"), "{out}");
+    }
+}
