@@ -7,7 +7,7 @@ use exchange::fusion::{Fusion, FusionMode};
 use rayon::prelude::*;
 
 /// Probabilities this small are floored before the log (float32 softmax outputs can underflow to 0).
-const FLOOR: f32 = 1e-30;
+pub(crate) const FLOOR: f32 = 1e-30;
 
 /// Fused `n × c` distribution. Levels that are `None` (switched off) are left out and the remaining
 /// weights renormalised (mean-prob) or used as they are (weighted-logit).

@@ -303,8 +303,10 @@ pub struct EpochFile {
     pub epoch: u32,
     pub path: PathBuf,
     ids: StringChunked,
-    /// semantic, text, instance (None when the level is off), `rows × classes`.
-    levels: [Option<Vec<f32>>; 3],
+    /// The semantic level, always there; text and instance (None when off); all `rows × classes`.
+    sem: Vec<f32>,
+    text: Option<Vec<f32>>,
+    ins: Option<Vec<f32>>,
     fused: Vec<f32>,
     threshold: Threshold,
     fusion: Fusion,
@@ -346,7 +348,9 @@ pub fn read_epoch_file(epoch: u32, path: &Path, info: &RunInfo, c: usize) -> Res
         epoch,
         path: path.to_path_buf(),
         ids,
-        levels: [Some(sem), columns[1].take(), columns[2].take()],
+        sem,
+        text: columns[1].take(),
+        ins: columns[2].take(),
         fused,
         threshold,
         fusion,
@@ -356,11 +360,9 @@ pub fn read_epoch_file(epoch: u32, path: &Path, info: &RunInfo, c: usize) -> Res
 /// Joins an epoch's rows with the truth by id and keeps the auditable ones (a known id, a true label in the
 /// run's classes); what was left out is counted, and too many unknown ids is an error.
 pub fn join_truth(file: EpochFile, class_ids: &[u8], truth: &Truth, warnings: &mut Vec<String>) -> Result<EpochData> {
-    let EpochFile { epoch, path, ids, levels, fused, threshold, fusion } = file;
+    let EpochFile { epoch, path, ids, sem, text, ins, fused, threshold, fusion } = file;
     let path = path.as_path();
     let c = class_ids.len();
-    let [sem, text, ins] = levels;
-    let sem = sem.expect("read_epoch_file always reads the semantic level");
     // Join with the truth and keep auditable rows.
     let mut dropped = Dropped::default();
     let rows = ids.len();

@@ -72,7 +72,7 @@ pub fn what_if(e: &EpochData, over: &Override, step: f32) -> WhatIf {
     let blocks = Blocks::new(e);
     let scorers: Vec<Scorer> = settings.iter().map(|f| Scorer::new(&blocks, f)).collect();
     let top = top_k_all(&blocks, &scorers, k);
-    let candidates = settings
+    let mut candidates: Vec<Candidate> = settings
         .iter()
         .zip(top)
         .map(|(f, (quality, kth))| Candidate {
@@ -83,8 +83,7 @@ pub fn what_if(e: &EpochData, over: &Override, step: f32) -> WhatIf {
             threshold: kth,
             delta: quality.zip(base.quality).map(|(q, b)| q - b),
         })
-        .collect::<Vec<_>>();
-    let mut candidates = candidates;
+        .collect();
     // Stable: equal qualities keep grid order.
     candidates.sort_by(|a, b| b.quality.unwrap_or(-1.0).total_cmp(&a.quality.unwrap_or(-1.0)));
     WhatIf {
@@ -112,9 +111,6 @@ struct Blocks {
     truth: Vec<f32>,
 }
 
-/// Probabilities this small are floored before the log, as in [`crate::fusion::fuse`].
-const FLOOR: f32 = 1e-30;
-
 impl Blocks {
     fn new(e: &EpochData) -> Blocks {
         let (c, n) = (e.classes, e.n);
@@ -134,7 +130,8 @@ impl Blocks {
             out
         };
         let probs = std::array::from_fn(|l| e.levels[l].as_deref().map(|p| regroup(p, |x| x)));
-        let logs = std::array::from_fn(|l| e.levels[l].as_deref().map(|p| regroup(p, |x| x.max(FLOOR).ln())));
+        let logs =
+            std::array::from_fn(|l| e.levels[l].as_deref().map(|p| regroup(p, |x| x.max(crate::fusion::FLOOR).ln())));
         let mut truth: Vec<f32> = e.truth.iter().map(|t| f32::from(*t)).collect();
         truth.resize(blocks * LANES, -1.0);
         Blocks { classes: c, n, probs, logs, truth }
@@ -142,6 +139,12 @@ impl Blocks {
 
     fn blocks(&self) -> usize {
         self.truth.len() / LANES
+    }
+
+    /// Block `blk`'s true classes, one per lane.
+    fn truth_lanes(&self, blk: usize) -> f32x8 {
+        let lanes: [f32; LANES] = self.truth[blk * LANES..(blk + 1) * LANES].try_into().expect("8 lanes");
+        f32x8::from(lanes)
     }
 }
 
@@ -229,16 +232,8 @@ fn top_k_all(b: &Blocks, scorers: &[Scorer], k: usize) -> Vec<(Option<f64>, f32)
 /// Every candidate's pass over the rows, given its bracket of the k-th confidence.
 fn tally_all(b: &Blocks, scorers: &[Scorer], k: usize) -> Vec<Tally> {
     let brackets: Vec<(f32, f32)> = scorers.par_iter().map(|s| bracket(b, s, k)).collect();
-    let m = scorers.len();
-    let mut tallies: Vec<Tally> = vec![Tally::default(); m];
-    for part in for_each_chunk(
-        b,
-        scorers,
-        || vec![Tally::default(); m],
-        |t: &mut Vec<Tally>, s, blk, conf, right| {
-            tally_block(&mut t[s], b, blk, conf, right, brackets[s]);
-        },
-    ) {
+    let mut tallies: Vec<Tally> = vec![Tally::default(); scorers.len()];
+    for part in tally_chunks(b, scorers, &brackets) {
         for (a, p) in tallies.iter_mut().zip(part) {
             a.above += p.above;
             a.right_above += p.right_above;
@@ -346,8 +341,7 @@ fn exact_top_k(b: &Blocks, s: &Scorer, k: usize) -> (Option<f64>, f32) {
 
 /// One block under one candidate, the class count dispatched to a constant.
 fn score_block(b: &Blocks, s: &Scorer, blk: usize) -> (f32x8, i32) {
-    let truth: [f32; LANES] = b.truth[blk * LANES..(blk + 1) * LANES].try_into().expect("8 lanes");
-    let truth = f32x8::from(truth);
+    let truth = b.truth_lanes(blk);
     match b.classes {
         8 => s.block::<8>(blk, truth),
         7 => s.block::<7>(blk, truth),
@@ -360,55 +354,48 @@ fn score_block(b: &Blocks, s: &Scorer, blk: usize) -> (f32x8, i32) {
     }
 }
 
-/// Scores every candidate on every block, chunk by chunk, one job per thread over consecutive chunks, and
-/// hands each (candidate, block, confidences, right-mask) to `visit` with the job's own state; returns the
-/// jobs' states.
-fn for_each_chunk<T: Send>(
-    b: &Blocks,
-    scorers: &[Scorer],
-    init: impl Fn() -> T + Sync,
-    visit: impl Fn(&mut T, usize, usize, f32x8, i32) + Sync,
-) -> Vec<T> {
+/// Every candidate's tally over every block, chunk by chunk (each candidate scored on a chunk while the chunk
+/// is in cache), one job per thread over consecutive chunks; returns each job's tallies, one per candidate.
+fn tally_chunks(b: &Blocks, scorers: &[Scorer], brackets: &[(f32, f32)]) -> Vec<Vec<Tally>> {
     let chunks = b.blocks().div_ceil(CHUNK_BLOCKS);
     let jobs = rayon::current_num_threads().clamp(1, chunks.max(1));
     (0..jobs)
         .into_par_iter()
         .map(|job| {
-            let mut state = init();
+            let mut tallies = vec![Tally::default(); scorers.len()];
             for chunk in (job * chunks / jobs)..((job + 1) * chunks / jobs) {
                 let range = chunk * CHUNK_BLOCKS..((chunk + 1) * CHUNK_BLOCKS).min(b.blocks());
-                for (s, scorer) in scorers.iter().enumerate() {
+                for ((scorer, t), bracket) in scorers.iter().zip(&mut tallies).zip(brackets) {
+                    let (range, bracket) = (range.clone(), *bracket);
                     match b.classes {
-                        8 => score_chunk::<8, T>(b, scorer, s, range.clone(), &mut state, &visit),
-                        7 => score_chunk::<7, T>(b, scorer, s, range.clone(), &mut state, &visit),
-                        6 => score_chunk::<6, T>(b, scorer, s, range.clone(), &mut state, &visit),
-                        5 => score_chunk::<5, T>(b, scorer, s, range.clone(), &mut state, &visit),
-                        4 => score_chunk::<4, T>(b, scorer, s, range.clone(), &mut state, &visit),
-                        3 => score_chunk::<3, T>(b, scorer, s, range.clone(), &mut state, &visit),
-                        2 => score_chunk::<2, T>(b, scorer, s, range.clone(), &mut state, &visit),
-                        _ => score_chunk::<1, T>(b, scorer, s, range.clone(), &mut state, &visit),
+                        8 => tally_chunk::<8>(b, scorer, range, bracket, t),
+                        7 => tally_chunk::<7>(b, scorer, range, bracket, t),
+                        6 => tally_chunk::<6>(b, scorer, range, bracket, t),
+                        5 => tally_chunk::<5>(b, scorer, range, bracket, t),
+                        4 => tally_chunk::<4>(b, scorer, range, bracket, t),
+                        3 => tally_chunk::<3>(b, scorer, range, bracket, t),
+                        2 => tally_chunk::<2>(b, scorer, range, bracket, t),
+                        _ => tally_chunk::<1>(b, scorer, range, bracket, t),
                     }
                 }
             }
-            state
+            tallies
         })
         .collect()
 }
 
 /// One candidate over one chunk of blocks; the class count as a constant, so the block loops unroll.
 #[inline(always)]
-fn score_chunk<const C: usize, T>(
+fn tally_chunk<const C: usize>(
     b: &Blocks,
     scorer: &Scorer,
-    s: usize,
     range: std::ops::Range<usize>,
-    state: &mut T,
-    visit: &impl Fn(&mut T, usize, usize, f32x8, i32),
+    bracket: (f32, f32),
+    t: &mut Tally,
 ) {
     for blk in range {
-        let truth: [f32; LANES] = b.truth[blk * LANES..(blk + 1) * LANES].try_into().expect("8 lanes");
-        let (conf, right) = scorer.block::<C>(blk, f32x8::from(truth));
-        visit(state, s, blk, conf, right);
+        let (conf, right) = scorer.block::<C>(blk, b.truth_lanes(blk));
+        tally_block(t, b, blk, conf, right, bracket);
     }
 }
 
