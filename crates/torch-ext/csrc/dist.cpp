@@ -5,6 +5,7 @@
 #define USE_C10D_GLOO 1
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include "guard.h"
 #include "tensor_list.h"
@@ -23,6 +24,108 @@ struct tx_work {
   c10::intrusive_ptr<c10d::Work> work;
   std::chrono::milliseconds timeout;
 };
+
+namespace {
+
+// Every rank's `t` (same shape everywhere), stacked along a new first dimension in rank order.
+at::Tensor allgather_stacked(tx_group* g, const at::Tensor& t) {
+  auto world = g->backend->getSize();
+  std::vector<at::Tensor> parts;
+  for (int r = 0; r < world; ++r) parts.push_back(at::empty_like(t));
+  std::vector<std::vector<at::Tensor>> o{parts};
+  std::vector<at::Tensor> in{t};
+  c10d::AllgatherOptions opts;
+  opts.timeout = g->timeout;
+  g->backend->allgather(o, in, opts)->wait(g->timeout);
+  return at::stack(o[0]);
+}
+
+void allreduce_sum_now(tx_group* g, at::Tensor& t) {
+  std::vector<at::Tensor> v{t};
+  c10d::AllreduceOptions o;
+  o.reduceOp = c10d::ReduceOp::SUM;
+  o.timeout = g->timeout;
+  g->backend->allreduce(v, o)->wait(g->timeout);
+}
+
+// Every dimension but the channels (1): what batch norm averages over.
+std::vector<int64_t> stat_dims(const at::Tensor& x) {
+  std::vector<int64_t> d{0};
+  for (int64_t i = 2; i < x.dim(); ++i) d.push_back(i);
+  return d;
+}
+
+// A per-channel vector shaped to broadcast against `x` ([1, C, 1, ...]).
+at::Tensor per_channel(const at::Tensor& v, const at::Tensor& x) {
+  std::vector<int64_t> shape(x.dim(), 1);
+  shape[1] = v.size(0);
+  return v.view(shape);
+}
+
+// Batch norm over the batch of every rank together (PyTorch's SyncBatchNorm, written with plain tensor ops so
+// it runs on the CPU as well; libtorch's batch_norm_stats kernels are CUDA-only). Forward: each rank's
+// per-channel mean, biased variance and row count are all-gathered and combined (the parallel-variance
+// formula), so the statistics are those of the concatenated batch. Backward: the two per-channel sums the
+// input gradient needs (of dy and of dy·x̂) are all-reduced, so each rank's input gradient is that of the
+// sum of every rank's loss; the weight and bias gradients stay local, as every parameter's gradient does
+// until the trainer averages them. Statistics and gradients in fp32 whatever the input's dtype.
+struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor x, at::Tensor weight, at::Tensor bias,
+                            at::Tensor running_mean, at::Tensor running_var, double momentum, double eps,
+                            int64_t group) {
+    auto* g = reinterpret_cast<tx_group*>(group);
+    TORCH_CHECK(x.dim() >= 2, "synchronised batch norm needs [N, C, ...] input, got ", x.dim(), " dimensions");
+    auto xf = x.to(at::kFloat);
+    auto dims = stat_dims(xf);
+    int64_t c = xf.size(1);
+    auto mean = xf.mean(dims);
+    auto var = (xf - per_channel(mean, xf)).square().mean(dims);
+    auto rows = at::full({1}, static_cast<double>(xf.numel() / c), mean.options());
+    auto all = allgather_stacked(g, at::cat({mean, var, rows}));  // [world, 2C + 1]
+    auto counts = all.narrow(1, 2 * c, 1);                       // [world, 1]
+    auto total = counts.sum();
+    auto means = all.narrow(1, 0, c);
+    auto g_mean = (means * counts).sum(0) / total;
+    auto g_var = ((all.narrow(1, c, c) + (means - g_mean).square()) * counts).sum(0) / total;
+    auto invstd = (g_var + eps).rsqrt();
+    if (running_mean.defined()) {
+      // As nn.BatchNorm: the running variance takes the unbiased estimate over all rows.
+      running_mean.mul_(1.0 - momentum).add_(g_mean, momentum);
+      running_var.mul_(1.0 - momentum).add_(g_var * total / (total - 1).clamp_min(1), momentum);
+    }
+    auto xhat = (xf - per_channel(g_mean, xf)) * per_channel(invstd, xf);
+    auto y = xhat * per_channel(weight.to(at::kFloat), xf) + per_channel(bias.to(at::kFloat), xf);
+    ctx->save_for_backward({xf, weight, g_mean, invstd, total});
+    ctx->saved_data["group"] = group;
+    ctx->saved_data["dtype"] = static_cast<int64_t>(x.scalar_type());
+    return y.to(x.scalar_type());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto* g = reinterpret_cast<tx_group*>(ctx->saved_data["group"].toInt());
+    auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
+    auto s = ctx->get_saved_variables();
+    auto &xf = s[0], &weight = s[1], &g_mean = s[2], &invstd = s[3], &total = s[4];
+    auto dims = stat_dims(xf);
+    int64_t c = xf.size(1);
+    auto dy = grads[0].to(at::kFloat);
+    auto xhat = (xf - per_channel(g_mean, xf)) * per_channel(invstd, xf);
+    auto sum_dy = dy.sum(dims);
+    auto sum_dy_xhat = (dy * xhat).sum(dims);
+    auto both = at::cat({sum_dy, sum_dy_xhat});
+    allreduce_sum_now(g, both);
+    auto scale = per_channel(weight.to(at::kFloat) * invstd, xf);
+    auto dx = scale * (dy - per_channel(both.narrow(0, 0, c), xf) / total -
+                       xhat * per_channel(both.narrow(0, c, c), xf) / total);
+    return {dx.to(dtype),          sum_dy_xhat.to(weight.scalar_type()), sum_dy.to(weight.scalar_type()),
+            at::Tensor(),          at::Tensor(),
+            at::Tensor(),          at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+}  // namespace
 
 extern "C" {
 
@@ -88,6 +191,18 @@ char* tx_allgather(tx_group* g, const at::Tensor* input, at::Tensor* const* outs
     c10d::AllgatherOptions opts;
     opts.timeout = g->timeout;
     g->backend->allgather(o, in, opts)->wait(g->timeout);
+  })
+}
+
+// Batch norm in training mode with statistics over every rank's batch (see SyncBatchNorm above); updates the
+// running statistics in place. Collective: every rank calls it for the same layers in the same order.
+char* tx_sync_batch_norm(tx_group* g, const at::Tensor* x, const at::Tensor* weight, const at::Tensor* bias,
+                         at::Tensor* running_mean, at::Tensor* running_var, double momentum, double eps,
+                         at::Tensor** out) {
+  TX_GUARD({
+    auto y = SyncBatchNorm::apply(*x, *weight, *bias, *running_mean, *running_var, momentum, eps,
+                                  reinterpret_cast<int64_t>(g));
+    *out = new at::Tensor(y);
   })
 }
 

@@ -127,6 +127,41 @@ impl ProcessGroup {
         Ok(outs)
     }
 
+    /// Batch norm in training mode over the batch of every rank together (PyTorch's `SyncBatchNorm`):
+    /// statistics of the concatenated batch, running statistics updated in place with them, and a backward
+    /// that makes each rank's input gradient that of the sum of every rank's loss. Works on CPU tensors (the
+    /// Gloo group). Collective: every rank must call it for the same layers in the same order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync_batch_norm(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<Tensor> {
+        let mut out = std::ptr::null_mut();
+        // SAFETY: live tensors for the call; the autograd node keeps its own references, and the group outlives
+        // the backward (the trainer holds it for the whole run). On success we own the new tensor.
+        self.named("tx_sync_batch_norm", unsafe {
+            ffi::tx_sync_batch_norm(
+                self.ptr,
+                x.as_ptr(),
+                weight.as_ptr(),
+                bias.as_ptr(),
+                running_mean.as_ptr(),
+                running_var.as_ptr(),
+                momentum,
+                eps,
+                &mut out,
+            )
+        })?;
+        // SAFETY: a new heap tensor from the shim, owned by tch from here.
+        Ok(unsafe { Tensor::from_ptr(out) })
+    }
+
     pub fn barrier(&self) -> Result<()> {
         // SAFETY: a live group.
         self.named("tx_barrier", unsafe { ffi::tx_barrier(self.ptr) })
@@ -194,6 +229,55 @@ mod tests {
             assert_eq!(b, vec![1.0]);
             assert_eq!(c, vec![6.0; 3]);
             assert_eq!(parts, vec![vec![0.0], vec![10.0]]);
+        }
+    }
+
+    /// Two ranks' synchronised batch norm against libtorch's own batch norm on the concatenated batch: the
+    /// same outputs, running statistics, input gradients (of the summed loss) and summed weight gradients.
+    #[test]
+    fn synchronised_batch_norm_is_batch_norm_over_the_ranks_together() {
+        let port = free_port();
+        let opts = (Kind::Float, Device::Cpu);
+        // Uneven shares (3 and 5 rows) and per-channel offsets, so counts and the mean shift both matter.
+        let x_all =
+            Tensor::randn([8, 3, 2, 2], opts) * 2.0 + Tensor::from_slice(&[1.0f32, -3.0, 0.5]).view([1, 3, 1, 1]);
+        let dy_all = Tensor::randn([8, 3, 2, 2], opts);
+        let (w0, b0) = (Tensor::from_slice(&[1.5f32, 0.5, -1.0]), Tensor::from_slice(&[0.1f32, 0.2, 0.3]));
+        let rows = [(0, 3), (3, 5)];
+        let ranks: Vec<_> = rows
+            .iter()
+            .enumerate()
+            .map(|(rank, &(start, len))| {
+                let x = x_all.narrow(0, start, len).copy().set_requires_grad(true);
+                let dy = dy_all.narrow(0, start, len).copy();
+                let (w, b) = (w0.copy().set_requires_grad(true), b0.copy().set_requires_grad(true));
+                std::thread::spawn(move || {
+                    let g = ProcessGroup::gloo(&rendezvous(port, rank, 2, Duration::from_secs(30))).unwrap();
+                    let (rm, rv) = (Tensor::zeros([3], opts), Tensor::ones([3], opts));
+                    let y = g.sync_batch_norm(&x, &w, &b, &rm, &rv, 0.1, 1e-5).unwrap();
+                    (&y * &dy).sum(Kind::Float).backward();
+                    (y.detach(), x.grad(), w.grad(), b.grad(), rm, rv)
+                })
+            })
+            .collect();
+        let out: Vec<_> = ranks.into_iter().map(|h| h.join().unwrap()).collect();
+
+        let x = x_all.copy().set_requires_grad(true);
+        let (w, b) = (w0.copy().set_requires_grad(true), b0.copy().set_requires_grad(true));
+        let (rm, rv) = (Tensor::zeros([3], opts), Tensor::ones([3], opts));
+        let y = Tensor::batch_norm(&x, Some(&w), Some(&b), Some(&rm), Some(&rv), true, 0.1, 1e-5, false);
+        (&y * &dy_all).sum(Kind::Float).backward();
+        let close = |a: &Tensor, b: &Tensor, what: &str| {
+            let d = f64::try_from((a - b).abs().max()).unwrap();
+            assert!(d < 1e-5, "{what}: off by {d}");
+        };
+        close(&Tensor::cat(&[&out[0].0, &out[1].0], 0), &y.detach(), "output");
+        close(&Tensor::cat(&[&out[0].1, &out[1].1], 0), &x.grad(), "input gradient");
+        close(&(&out[0].2 + &out[1].2), &w.grad(), "weight gradient (summed over ranks)");
+        close(&(&out[0].3 + &out[1].3), &b.grad(), "bias gradient (summed over ranks)");
+        for o in &out {
+            close(&o.4, &rm, "running mean");
+            close(&o.5, &rv, "running variance");
         }
     }
 

@@ -63,6 +63,18 @@ extern "C" {
         world: c_int,
     ) -> *mut c_char;
     pub fn tx_barrier(g: *mut TxGroup) -> *mut c_char;
+    #[allow(clippy::too_many_arguments)]
+    pub fn tx_sync_batch_norm(
+        g: *mut TxGroup,
+        x: *const C_tensor,
+        weight: *const C_tensor,
+        bias: *const C_tensor,
+        running_mean: *const C_tensor,
+        running_var: *const C_tensor,
+        momentum: f64,
+        eps: f64,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
 }
 
 /// A c10d store + process group, owned by the shim.

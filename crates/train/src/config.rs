@@ -426,6 +426,12 @@ impl Config {
         if md.freeze_bn && md.init == "scratch" {
             bail!("model.freeze_bn = true: only with pretrained weights (fixed statistics of random weights mean nothing)");
         }
+        if md.freeze_bn && md.sync_bn {
+            bail!(
+                "model.freeze_bn = true and model.sync_bn = true: frozen batch norms use their running statistics, \
+                 there is no batch to synchronise (choose one)"
+            );
+        }
         if md.init == "dlib" && md.calibration_images < 1 {
             bail!("model.calibration_images = 0: init = \"dlib\" calibrates its batch norms on at least one face");
         }
@@ -519,6 +525,8 @@ mod tests {
         assert!(e.contains("model.image_size = 32") && e.contains("103 px"), "{e}");
         let e = resolve(&dir(), "sitfer", "cpu", &["model.init=scratch".into(), "model.freeze_bn=true".into()]);
         assert!(e.unwrap_err().to_string().contains("model.freeze_bn = true"));
+        let e = resolve(&dir(), "sitfer", "cpu", &["model.freeze_bn=true".into(), "model.sync_bn=true".into()]);
+        assert!(e.unwrap_err().to_string().contains("no batch to synchronise"));
         let cpu = resolve(&dir(), "sitfer", "cpu", &["model.init=scratch".into()]).unwrap();
         assert_eq!((cpu.model.arch, cpu.model.feature_dim()), (crate::model::Arch::DlibResnet, 128));
     }

@@ -81,6 +81,11 @@ impl Dist {
         self.group.world()
     }
 
+    /// The process group itself, for collectives inside the model (synchronised batch norm).
+    pub fn group(&self) -> &ProcessGroup {
+        &self.group
+    }
+
     /// Every variable (weights and batch-norm buffers) as rank 0 has it, in name order on every rank.
     pub fn broadcast_variables(&self, vs: &VarStore) -> anyhow::Result<()> {
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();

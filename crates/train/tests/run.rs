@@ -596,10 +596,22 @@ fn file_set(root: &Path, id: &str) -> Vec<String> {
 
 /// One SIT-FER step at world size 2 (each rank 4 + 4 + 4 faces) against one process with the whole batch
 /// (8 + 8 + 8): the same weights after an SGD step (so the same mean gradient, to lr · 1e-5) and the same
-/// memory bank. Batch norms frozen and no dropout: the modes in which the split is exact (batch statistics
-/// and dropout masks are per rank by design). Both runs write the same files.
+/// memory bank. Batch norms frozen and no dropout: a mode in which the split is exact (dropout masks are per
+/// rank by design). Both runs write the same files.
 #[test]
 fn two_ranks_take_the_one_process_step() {
+    one_process_vs_two_ranks("model.freeze_bn=true", 1e-6);
+}
+
+/// The same with batch norms in training mode, synchronised over the ranks: the statistics of the whole
+/// 24-face batch on both ranks, so the step, the running statistics and the bank are again the one-process
+/// ones (to float rounding of the combined statistics).
+#[test]
+fn two_ranks_with_synchronised_batch_norm_take_the_one_process_step() {
+    one_process_vs_two_ranks("model.sync_bn=true", 1e-5);
+}
+
+fn one_process_vs_two_ranks(batch_norm: &str, tolerance: f64) {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path(), false);
     let one_step = ["schedule.epochs=1", "schedule.steps_per_epoch=1"];
@@ -611,7 +623,7 @@ fn two_ranks_take_the_one_process_step() {
     let init = format!("model.init=\"{}\"", donor.join(state["tensors"].as_str().unwrap()).display());
     let sets = [
         init.as_str(),
-        "model.freeze_bn=true",
+        batch_norm,
         "model.dropout=0",
         "optim.kind=\"sgd\"",
         "optim.lr=0.1",
@@ -632,7 +644,7 @@ fn two_ranks_take_the_one_process_step() {
     for (k, ta) in &a {
         let diff =
             f64::try_from((ta.to_kind(tch::Kind::Double) - b[k].to_kind(tch::Kind::Double)).abs().max()).unwrap();
-        assert!(diff <= 1e-6, "{k}: one process vs two ranks differ by {diff}");
+        assert!(diff <= tolerance, "{k}: one process vs two ranks differ by {diff} ({batch_norm})");
     }
     assert_eq!(file_set(dir.path(), "one"), file_set(dir.path(), "two"));
 }

@@ -30,6 +30,11 @@ pub struct Model {
     /// batch statistics in training, running statistics in evaluation, as usual. In a data-parallel run this is
     /// the mode in which the ranks compute exactly the one-process step (batch statistics are per rank).
     pub freeze_bn: bool,
+    /// Data-parallel runs: batch norms in training take the statistics of every rank's share together (the
+    /// whole step's batch, as one process would), at the cost of two small collectives per batch norm and
+    /// step. Off: each rank normalises its own share (PyTorch DDP's default). Nothing changes in a
+    /// one-process run.
+    pub sync_bn: bool,
     /// `init = "dlib"`: training faces (a seeded sample of labeled + unlabeled) the batch norms are calibrated on.
     pub calibration_images: usize,
     /// `scratch`, `dlib` (dlib's face weights that `make setup` fetches; `arch = "dlib-resnet"`), or a
@@ -55,6 +60,7 @@ impl Default for Model {
             classifier_scale: 1.0,
             dlib_cut: 256,
             freeze_bn: false,
+            sync_bn: false,
             calibration_images: 2000,
             init: "scratch".into(),
         }

@@ -6,17 +6,23 @@ pub mod config;
 pub mod dlib;
 pub mod heads;
 pub mod init;
+pub mod norm;
 pub mod resnet;
 pub mod small_cnn;
 
-use tch::nn::{self, ModuleT};
+use std::rc::Rc;
+
+use tch::nn;
 use tch::Tensor;
 
 pub use config::Model;
 use dlib::DlibResNet;
 use heads::{HeadOut, Heads};
+use norm::Norm;
 use resnet::ResNet18;
 use small_cnn::SmallCnn;
+
+use crate::distributed::Dist;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -56,6 +62,8 @@ pub struct Net {
     backbone: Backbone,
     /// `model.freeze_bn`: the backbone's batch norms use their running statistics in training too.
     freeze_bn: bool,
+    /// `model.sync_bn` in a data-parallel run: training batch norms take every rank's batch together.
+    sync_bn: Option<Rc<Dist>>,
     pub heads: Heads,
 }
 
@@ -64,20 +72,29 @@ impl Net {
     pub fn new(root: &nn::Path, model: &Model, classes: i64, text_dim: i64) -> Self {
         let backbone = match model.arch {
             Arch::Resnet18 => Backbone::ResNet18(Box::new(ResNet18::new(root, model.stem, model.width))),
-            Arch::DlibResnet => Backbone::Dlib(Box::new(DlibResNet::new(root, model.dlib_cut, model.freeze_bn, false))),
+            Arch::DlibResnet => Backbone::Dlib(Box::new(DlibResNet::new(root, model.dlib_cut, false))),
             Arch::SmallCnn => Backbone::SmallCnn(SmallCnn::new(root, model.width)),
         };
         let heads = Heads::new(root, model.feature_dim(), classes, text_dim, model.dropout, model.classifier_scale);
-        Net { backbone, freeze_bn: model.freeze_bn, heads }
+        Net { backbone, freeze_bn: model.freeze_bn, sync_bn: None, heads }
+    }
+
+    /// From now on, batch norms in training normalise with the batch of every rank of `dist` together.
+    pub fn synchronise_batch_norm(&mut self, dist: Rc<Dist>) {
+        self.sync_bn = Some(dist);
     }
 
     pub fn forward(&self, x: &Tensor, train: bool) -> HeadOut {
-        // These backbones' `train` flag only switches their batch norms (dropout is the heads').
-        let bn_train = train && !self.freeze_bn;
+        // The backbones' only train/eval difference is their batch norms' statistics (dropout is the heads').
+        let norm = match (&self.sync_bn, train && !self.freeze_bn) {
+            (_, false) => Norm::Running,
+            (None, true) => Norm::Batch,
+            (Some(d), true) => Norm::AllRanks(d.group()),
+        };
         let f = match &self.backbone {
-            Backbone::ResNet18(b) => b.forward_t(x, bn_train),
-            Backbone::Dlib(b) => b.forward_t(x, train),
-            Backbone::SmallCnn(b) => b.forward_t(x, bn_train),
+            Backbone::ResNet18(b) => b.forward(x, norm),
+            Backbone::Dlib(b) => b.forward(x, norm),
+            Backbone::SmallCnn(b) => b.forward(x, norm),
         };
         self.heads.forward(&f, train)
     }

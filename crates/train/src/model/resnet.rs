@@ -9,6 +9,11 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use super::norm::{batch_norm2d, BatchNorm2d, Norm};
+
+/// torchvision's batch-norm epsilon.
+const BN_EPS: f64 = 1e-5;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stem {
@@ -25,33 +30,31 @@ fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, padding: i64) -> nn::C
 #[derive(Debug)]
 struct Block {
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: BatchNorm2d,
     conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
-    down: Option<(nn::Conv2D, nn::BatchNorm)>,
+    bn2: BatchNorm2d,
+    down: Option<(nn::Conv2D, BatchNorm2d)>,
 }
 
 impl Block {
     fn new(p: &nn::Path, i: i64, o: i64, stride: i64) -> Self {
         let down = (stride != 1 || i != o).then(|| {
-            (
-                conv(p / "downsample" / "0", i, o, 1, stride, 0),
-                nn::batch_norm2d(p / "downsample" / "1", o, Default::default()),
-            )
+            (conv(p / "downsample" / "0", i, o, 1, stride, 0), batch_norm2d(p / "downsample" / "1", o, BN_EPS))
         });
         Block {
             conv1: conv(p / "conv1", i, o, 3, stride, 1),
-            bn1: nn::batch_norm2d(p / "bn1", o, Default::default()),
+            bn1: batch_norm2d(p / "bn1", o, BN_EPS),
             conv2: conv(p / "conv2", o, o, 3, 1, 1),
-            bn2: nn::batch_norm2d(p / "bn2", o, Default::default()),
+            bn2: batch_norm2d(p / "bn2", o, BN_EPS),
             down,
         }
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu().apply(&self.conv2).apply_t(&self.bn2, train);
+    fn forward(&self, x: &Tensor, norm: Norm) -> Tensor {
+        let y = self.bn1.forward(&x.apply(&self.conv1), norm).relu();
+        let y = self.bn2.forward(&y.apply(&self.conv2), norm);
         let skip = match &self.down {
-            Some((c, b)) => x.apply(c).apply_t(b, train),
+            Some((c, b)) => b.forward(&x.apply(c), norm),
             None => x.shallow_clone(),
         };
         (y + skip).relu()
@@ -62,7 +65,7 @@ impl Block {
 #[derive(Debug)]
 pub struct ResNet18 {
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: BatchNorm2d,
     stem: Stem,
     layers: Vec<Block>,
 }
@@ -90,20 +93,26 @@ impl ResNet18 {
             layers.push(Block::new(&(&p / "1"), o, o, 1));
             i = o;
         }
-        ResNet18 { conv1, bn1: nn::batch_norm2d(root / "bn1", width, Default::default()), stem, layers }
+        ResNet18 { conv1, bn1: batch_norm2d(root / "bn1", width, BN_EPS), stem, layers }
+    }
+}
+
+impl ResNet18 {
+    pub fn forward(&self, x: &Tensor, norm: Norm) -> Tensor {
+        let mut x = self.bn1.forward(&x.apply(&self.conv1), norm).relu();
+        if self.stem == Stem::Imagenet {
+            x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        }
+        for b in &self.layers {
+            x = b.forward(&x, norm);
+        }
+        x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
     }
 }
 
 impl ModuleT for ResNet18 {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut x = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
-        if self.stem == Stem::Imagenet {
-            x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
-        }
-        for b in &self.layers {
-            x = b.forward(&x, train);
-        }
-        x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+        self.forward(x, Norm::local(train))
     }
 }
 

@@ -11,20 +11,22 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use super::norm::{batch_norm2d, BatchNorm2d, Norm};
+
 #[derive(Debug)]
 struct ConvBn {
     conv: nn::Conv2D,
-    bn: nn::BatchNorm,
+    bn: BatchNorm2d,
 }
 
 impl ConvBn {
     fn new(p: &nn::Path, i: i64, o: i64) -> Self {
         let cfg = nn::ConvConfig { padding: 1, bias: false, ..Default::default() };
-        ConvBn { conv: nn::conv2d(p / "conv", i, o, 3, cfg), bn: nn::batch_norm2d(p / "bn", o, Default::default()) }
+        ConvBn { conv: nn::conv2d(p / "conv", i, o, 3, cfg), bn: batch_norm2d(p / "bn", o, 1e-5) }
     }
 
-    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        x.apply(&self.conv).apply_t(&self.bn, train).relu()
+    fn forward(&self, x: &Tensor, norm: Norm) -> Tensor {
+        self.bn.forward(&x.apply(&self.conv), norm).relu()
     }
 }
 
@@ -56,13 +58,19 @@ impl SmallCnn {
     }
 }
 
-impl ModuleT for SmallCnn {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+impl SmallCnn {
+    pub fn forward(&self, x: &Tensor, norm: Norm) -> Tensor {
         let mut x = x.shallow_clone();
         for [a, b] in &self.stages {
-            x = b.forward(&a.forward(&x, train), train).max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+            x = b.forward(&a.forward(&x, norm), norm).max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
         }
         x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    }
+}
+
+impl ModuleT for SmallCnn {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.forward(x, Norm::local(train))
     }
 }
 

@@ -119,7 +119,10 @@ impl<'a> Trainer<'a> {
         let text_dim = protos.as_ref().map(|p| p.size()[1]).unwrap_or(feature);
         tch::manual_seed(cfg.run.seed as i64);
         let vs = VarStore::new(device);
-        let net = Net::new(&vs.root(), &cfg.model, c, text_dim);
+        let mut net = Net::new(&vs.root(), &cfg.model, c, text_dim);
+        if let (true, Some(d)) = (cfg.model.sync_bn, &spec.dist) {
+            net.synchronise_batch_norm(d.clone());
+        }
         if !spec.resume {
             // Rank 0 alone initialises (and writes init.json); every rank then starts from its weights. A resumed
             // run's ranks all read the same checkpoint instead.

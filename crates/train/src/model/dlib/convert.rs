@@ -93,7 +93,7 @@ mod tests {
         }
         let want = Tensor::from_slice(&want).view([images.len() as i64, 128]);
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = DlibResNet::new(&vs.root(), 256, false, true);
+        let net = DlibResNet::new(&vs.root(), 256, true);
         assert_eq!(pretrained::load_folded(&net, &st).unwrap(), 29);
         let x = to_tensor(&images, Device::Cpu);
         let got = tch::no_grad(|| net.descriptor(&x).unwrap());

@@ -18,6 +18,7 @@ pub mod pretrained;
 use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
 
+use super::norm::{batch_norm2d, BatchNorm2d, Norm};
 use crate::data::batch::{MEAN, STD};
 
 /// dlib's per-channel pixel means (RGB), subtracted before dividing by 256.
@@ -100,7 +101,7 @@ fn sub<'a>(root: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
 #[derive(Debug)]
 pub struct ConvBn {
     pub conv: nn::Conv2D,
-    pub bn: nn::BatchNorm,
+    pub bn: BatchNorm2d,
 }
 
 impl ConvBn {
@@ -109,17 +110,17 @@ impl ConvBn {
             nn::ConvConfig { stride: s.stride as i64, padding: s.padding as i64, bias: false, ..Default::default() };
         ConvBn {
             conv: nn::conv2d(p / "conv", s.cin as i64, s.cout as i64, s.kernel as i64, cfg),
-            bn: nn::batch_norm2d(p / "bn", s.cout as i64, nn::BatchNormConfig { eps: BN_EPS, ..Default::default() }),
+            bn: batch_norm2d(p / "bn", s.cout as i64, BN_EPS),
         }
     }
 
     /// `bn(conv(x))`; with `probe`, the convolution's output is also handed to it (calibration).
-    fn forward(&self, x: &Tensor, bn_train: bool, probe: &mut Option<Probe>, i: usize) -> Tensor {
+    fn forward(&self, x: &Tensor, norm: Norm, probe: &mut Option<Probe>, i: usize) -> Tensor {
         let z = x.apply(&self.conv);
         if let Some(p) = probe.as_mut() {
             p(i, &z);
         }
-        z.apply_t(&self.bn, bn_train)
+        self.bn.forward(&z, norm)
     }
 }
 
@@ -128,8 +129,6 @@ pub struct DlibResNet {
     /// In [`layer_names`] order, as many as the cut keeps.
     pub layers: Vec<ConvBn>,
     stages: usize,
-    /// `model.freeze_bn`: batch norms stay in eval mode while training (running statistics fixed).
-    freeze_bn: bool,
     /// Maps the loader's ImageNet normalisation to dlib's: `x·a + b` per channel, `[1, 3, 1, 1]`.
     input_a: Tensor,
     input_b: Tensor,
@@ -139,7 +138,7 @@ pub struct DlibResNet {
 
 impl DlibResNet {
     /// The trunk up to `cut` channels (128 or 256; the config check refuses others).
-    pub fn new(root: &nn::Path, cut: i64, freeze_bn: bool, embedding: bool) -> Self {
+    pub fn new(root: &nn::Path, cut: i64, embedding: bool) -> Self {
         let stages = stages_for_cut(cut).unwrap_or(5);
         let keep: usize = 1 + STAGES[..stages].iter().map(|(_, b)| 2 * b).sum::<usize>();
         let layers = conv_shapes()
@@ -162,7 +161,6 @@ impl DlibResNet {
         DlibResNet {
             layers,
             stages,
-            freeze_bn,
             input_a: Tensor::from_slice(&a).view([1, 3, 1, 1]).to_device(device),
             input_b: Tensor::from_slice(&b).view([1, 3, 1, 1]).to_device(device),
             embed,
@@ -170,21 +168,15 @@ impl DlibResNet {
     }
 
     /// The trunk's feature map for ImageNet-normalised `x`; `probe` sees every convolution's output.
-    pub fn features(&self, x: &Tensor, train: bool, mut probe: Option<Probe>) -> Tensor {
-        let bn_train = train && !self.freeze_bn;
+    pub fn features(&self, x: &Tensor, norm: Norm, mut probe: Option<Probe>) -> Tensor {
         let x = x * &self.input_a + &self.input_b;
-        let mut x = self.layers[0].forward(&x, bn_train, &mut probe, 0).relu().max_pool2d(
-            [3, 3],
-            [2, 2],
-            [0, 0],
-            [1, 1],
-            false,
-        );
+        let mut x =
+            self.layers[0].forward(&x, norm, &mut probe, 0).relu().max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false);
         let mut i = 1;
         for (stage, &(_, blocks)) in STAGES[..self.stages].iter().enumerate() {
             for b in 0..blocks {
-                let main = self.layers[i].forward(&x, bn_train, &mut probe, i).relu();
-                let main = self.layers[i + 1].forward(&main, bn_train, &mut probe, i + 1);
+                let main = self.layers[i].forward(&x, norm, &mut probe, i).relu();
+                let main = self.layers[i + 1].forward(&main, norm, &mut probe, i + 1);
                 x = if stage > 0 && b == 0 { down_add(main, &x) } else { main + &x }.relu();
                 i += 2;
             }
@@ -195,7 +187,7 @@ impl DlibResNet {
     /// dlib's 128-d identity descriptor (whole trunk built with `embedding`); `None` otherwise.
     pub fn descriptor(&self, x: &Tensor) -> Option<Tensor> {
         let e = self.embed.as_ref()?;
-        Some(e.forward(&self.features(x, false, None).mean_dim([2i64, 3].as_slice(), false, Kind::Float)))
+        Some(e.forward(&self.features(x, Norm::Running, None).mean_dim([2i64, 3].as_slice(), false, Kind::Float)))
     }
 }
 
@@ -210,9 +202,15 @@ fn down_add(main: Tensor, x: &Tensor) -> Tensor {
     main + short
 }
 
+impl DlibResNet {
+    pub fn forward(&self, x: &Tensor, norm: Norm) -> Tensor {
+        self.features(x, norm, None).adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    }
+}
+
 impl ModuleT for DlibResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.features(x, train, None).adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+        self.forward(x, Norm::local(train))
     }
 }
 
@@ -231,18 +229,18 @@ mod tests {
         let affines: usize = shapes.iter().map(|s| 2 * s.cout).sum();
         assert_eq!(convs + affines + 256 * 128, 5_614_592);
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = DlibResNet::new(&vs.root(), 256, false, true);
+        let net = DlibResNet::new(&vs.root(), 256, true);
         // 150 px: stem 72 → pool 35 → 17 → 8 → 4 (main 3, padded) → 2 (main 1, padded).
         let x = Tensor::zeros([2, 3, 150, 150], (Kind::Float, Device::Cpu));
-        assert_eq!(net.features(&x, false, None).size(), vec![2, 256, 2, 2]);
+        assert_eq!(net.features(&x, Norm::Running, None).size(), vec![2, 256, 2, 2]);
         assert_eq!(net.descriptor(&x).unwrap().size(), vec![2, 128]);
         let vs = nn::VarStore::new(Device::Cpu);
-        let mid = DlibResNet::new(&vs.root(), 128, false, true);
+        let mid = DlibResNet::new(&vs.root(), 128, true);
         assert!(mid.embed.is_none());
         assert_eq!(mid.layers.len(), 1 + 6 + 8 + 6);
         let x = Tensor::zeros([1, 3, 112, 112], (Kind::Float, Device::Cpu));
         // 112 px: 53 → 26 → 13 (main 12, padded) → 6.
-        assert_eq!(mid.features(&x, false, None).size(), vec![1, 128, 6, 6]);
+        assert_eq!(mid.features(&x, Norm::Running, None).size(), vec![1, 128, 6, 6]);
         assert_eq!(mid.forward_t(&x, true).size(), vec![1, 128]);
         assert!(vs.variables().contains_key("layer3.2.2.bn.running_var"));
     }

@@ -20,6 +20,7 @@ use tch::{Device, Kind, Tensor};
 use super::{convert, layer_names, DlibResNet};
 use crate::data::augment::Img;
 use crate::data::batch::to_tensor;
+use crate::model::norm::Norm;
 
 /// What `init.json` records for a dlib start.
 #[derive(Debug, Serialize)]
@@ -108,7 +109,7 @@ pub fn calibrate(net: &DlibResNet, images: &[Img], batch: usize, device: Device)
     anyhow::ensure!(!images.is_empty(), "no images to calibrate dlib's batch norms on");
     let first = to_tensor(&images[..batch.min(images.len())], device);
     tch::no_grad(|| {
-        let before = net.features(&first, false, None);
+        let before = net.features(&first, Norm::Running, None);
         let mut moments: Vec<Option<Moments>> = (0..net.layers.len()).map(|_| None).collect();
         for chunk in images.chunks(batch.max(1)) {
             let x = to_tensor(chunk, device);
@@ -129,7 +130,7 @@ pub fn calibrate(net: &DlibResNet, images: &[Img], batch: usize, device: Device)
                     slot => *slot = Some(Moments { sum: s, sum_sq: q, count: n }),
                 }
             };
-            let _ = net.features(&x, false, Some(&mut probe));
+            let _ = net.features(&x, Norm::Running, Some(&mut probe));
         }
         for (layer, m) in net.layers.iter().zip(moments) {
             let m = m.context("a layer saw no calibration output")?;
@@ -147,7 +148,7 @@ pub fn calibrate(net: &DlibResNet, images: &[Img], batch: usize, device: Device)
                 dst.shallow_clone().copy_(&src.to_kind(Kind::Float));
             }
         }
-        let after = net.features(&first, false, None);
+        let after = net.features(&first, Norm::Running, None);
         let change = f64::try_from((after - &before).abs().max())?;
         let scale = f64::try_from(before.abs().max())?.max(1.0);
         if change.is_nan() || change > 1e-3 * scale {
@@ -189,7 +190,7 @@ mod tests {
     fn calibration_keeps_eval_and_aligns_train_mode() {
         tch::manual_seed(3);
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = DlibResNet::new(&vs.root(), 128, false, false);
+        let net = DlibResNet::new(&vs.root(), 128, false);
         tch::no_grad(|| {
             for l in &net.layers {
                 let _ = l.bn.ws.as_ref().unwrap().shallow_clone().uniform_(2.0, 20.0);
