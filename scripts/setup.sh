@@ -45,6 +45,17 @@ if [ "$(cat "$venv/.extras" 2>/dev/null)" != "$extras" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check $extras
   echo "$extras" > "$venv/.extras"
 fi
+# CUDA host headers the shim's NCCL process group compiles against (CCCL's nv/target, which the wheel's CUDA
+# runtime package leaves out; 4 MB). Without them torch-ext builds with Gloo only.
+cccl="nvidia-cuda-cccl==13.0.85"
+if [ "$(cat "$venv/.cccl" 2>/dev/null)" != "$cccl" ]; then
+  log "installing $cccl into the venv (headers for the NCCL path)"
+  if "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps "$cccl"; then
+    echo "$cccl" > "$venv/.cccl"
+  else
+    echo "setup: warning: $cccl did not install; train builds without NCCL (Gloo, CPU data-parallel, still works)" >&2
+  fi
+fi
 torch_dir=$("$venv/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
 got=$("$venv/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])')
 if [ "$got" != "$TORCH_VERSION" ]; then

@@ -4,9 +4,9 @@
 
 #define USE_C10D_GLOO 1
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "group.h"
 #include "guard.h"
 #include "tensor_list.h"
 
@@ -14,16 +14,6 @@
 #include <string>
 #include <vector>
 
-struct tx_group {
-  c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::Backend> backend;
-  std::chrono::milliseconds timeout;
-};
-
-struct tx_work {
-  c10::intrusive_ptr<c10d::Work> work;
-  std::chrono::milliseconds timeout;
-};
 
 namespace {
 
@@ -136,13 +126,7 @@ char* tx_group_new_gloo(const char* host, int port, int rank, int world, int64_t
                         tx_group** out) {
   TX_GUARD({
     auto timeout = std::chrono::milliseconds(timeout_ms);
-    c10d::TCPStoreOptions so;
-    so.port = static_cast<std::uint16_t>(port);
-    so.isServer = rank == 0;
-    so.numWorkers = world;
-    so.waitWorkers = true;
-    so.timeout = timeout;
-    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(host), so);
+    auto store = tcp_store(host, port, rank, world, timeout);
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     std::string name(iface);
     opts->devices.push_back(name.empty() ? c10d::ProcessGroupGloo::createDeviceForHostname(host)

@@ -1,5 +1,5 @@
-//! c10d, the engine under PyTorch's distributed training: a TCP store where the ranks meet and a Gloo process
-//! group over it (CPU tensors), with the collectives a data-parallel trainer needs — all-reduce (asynchronous,
+//! c10d, the engine under PyTorch's distributed training: a TCP store where the ranks meet and a Gloo (CPU
+//! tensors) or NCCL (CUDA tensors) process group over it, with the collectives a data-parallel trainer needs — all-reduce (asynchronous,
 //! so it can overlap other work), broadcast, all-gather, barrier. Every call is bounded by the group's
 //! timeout; a missing or dead peer comes back as an error naming this rank, never as a hang.
 
@@ -25,7 +25,8 @@ pub struct Rendezvous {
     pub timeout: Duration,
 }
 
-/// A Gloo process group. Collectives must be called in the same order on every rank.
+/// A Gloo or NCCL process group. Collectives must be called in the same order on every rank, on tensors of
+/// the group's kind (CPU for Gloo, the rank's CUDA device for NCCL).
 pub struct ProcessGroup {
     ptr: *mut TxGroup,
     rank: usize,
@@ -51,30 +52,71 @@ fn ptrs(ts: &[Tensor]) -> Vec<*const C_tensor> {
 }
 
 impl ProcessGroup {
-    /// Joins the group: rank 0 serves the store, every rank waits (up to the timeout) for all the others.
+    /// Joins a Gloo group (CPU tensors): rank 0 serves the store, every rank waits (up to the timeout) for all
+    /// the others.
     pub fn gloo(r: &Rendezvous) -> Result<Self> {
-        if r.world == 0 || r.rank >= r.world {
-            return Err(TorchExtError {
-                call: "tx_group_new_gloo",
-                message: format!("rank {} is outside a world of {}", r.rank, r.world),
-            });
-        }
-        let host = c_string("tx_group_new_gloo", &r.host)?;
         let iface = c_string("tx_group_new_gloo", r.interface.as_deref().unwrap_or(""))?;
+        Self::join("tx_group_new_gloo", r, |host, out| {
+            // SAFETY: valid C strings and out-pointer; the shim owns what it returns until tx_group_free.
+            unsafe {
+                ffi::tx_group_new_gloo(
+                    host,
+                    c_int::from(r.port),
+                    r.rank as c_int,
+                    r.world as c_int,
+                    r.timeout.as_millis() as i64,
+                    iface.as_ptr(),
+                    out,
+                )
+            }
+        })
+    }
+
+    /// Joins an NCCL group (CUDA tensors on device `cuda`, one device per rank), as PyTorch does on GPUs.
+    /// An error where this build has no NCCL (the CUDA host headers were missing when it was compiled) or
+    /// the process sees no such CUDA device.
+    pub fn nccl(r: &Rendezvous, cuda: usize) -> Result<Self> {
+        #[cfg(tx_nccl)]
+        {
+            Self::join("tx_group_new_nccl", r, |host, out| {
+                // SAFETY: a valid C string and out-pointer; the shim owns what it returns until tx_group_free.
+                unsafe {
+                    ffi::tx_group_new_nccl(
+                        host,
+                        c_int::from(r.port),
+                        r.rank as c_int,
+                        r.world as c_int,
+                        r.timeout.as_millis() as i64,
+                        cuda as c_int,
+                        out,
+                    )
+                }
+            })
+        }
+        #[cfg(not(tx_nccl))]
+        {
+            let _ = (r, cuda);
+            Err(TorchExtError {
+                call: "tx_group_new_nccl",
+                message: "this build has no NCCL: torch-ext was compiled without the CUDA host headers (run \
+                          `make setup` with the CUDA torch wheel, then rebuild)"
+                    .into(),
+            })
+        }
+    }
+
+    /// The rendezvous checks and error wording both backends share; `create` makes the group at `host`.
+    fn join(
+        call: &'static str,
+        r: &Rendezvous,
+        create: impl FnOnce(*const std::ffi::c_char, *mut *mut TxGroup) -> *mut std::ffi::c_char,
+    ) -> Result<Self> {
+        if r.world == 0 || r.rank >= r.world {
+            return Err(TorchExtError { call, message: format!("rank {} is outside a world of {}", r.rank, r.world) });
+        }
+        let host = c_string(call, &r.host)?;
         let mut ptr = std::ptr::null_mut();
-        // SAFETY: valid C strings and out-pointer; the shim owns what it returns until tx_group_free.
-        let err = unsafe {
-            ffi::tx_group_new_gloo(
-                host.as_ptr(),
-                c_int::from(r.port),
-                r.rank as c_int,
-                r.world as c_int,
-                r.timeout.as_millis() as i64,
-                iface.as_ptr(),
-                &mut ptr,
-            )
-        };
-        check("tx_group_new_gloo", err).map_err(|e| TorchExtError {
+        check(call, create(host.as_ptr(), &mut ptr)).map_err(|e| TorchExtError {
             message: format!(
                 "rank {} of {} could not join the group at {}:{} within {:?}: {}",
                 r.rank, r.world, r.host, r.port, r.timeout, e.message
@@ -279,6 +321,31 @@ mod tests {
             close(&o.4, &rm, "running mean");
             close(&o.5, &rv, "running variance");
         }
+    }
+
+    /// Without a CUDA device (this machine class), asking for NCCL is a clear error before any rendezvous;
+    /// where a GPU is present, a one-rank NCCL group reduces and synchronises a batch norm on it.
+    #[test]
+    fn nccl_needs_a_cuda_device_and_works_where_there_is_one() {
+        let r = rendezvous(free_port(), 0, 1, Duration::from_secs(30));
+        if !tch::Cuda::is_available() {
+            let e = ProcessGroup::nccl(&r, 0).err().unwrap().to_string();
+            assert!(e.contains("NCCL"), "{e}");
+            assert!(e.contains("CUDA device") || e.contains("no NCCL"), "{e}");
+            return;
+        }
+        let g = ProcessGroup::nccl(&r, 0).unwrap();
+        let d = Device::Cuda(0);
+        let a = Tensor::from_slice(&[1.0f32, 2.0]).to_device(d);
+        g.all_reduce_sum(&[a.shallow_clone()]).unwrap().wait().unwrap();
+        assert_eq!(Vec::<f32>::try_from(a.to_device(Device::Cpu)).unwrap(), vec![1.0, 2.0]);
+        let x = Tensor::randn([4, 3, 2, 2], (Kind::Float, d));
+        let (w, b) = (Tensor::ones([3], (Kind::Float, d)), Tensor::zeros([3], (Kind::Float, d)));
+        let (rm, rv) = (Tensor::zeros([3], (Kind::Float, d)), Tensor::ones([3], (Kind::Float, d)));
+        let y = g.sync_batch_norm(&x, &w, &b, &rm, &rv, 0.1, 1e-5).unwrap();
+        let want = Tensor::batch_norm(&x, Some(&w), Some(&b), None, None, true, 0.1, 1e-5, false);
+        assert!(f64::try_from((y - want).abs().max()).unwrap() < 1e-5);
+        g.barrier().unwrap();
     }
 
     #[test]

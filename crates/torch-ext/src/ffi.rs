@@ -46,6 +46,16 @@ extern "C" {
         iface: *const c_char,
         out: *mut *mut TxGroup,
     ) -> *mut c_char;
+    #[cfg(tx_nccl)]
+    pub fn tx_group_new_nccl(
+        host: *const c_char,
+        port: c_int,
+        rank: c_int,
+        world: c_int,
+        timeout_ms: i64,
+        device: c_int,
+        out: *mut *mut TxGroup,
+    ) -> *mut c_char;
     pub fn tx_group_free(g: *mut TxGroup);
     pub fn tx_work_free(w: *mut TxWork);
     pub fn tx_allreduce_sum(

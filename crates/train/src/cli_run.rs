@@ -86,8 +86,9 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     let run_id = a.run_id.clone().unwrap_or_else(|| format!("{split_name}-{}-{}", a.preset.preset, a.preset.scale));
     let run_dir = layout::run_dir(&a.runs_root, layout::check_name("run id", &run_id)?);
     let device = tch_common::device::parse(&a.device)?;
+    let device = launch.as_ref().map_or(device, |l| l.device(&a.device, device));
     let dist = match &launch {
-        Some(l) => Some(Rc::new(join(l, &cfg, Duration::from_secs(a.dist_timeout))?)),
+        Some(l) => Some(Rc::new(join(l, &cfg, Duration::from_secs(a.dist_timeout), device)?)),
         None => None,
     };
     let mut spec = RunSpec {
@@ -185,7 +186,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
 }
 
 /// Joins the data-parallel group after checking that the batches split evenly over it.
-fn join(l: &Launch, cfg: &Config, timeout: Duration) -> anyhow::Result<Dist> {
+fn join(l: &Launch, cfg: &Config, timeout: Duration, device: tch::Device) -> anyhow::Result<Dist> {
     let s = &cfg.schedule;
     for (key, b) in [("schedule.batch_labeled", s.batch_labeled), ("schedule.batch_unlabeled", s.batch_unlabeled)] {
         if b % l.world as i64 != 0 {
@@ -202,7 +203,7 @@ fn join(l: &Launch, cfg: &Config, timeout: Duration) -> anyhow::Result<Dist> {
             tch::set_num_threads(n.max(1));
         }
     }
-    Dist::join(l, timeout)
+    Dist::join(l, timeout, device)
 }
 
 /// The folder checks of a run (create, lock, compare with what is there), done by the one process that writes.

@@ -1,4 +1,4 @@
-//! Data-parallel training on libtorch's c10d (Gloo): who this process is (torchrun's environment), and the
+//! Data-parallel training on libtorch's c10d (Gloo on the CPU, NCCL on CUDA devices): who this process is (torchrun's environment), and the
 //! four exchanges a data-parallel SIT-FER step needs — the starting weights from rank 0, the mean gradient,
 //! the rows every rank must see (the memory bank's labeled features and slots, the self-adaptive threshold's
 //! probabilities), and agreement on stopping. Which rows a rank trains on is the input pipeline's business
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use tch::nn::VarStore;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 use torch_ext::dist::{ProcessGroup, Rendezvous};
 
 /// This process's place in a data-parallel run, from the variables torchrun (and Slurm/Kubernetes launchers
@@ -23,14 +23,18 @@ pub struct Launch {
 }
 
 impl Launch {
-    /// `None` without `WORLD_SIZE` (or with `WORLD_SIZE=1`): a single-process run.
+    /// `None` without `WORLD_SIZE`, or with `WORLD_SIZE=1` and no `RANK`: a single-process run. torchrun with
+    /// one process sets both, and gets a group of one (the same code path as many ranks, on one).
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<Launch>> {
         let Some(world) = get("WORLD_SIZE") else { return Ok(None) };
         let num = |key: &str, text: &str| -> anyhow::Result<usize> {
             text.trim().parse().with_context(|| format!("{key}={text:?}: expected a whole number"))
         };
         let world = num("WORLD_SIZE", &world)?;
-        if world <= 1 {
+        if world == 0 {
+            bail!("WORLD_SIZE=0: expected at least 1 process");
+        }
+        if world == 1 && get("RANK").is_none() {
             return Ok(None);
         }
         let need = |key: &str| {
@@ -52,16 +56,30 @@ impl Launch {
             port_text.trim().parse().with_context(|| format!("MASTER_PORT={port_text:?}: expected a port number"))?;
         Ok(Some(Launch { rank, world, local_rank, addr, port }))
     }
+
+    /// The device this rank trains on: `cuda` or `auto` (which found a GPU) become this rank's own GPU,
+    /// `cuda:LOCAL_RANK`, as torchrun scripts do with `torch.cuda.set_device(local_rank)`; an explicit
+    /// `cuda:N` or `cpu` is kept.
+    pub fn device(&self, requested: &str, parsed: Device) -> Device {
+        let explicit_index = requested.trim().contains(':');
+        match parsed {
+            Device::Cuda(_) if !explicit_index => Device::Cuda(self.local_rank),
+            d => d,
+        }
+    }
 }
 
 /// A joined process group and what the trainer does with it.
 pub struct Dist {
     group: ProcessGroup,
+    /// Where the group's tensors live: the CPU for Gloo, this rank's GPU for NCCL.
+    device: Device,
 }
 
 impl Dist {
-    /// Joins the group (rank 0 serves the rendezvous); waits up to `timeout` for every rank.
-    pub fn join(l: &Launch, timeout: Duration) -> anyhow::Result<Dist> {
+    /// Joins the group (rank 0 serves the rendezvous); waits up to `timeout` for every rank. NCCL when this
+    /// rank trains on a CUDA device, Gloo on the CPU (PyTorch's defaults).
+    pub fn join(l: &Launch, timeout: Duration, device: Device) -> anyhow::Result<Dist> {
         let r = Rendezvous {
             host: l.addr.clone(),
             port: l.port,
@@ -70,7 +88,11 @@ impl Dist {
             interface: std::env::var("GLOO_SOCKET_IFNAME").ok().filter(|s| !s.is_empty()),
             timeout,
         };
-        Ok(Dist { group: ProcessGroup::gloo(&r)? })
+        let group = match device {
+            Device::Cuda(i) => ProcessGroup::nccl(&r, i)?,
+            _ => ProcessGroup::gloo(&r)?,
+        };
+        Ok(Dist { group, device })
     }
 
     pub fn rank(&self) -> usize {
@@ -121,8 +143,9 @@ impl Dist {
     /// Every rank's rows of `t` (same shape on each), stacked in rank order: what one process with the whole
     /// batch would hold.
     pub fn gather_rows(&self, t: &Tensor) -> anyhow::Result<Tensor> {
-        let parts = self.group.all_gather(&t.contiguous()).context("gathering rows")?;
-        Ok(Tensor::cat(&parts, 0))
+        // The exchange happens where the group's tensors live (the GPU for NCCL); the rows come back where `t` was.
+        let parts = self.group.all_gather(&t.to_device(self.device).contiguous()).context("gathering rows")?;
+        Ok(Tensor::cat(&parts, 0).to_device(t.device()))
     }
 
     /// Rank `rank`'s contiguous share of `n` items for evaluation: ⌈n / world⌉ each, the last share shorter.
@@ -150,14 +173,14 @@ impl Dist {
     /// True on every rank when it is true on any (a Ctrl-C or a planned stop seen by one rank stops all at
     /// the same step, so they write one checkpoint together).
     pub fn any(&self, flag: bool) -> anyhow::Result<bool> {
-        let t = Tensor::from_slice(&[i32::from(flag)]).to_kind(Kind::Float);
+        let t = Tensor::from_slice(&[i32::from(flag)]).to_kind(Kind::Float).to_device(self.device);
         self.group.all_reduce_sum(std::slice::from_ref(&t))?.wait().context("agreeing on stopping")?;
         Ok(f64::try_from(&t)? > 0.0)
     }
 
     /// Rank 0's `code`, on every rank (how rank 0 tells the others what it decided about the run folder).
     pub fn broadcast_code(&self, code: u8) -> anyhow::Result<u8> {
-        let t = Tensor::from_slice(&[i64::from(code)]);
+        let t = Tensor::from_slice(&[i64::from(code)]).to_device(self.device);
         self.group.broadcast(std::slice::from_ref(&t), 0).context("receiving rank 0's decision")?;
         Ok(u8::try_from(i64::try_from(&t)?)?)
     }
@@ -175,7 +198,7 @@ mod tests {
             .map(|rank| {
                 std::thread::spawn(move || {
                     let l = Launch { rank, world: 2, local_rank: rank, addr: "127.0.0.1".into(), port };
-                    let d = Dist::join(&l, Duration::from_secs(30)).unwrap();
+                    let d = Dist::join(&l, Duration::from_secs(30), tch::Device::Cpu).unwrap();
                     let r = d.share(5);
                     let mine = Tensor::arange_start(r.start as i64, r.end as i64, (Kind::Float, tch::Device::Cpu));
                     let all = d.gather_shares(&mine.view([-1, 1]), 5).unwrap();
@@ -196,9 +219,21 @@ mod tests {
     }
 
     #[test]
+    fn each_rank_takes_its_local_gpu_unless_told_otherwise() {
+        let l = Launch { rank: 3, world: 4, local_rank: 1, addr: "node0".into(), port: 1 };
+        assert_eq!(l.device("cuda", Device::Cuda(0)), Device::Cuda(1));
+        assert_eq!(l.device("auto", Device::Cuda(0)), Device::Cuda(1));
+        assert_eq!(l.device("cuda:0", Device::Cuda(0)), Device::Cuda(0));
+        assert_eq!(l.device("auto", Device::Cpu), Device::Cpu);
+        assert_eq!(l.device("cpu", Device::Cpu), Device::Cpu);
+    }
+
+    #[test]
     fn launch_reads_torchrun_variables_and_names_what_is_wrong() {
         assert_eq!(Launch::from_env(env(&[])).unwrap(), None);
         assert_eq!(Launch::from_env(env(&[("WORLD_SIZE", "1")])).unwrap(), None);
+        let one = Launch::from_env(env(&[("WORLD_SIZE", "1"), ("RANK", "0")])).unwrap().unwrap();
+        assert_eq!((one.rank, one.world), (0, 1));
         let l = Launch::from_env(env(&[
             ("WORLD_SIZE", "4"),
             ("RANK", "3"),
@@ -215,6 +250,7 @@ mod tests {
         assert!(e(&[("WORLD_SIZE", "2")]).contains("RANK is not set"));
         assert!(e(&[("WORLD_SIZE", "2"), ("RANK", "2")]).contains("RANK=2: expected 0 to 1"));
         assert!(e(&[("WORLD_SIZE", "two")]).contains("WORLD_SIZE=\"two\""));
+        assert!(e(&[("WORLD_SIZE", "0")]).contains("WORLD_SIZE=0"));
         assert!(e(&[("WORLD_SIZE", "2"), ("RANK", "0"), ("MASTER_PORT", "x")]).contains("MASTER_PORT=\"x\""));
     }
 }

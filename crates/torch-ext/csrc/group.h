@@ -1,0 +1,33 @@
+// What every process group of the shim is (Gloo in dist.cpp, NCCL in dist_nccl.cpp): the store the ranks met
+// at, the c10d backend, and the timeout every collective is bounded by; and the rendezvous both start with.
+#pragma once
+
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+struct tx_group {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> backend;
+  std::chrono::milliseconds timeout;
+};
+
+struct tx_work {
+  c10::intrusive_ptr<c10d::Work> work;
+  std::chrono::milliseconds timeout;
+};
+
+// Rendezvous at host:port: rank 0 serves the store and waits (up to `timeout`) for all `world` ranks.
+inline c10::intrusive_ptr<c10d::Store> tcp_store(const char* host, int port, int rank, int world,
+                                                 std::chrono::milliseconds timeout) {
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(port);
+  so.isServer = rank == 0;
+  so.numWorkers = world;
+  so.waitWorkers = true;
+  so.timeout = timeout;
+  return c10::make_intrusive<c10d::TCPStore>(std::string(host), so);
+}
