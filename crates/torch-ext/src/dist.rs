@@ -331,7 +331,8 @@ mod tests {
         if !tch::Cuda::is_available() {
             let e = ProcessGroup::nccl(&r, 0).err().unwrap().to_string();
             assert!(e.contains("NCCL"), "{e}");
-            assert!(e.contains("CUDA device") || e.contains("no NCCL"), "{e}");
+            assert!(e.contains("no GPUs found") || e.contains("no NCCL"), "{e}");
+            assert!(!e.contains("frame #"), "libtorch's C++ backtrace is left out: {e}");
             return;
         }
         let g = ProcessGroup::nccl(&r, 0).unwrap();
