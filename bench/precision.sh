@@ -13,18 +13,12 @@ if [ -n "${BENCH_QUICK:-}" ]; then steps=4; rounds=1; fi
 threads=$(nproc)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 declare -A got
+source bench/lib.sh
 ours() { # precision channels_last -> images/s of the run's train epoch
   rm -rf "$tmp/runs"
-  "$bin" run -q --split synthetic_10pct --preset sitfer --scale cpu --runs-root "$tmp/runs" --run-id bench --device cpu \
-    --set model.arch=resnet18 --set model.init=scratch --set model.stem=imagenet --set model.image_size="$size" \
-    --set schedule.batch_labeled="$batch" --set schedule.batch_unlabeled="$batch" --set schedule.epochs=1 \
-    --set schedule.steps_per_epoch="$steps" --set run.pseudo_labels_every=0 --set optim.warmup_steps=0 \
-    --set "run.precision=\"$1\"" --set "run.channels_last=$2" > /dev/null 2> "$tmp/err" || { cat "$tmp/err"; exit 1; }
-  "$py" - "$tmp/runs/bench/metrics.parquet" <<'PY'
-import sys, pyarrow.parquet as pq
-t = pq.read_table(sys.argv[1]).to_pandas()
-print(t[(t.metric == "images_per_s") & (t.split == "train")].value.iloc[-1])
-PY
+  ours_step_run "$tmp/runs" bench "$size" "$batch" 1 "$steps" --set "run.precision=\"$1\"" \
+    --set "run.channels_last=$2" > /dev/null 2> "$tmp/err" || { cat "$tmp/err"; exit 1; }
+  last_train_values "$tmp/runs/bench/metrics.parquet" images_per_s
 }
 theirs() { # precision channels_last -> images/s of the bare PyTorch step
   REF_PRECISION=$1 REF_CHANNELS_LAST=$2 "$py" bench/train_step_reference.py "$size" "$batch" "$steps" "$threads" \

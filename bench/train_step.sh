@@ -20,33 +20,20 @@ if [ -n "${BENCH_QUICK:-}" ]; then steps=15; rounds=2; fi
 threads=$(nproc)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 ours=(); alone=(); theirs=(); augmenting=(); waits=()
-# images/s and input-wait fraction of the last epoch of the run in $1.
-last_epoch() {
-  "$py" - "$1/metrics.parquet" <<'PY'
-import sys, pyarrow.parquet as pq
-t = pq.read_table(sys.argv[1]).to_pandas()
-g = lambda m: t[(t.metric == m) & (t.split == "train")].value.iloc[-1]
-print(g("images_per_s"), g("input_wait_fraction"))
-PY
-}
+source bench/lib.sh
 ours_run() {  # run id, then extra --set arguments
-  local id=$1; shift
-  "$bin" run -q --split synthetic_10pct --preset sitfer --scale cpu --runs-root "$tmp/runs" --run-id "$id" --device cpu \
-    --set model.arch=resnet18 --set model.init=scratch --set model.stem=imagenet --set model.dropout=0.5 \
-    --set model.classifier_scale=1 --set optim.kind=adam --set optim.weight_decay=0 \
-    --set model.image_size="$size" --set schedule.batch_labeled="$batch" --set schedule.batch_unlabeled="$batch" \
-    --set schedule.epochs=2 --set schedule.steps_per_epoch="$steps" --set run.pseudo_labels_every=0 \
-    --set optim.warmup_steps=0 "$@" > /dev/null
+  ours_step_run "$tmp/runs" "$@" > /dev/null
 }
+last_epoch() { last_train_values "$1/metrics.parquet" images_per_s input_wait_fraction; }
 for r in $(seq "$rounds"); do
   "$py" bench/train_step_reference.py "$size" "$batch" "$steps" "$threads" > "$tmp/ref.txt"
   theirs+=("$(grep -o '[0-9.]* img/s' "$tmp/ref.txt" | grep -o '^[0-9.]*')")
   "$py" bench/train_step_reference.py "$size" "$batch" "$steps" "$threads" artifacts/shards/synthetic > "$tmp/aug.txt"
   augmenting+=("$(grep -o '[0-9.]* img/s' "$tmp/aug.txt" | grep -o '^[0-9.]*')")
   rm -rf "$tmp/runs"
-  ours_run bench
+  ours_run bench "$size" "$batch" 2 "$steps"
   read -r ips wait < <(last_epoch "$tmp/runs/bench")
-  ours_run alone --set run.replay_batches=4
+  ours_run alone "$size" "$batch" 2 "$steps" --set run.replay_batches=4
   read -r aips _ < <(last_epoch "$tmp/runs/alone")
   alone+=("$aips")
   ours+=("$ips"); waits+=("$wait")

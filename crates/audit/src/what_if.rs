@@ -339,19 +339,30 @@ fn exact_top_k(b: &Blocks, s: &Scorer, k: usize) -> (Option<f64>, f32) {
     crate::metrics::quality::top_k(&conf, &correct, k)
 }
 
+/// `$body` with `$c` bound to the class count (1 to 8) as a constant, so the per-class loops of the block code
+/// unroll: the one place the runtime count becomes a compile-time one.
+macro_rules! with_class_count {
+    ($n:expr, $c:ident => $body:expr) => {
+        with_class_count!(@arms $n, $c, $body, 8 7 6 5 4 3 2)
+    };
+    (@arms $n:expr, $c:ident, $body:expr, $($k:literal)*) => {
+        match $n {
+            $($k => {
+                const $c: usize = $k;
+                $body
+            })*
+            _ => {
+                const $c: usize = 1;
+                $body
+            }
+        }
+    };
+}
+
 /// One block under one candidate, the class count dispatched to a constant.
 fn score_block(b: &Blocks, s: &Scorer, blk: usize) -> (f32x8, i32) {
     let truth = b.truth_lanes(blk);
-    match b.classes {
-        8 => s.block::<8>(blk, truth),
-        7 => s.block::<7>(blk, truth),
-        6 => s.block::<6>(blk, truth),
-        5 => s.block::<5>(blk, truth),
-        4 => s.block::<4>(blk, truth),
-        3 => s.block::<3>(blk, truth),
-        2 => s.block::<2>(blk, truth),
-        _ => s.block::<1>(blk, truth),
-    }
+    with_class_count!(b.classes, C => s.block::<C>(blk, truth))
 }
 
 /// Every candidate's tally over every block, chunk by chunk (each candidate scored on a chunk while the chunk
@@ -367,16 +378,7 @@ fn tally_chunks(b: &Blocks, scorers: &[Scorer], brackets: &[(f32, f32)]) -> Vec<
                 let range = chunk * CHUNK_BLOCKS..((chunk + 1) * CHUNK_BLOCKS).min(b.blocks());
                 for ((scorer, t), bracket) in scorers.iter().zip(&mut tallies).zip(brackets) {
                     let (range, bracket) = (range.clone(), *bracket);
-                    match b.classes {
-                        8 => tally_chunk::<8>(b, scorer, range, bracket, t),
-                        7 => tally_chunk::<7>(b, scorer, range, bracket, t),
-                        6 => tally_chunk::<6>(b, scorer, range, bracket, t),
-                        5 => tally_chunk::<5>(b, scorer, range, bracket, t),
-                        4 => tally_chunk::<4>(b, scorer, range, bracket, t),
-                        3 => tally_chunk::<3>(b, scorer, range, bracket, t),
-                        2 => tally_chunk::<2>(b, scorer, range, bracket, t),
-                        _ => tally_chunk::<1>(b, scorer, range, bracket, t),
-                    }
+                    with_class_count!(b.classes, C => tally_chunk::<C>(b, scorer, range, bracket, t));
                 }
             }
             tallies
