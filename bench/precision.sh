@@ -3,6 +3,8 @@
 # (`run.precision`, `run.channels_last`), beside PyTorch eager in fp32 and in bf16 autocast + channels-last
 # (bench/train_step_reference.py, bare step), same batch and threads, interleaved rounds, medians. Whether bf16
 # pays depends on the CPU: native with AVX-512 BF16 or AMX (`train doctor` says), emulated and slow elsewhere.
+# Our step is bench/lib.sh's, the reference's head and optimiser (dropout 0.5, Adam without weight decay) since
+# 2026-11-29; rows recorded before that date ran the preset's head and AdamW.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"

@@ -15,16 +15,20 @@ use std::path::{Path, PathBuf};
 fn cuda_includes(torch_lib: &Path) -> Option<Vec<PathBuf>> {
     let site = torch_lib.canonicalize().ok()?.parent()?.parent()?.to_path_buf();
     let nvidia = site.join("nvidia");
-    // Headers installed later (make setup) must reach the next build.
-    println!("cargo:rerun-if-changed={}", nvidia.display());
+    let triton = site.join("triton/backends/nvidia/include");
+    // Headers installed later (make setup) must reach the next build. Only folders that exist: Cargo takes a
+    // missing path as always changed, and would rebuild the shim on every build of a CPU-only wheel.
+    for watched in [&nvidia, &triton] {
+        if watched.is_dir() {
+            println!("cargo:rerun-if-changed={}", watched.display());
+        }
+    }
     let cuda = std::fs::read_dir(&nvidia)
         .ok()?
         .filter_map(|e| Some(e.ok()?.path().join("include")))
         .find(|inc| inc.join("cuda_runtime_api.h").is_file() && inc.join("nv/target").is_file())?;
     let nccl = nvidia.join("nccl/include");
-    let crt = [cuda.clone(), site.join("triton/backends/nvidia/include")]
-        .into_iter()
-        .find(|inc| inc.join("crt/host_config.h").is_file())?;
+    let crt = [cuda.clone(), triton].into_iter().find(|inc| inc.join("crt/host_config.h").is_file())?;
     nccl.join("nccl.h").is_file().then(|| vec![cuda, nccl, crt])
 }
 

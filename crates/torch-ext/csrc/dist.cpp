@@ -17,25 +17,26 @@
 
 namespace {
 
+using Backend = c10::intrusive_ptr<c10d::Backend>;
+
 // Every rank's `t` (same shape everywhere), stacked along a new first dimension in rank order.
-at::Tensor allgather_stacked(tx_group* g, const at::Tensor& t) {
-  auto world = g->backend->getSize();
+at::Tensor allgather_stacked(const Backend& b, std::chrono::milliseconds timeout, const at::Tensor& t) {
   std::vector<at::Tensor> parts;
-  for (int r = 0; r < world; ++r) parts.push_back(at::empty_like(t));
+  for (int r = 0; r < b->getSize(); ++r) parts.push_back(at::empty_like(t));
   std::vector<std::vector<at::Tensor>> o{parts};
   std::vector<at::Tensor> in{t};
   c10d::AllgatherOptions opts;
-  opts.timeout = g->timeout;
-  g->backend->allgather(o, in, opts)->wait(g->timeout);
+  opts.timeout = timeout;
+  finish(b->allgather(o, in, opts), *b, timeout);
   return at::stack(o[0]);
 }
 
-void allreduce_sum_now(tx_group* g, at::Tensor& t) {
+void allreduce_sum_now(const Backend& b, std::chrono::milliseconds timeout, at::Tensor& t) {
   std::vector<at::Tensor> v{t};
   c10d::AllreduceOptions o;
   o.reduceOp = c10d::ReduceOp::SUM;
-  o.timeout = g->timeout;
-  g->backend->allreduce(v, o)->wait(g->timeout);
+  o.timeout = timeout;
+  finish(b->allreduce(v, o), *b, timeout);
 }
 
 // Every dimension but the channels (1): what batch norm averages over.
@@ -62,18 +63,21 @@ at::Tensor per_channel(const at::Tensor& v, const at::Tensor& x) {
 struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, at::Tensor x, at::Tensor weight, at::Tensor bias,
                             at::Tensor running_mean, at::Tensor running_var, double momentum, double eps,
-                            int64_t group) {
-    auto* g = reinterpret_cast<tx_group*>(group);
+                            const Backend& backend, int64_t timeout_ms) {
+    auto timeout = std::chrono::milliseconds(timeout_ms);
     TORCH_CHECK(x.dim() >= 2, "synchronised batch norm needs [N, C, ...] input, got ", x.dim(), " dimensions");
     auto xf = x.to(at::kFloat);
     auto dims = stat_dims(xf);
     int64_t c = xf.size(1);
-    auto mean = xf.mean(dims);
-    auto var = (xf - per_channel(mean, xf)).square().mean(dims);
-    auto rows = at::full({1}, static_cast<double>(xf.numel() / c), mean.options());
-    auto all = allgather_stacked(g, at::cat({mean, var, rows}));  // [world, 2C + 1]
-    auto counts = all.narrow(1, 2 * c, 1);                       // [world, 1]
+    int64_t n = xf.numel() / c;
+    // A rank with no rows contributes zeros (its count then weighs them out), not the NaN of an empty mean.
+    auto mean = n > 0 ? xf.mean(dims) : at::zeros({c}, xf.options());
+    auto var = n > 0 ? (xf - per_channel(mean, xf)).square().mean(dims) : at::zeros({c}, xf.options());
+    auto rows = at::full({1}, static_cast<double>(n), mean.options());
+    auto all = allgather_stacked(backend, timeout, at::cat({mean, var, rows}));  // [world, 2C + 1]
+    auto counts = all.narrow(1, 2 * c, 1);                                      // [world, 1]
     auto total = counts.sum();
+    TORCH_CHECK(total.item<double>() > 0, "synchronised batch norm: no rank has any rows");
     auto means = all.narrow(1, 0, c);
     auto g_mean = (means * counts).sum(0) / total;
     auto g_var = ((all.narrow(1, c, c) + (means - g_mean).square()) * counts).sum(0) / total;
@@ -85,18 +89,22 @@ struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
     }
     auto xhat = (xf - per_channel(g_mean, xf)) * per_channel(invstd, xf);
     auto y = xhat * per_channel(weight.to(at::kFloat), xf) + per_channel(bias.to(at::kFloat), xf);
-    ctx->save_for_backward({xf, weight, g_mean, invstd, total});
-    ctx->saved_data["group"] = group;
-    ctx->saved_data["dtype"] = static_cast<int64_t>(x.scalar_type());
+    // The input as it came (not its fp32 copy, which would double what the graph keeps under bf16), and the
+    // backend itself, so a backward after the group's handle is gone still has a live group.
+    ctx->save_for_backward({x, weight, g_mean, invstd, total});
+    ctx->saved_data["backend"] = c10::IValue::make_capsule(backend);
+    ctx->saved_data["timeout_ms"] = timeout_ms;
     return y.to(x.scalar_type());
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    auto* g = reinterpret_cast<tx_group*>(ctx->saved_data["group"].toInt());
-    auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
+    auto backend = c10::static_intrusive_pointer_cast<c10d::Backend>(ctx->saved_data["backend"].toCapsule());
+    auto timeout = std::chrono::milliseconds(ctx->saved_data["timeout_ms"].toInt());
     auto s = ctx->get_saved_variables();
-    auto &xf = s[0], &weight = s[1], &g_mean = s[2], &invstd = s[3], &total = s[4];
+    auto &x = s[0], &weight = s[1], &g_mean = s[2], &invstd = s[3], &total = s[4];
+    auto dtype = x.scalar_type();
+    auto xf = x.to(at::kFloat);
     auto dims = stat_dims(xf);
     int64_t c = xf.size(1);
     auto dy = grads[0].to(at::kFloat);
@@ -104,14 +112,17 @@ struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
     auto sum_dy = dy.sum(dims);
     auto sum_dy_xhat = (dy * xhat).sum(dims);
     auto both = at::cat({sum_dy, sum_dy_xhat});
-    allreduce_sum_now(g, both);
+    allreduce_sum_now(backend, timeout, both);
     auto scale = per_channel(weight.to(at::kFloat) * invstd, xf);
     auto dx = scale * (dy - per_channel(both.narrow(0, 0, c), xf) / total -
                        xhat * per_channel(both.narrow(0, c, c), xf) / total);
-    return {dx.to(dtype),          sum_dy_xhat.to(weight.scalar_type()), sum_dy.to(weight.scalar_type()),
-            at::Tensor(),          at::Tensor(),
-            at::Tensor(),          at::Tensor(),
-            at::Tensor()};
+    // One gradient per forward argument: x, weight, bias, then none for the running statistics, momentum, eps,
+    // backend and timeout.
+    torch::autograd::variable_list out(9);
+    out[0] = dx.to(dtype);
+    out[1] = sum_dy_xhat.to(weight.scalar_type());
+    out[2] = sum_dy.to(weight.scalar_type());
+    return out;
   }
 };
 
@@ -146,13 +157,13 @@ char* tx_allreduce_sum(tx_group* g, at::Tensor* const* ts, int n, tx_work** out)
     c10d::AllreduceOptions o;
     o.reduceOp = c10d::ReduceOp::SUM;
     o.timeout = g->timeout;
-    *out = new tx_work{g->backend->allreduce(v, o), g->timeout};
+    *out = new tx_work{g->backend->allreduce(v, o), g->backend, g->timeout};
   })
 }
 
 char* tx_work_wait(tx_work* w) {
   TX_GUARD({
-    if (!w->work->wait(w->timeout)) throw std::runtime_error("collective did not complete");
+    finish(w->work, *w->backend, w->timeout);
   })
 }
 
@@ -163,7 +174,7 @@ char* tx_broadcast(tx_group* g, at::Tensor* const* ts, int n, int root) {
     c10d::BroadcastOptions o;
     o.rootRank = root;
     o.timeout = g->timeout;
-    g->backend->broadcast(v, o)->wait(g->timeout);
+    finish(g->backend->broadcast(v, o), *g->backend, g->timeout);
   })
 }
 
@@ -174,7 +185,7 @@ char* tx_allgather(tx_group* g, const at::Tensor* input, at::Tensor* const* outs
     std::vector<at::Tensor> in{*input};
     c10d::AllgatherOptions opts;
     opts.timeout = g->timeout;
-    g->backend->allgather(o, in, opts)->wait(g->timeout);
+    finish(g->backend->allgather(o, in, opts), *g->backend, g->timeout);
   })
 }
 
@@ -184,8 +195,8 @@ char* tx_sync_batch_norm(tx_group* g, const at::Tensor* x, const at::Tensor* wei
                          at::Tensor* running_mean, at::Tensor* running_var, double momentum, double eps,
                          at::Tensor** out) {
   TX_GUARD({
-    auto y = SyncBatchNorm::apply(*x, *weight, *bias, *running_mean, *running_var, momentum, eps,
-                                  reinterpret_cast<int64_t>(g));
+    auto y = SyncBatchNorm::apply(*x, *weight, *bias, *running_mean, *running_var, momentum, eps, g->backend,
+                                  static_cast<int64_t>(g->timeout.count()));
     *out = new at::Tensor(y);
   })
 }
@@ -194,7 +205,7 @@ char* tx_barrier(tx_group* g) {
   TX_GUARD({
     c10d::BarrierOptions o;
     o.timeout = g->timeout;
-    g->backend->barrier(o)->wait(g->timeout);
+    finish(g->backend->barrier(o), *g->backend, g->timeout);
   })
 }
 

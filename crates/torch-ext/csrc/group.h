@@ -17,8 +17,21 @@ struct tx_group {
 
 struct tx_work {
   c10::intrusive_ptr<c10d::Work> work;
+  c10::intrusive_ptr<c10d::Backend> backend;
   std::chrono::milliseconds timeout;
 };
+
+// Waits for a collective. Gloo: bounded here by the timeout. NCCL: wait() without a timeout, which only makes
+// the current CUDA stream wait (with one it would block this thread until the GPU is done); NCCL's watchdog
+// enforces the group's timeout instead.
+inline void finish(const c10::intrusive_ptr<c10d::Work>& work, const c10d::Backend& backend,
+                   std::chrono::milliseconds timeout) {
+  if (backend.getBackendName() == "nccl") {
+    work->wait();
+  } else if (!work->wait(timeout)) {
+    throw std::runtime_error("collective did not complete");
+  }
+}
 
 // Rendezvous at host:port: rank 0 serves the store and waits (up to `timeout`) for all `world` ranks.
 inline c10::intrusive_ptr<c10d::Store> tcp_store(const char* host, int port, int rank, int world,

@@ -185,8 +185,9 @@ impl ProcessGroup {
         eps: f64,
     ) -> Result<Tensor> {
         let mut out = std::ptr::null_mut();
-        // SAFETY: live tensors for the call; the autograd node keeps its own references, and the group outlives
-        // the backward (the trainer holds it for the whole run). On success we own the new tensor.
+        // SAFETY: live tensors and group for the call; the autograd node keeps its own references to the tensors
+        // and to the c10d backend, so a backward after this handle is dropped is still sound. On success we own
+        // the new tensor.
         self.named("tx_sync_batch_norm", unsafe {
             ffi::tx_sync_batch_norm(
                 self.ptr,
@@ -323,8 +324,26 @@ mod tests {
         }
     }
 
-    /// Without a CUDA device (this machine class), asking for NCCL is a clear error before any rendezvous;
-    /// where a GPU is present, a one-rank NCCL group reduces and synchronises a batch norm on it.
+    /// The autograd node holds the group's backend: a backward after the Rust handle is dropped still runs
+    /// (one rank, so it equals plain batch norm).
+    #[test]
+    fn synchronised_batch_norm_backward_outlives_the_group_handle() {
+        let opts = (Kind::Float, Device::Cpu);
+        let g = ProcessGroup::gloo(&rendezvous(free_port(), 0, 1, Duration::from_secs(30))).unwrap();
+        let x = Tensor::randn([5, 2, 3, 3], opts).set_requires_grad(true);
+        let (w, b) = (Tensor::ones([2], opts), Tensor::zeros([2], opts));
+        let (rm, rv) = (Tensor::zeros([2], opts), Tensor::ones([2], opts));
+        let y = g.sync_batch_norm(&x, &w, &b, &rm, &rv, 0.1, 1e-5).unwrap();
+        drop(g);
+        (&y * &y).sum(Kind::Float).backward();
+        let x2 = x.detach().copy().set_requires_grad(true);
+        let want = Tensor::batch_norm(&x2, Some(&w), Some(&b), None, None, true, 0.1, 1e-5, false);
+        (&want * &want).sum(Kind::Float).backward();
+        assert!(f64::try_from((x.grad() - x2.grad()).abs().max()).unwrap() < 1e-5);
+    }
+
+    /// Without a CUDA device (this machine class), asking for NCCL is a clear error from libtorch's own
+    /// ProcessGroupNCCL constructor (after the one-rank rendezvous); where a GPU is present, a one-rank NCCL group reduces and synchronises a batch norm on it.
     #[test]
     fn nccl_needs_a_cuda_device_and_works_where_there_is_one() {
         let r = rendezvous(free_port(), 0, 1, Duration::from_secs(30));
