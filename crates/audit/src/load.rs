@@ -329,12 +329,18 @@ pub fn read_epoch_file(epoch: u32, path: &Path, info: &RunInfo, c: usize) -> Res
     )
     .map_err(|e| LoadError::Input(format!("{}: metadata threshold {e}", path.display())))?;
 
-    let df = LazyFrame::scan_parquet(PlRefPath::new(path.display().to_string().as_str()), ScanArgsParquet::default())
-        .and_then(|lf| lf.collect())
-        .map_err(pe(path))?;
-    let ids = df.column(pl::ID).and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(path))?;
     // The four columns validated and flattened side by side.
     let names = [pl::P_SEM, pl::P_TEXT, pl::P_INS, pl::P_FUSED];
+    // Only the id and the probability columns are decoded (the stored label, confidence and selection are the
+    // trainer's; audit recomputes them).
+    let df = LazyFrame::scan_parquet(PlRefPath::new(path.display().to_string().as_str()), ScanArgsParquet::default())
+        .and_then(|mut lf| {
+            let schema = lf.collect_schema()?;
+            let wanted = std::iter::once(pl::ID).chain(names).filter(|n| schema.contains(n)).map(col);
+            lf.select(wanted.collect::<Vec<_>>()).collect()
+        })
+        .map_err(pe(path))?;
+    let ids = df.column(pl::ID).and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(path))?;
     let read: Vec<Result<Option<Vec<f32>>>> = names
         .par_iter()
         .map(|name| if df.column(name).is_err() { Ok(None) } else { flat_probs(&df, name, c, path, &ids) })
