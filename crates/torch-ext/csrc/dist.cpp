@@ -19,24 +19,35 @@ namespace {
 
 using Backend = c10::intrusive_ptr<c10d::Backend>;
 
-// Every rank's `t` (same shape everywhere), stacked along a new first dimension in rank order.
-at::Tensor allgather_stacked(const Backend& b, std::chrono::milliseconds timeout, const at::Tensor& t) {
-  std::vector<at::Tensor> parts;
-  for (int r = 0; r < b->getSize(); ++r) parts.push_back(at::empty_like(t));
-  std::vector<std::vector<at::Tensor>> o{parts};
+// The two collectives the exported calls and the synchronised batch norm share, with the group's timeout.
+c10::intrusive_ptr<c10d::Work> start_allreduce_sum(const Backend& b, std::chrono::milliseconds timeout,
+                                                   std::vector<at::Tensor>& v) {
+  c10d::AllreduceOptions o;
+  o.reduceOp = c10d::ReduceOp::SUM;
+  o.timeout = timeout;
+  return b->allreduce(v, o);
+}
+
+void allgather_into(const Backend& b, std::chrono::milliseconds timeout, std::vector<at::Tensor> outs,
+                    const at::Tensor& t) {
+  std::vector<std::vector<at::Tensor>> o{std::move(outs)};
   std::vector<at::Tensor> in{t};
   c10d::AllgatherOptions opts;
   opts.timeout = timeout;
   finish(b->allgather(o, in, opts), *b, timeout);
-  return at::stack(o[0]);
+}
+
+// Every rank's `t` (same shape everywhere), stacked along a new first dimension in rank order.
+at::Tensor allgather_stacked(const Backend& b, std::chrono::milliseconds timeout, const at::Tensor& t) {
+  std::vector<at::Tensor> parts;
+  for (int r = 0; r < b->getSize(); ++r) parts.push_back(at::empty_like(t));
+  allgather_into(b, timeout, parts, t);
+  return at::stack(parts);
 }
 
 void allreduce_sum_now(const Backend& b, std::chrono::milliseconds timeout, at::Tensor& t) {
   std::vector<at::Tensor> v{t};
-  c10d::AllreduceOptions o;
-  o.reduceOp = c10d::ReduceOp::SUM;
-  o.timeout = timeout;
-  finish(b->allreduce(v, o), *b, timeout);
+  finish(start_allreduce_sum(b, timeout, v), *b, timeout);
 }
 
 // Every dimension but the channels (1): what batch norm averages over.
@@ -76,8 +87,14 @@ struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
     auto rows = at::full({1}, static_cast<double>(n), mean.options());
     auto all = allgather_stacked(backend, timeout, at::cat({mean, var, rows}));  // [world, 2C + 1]
     auto counts = all.narrow(1, 2 * c, 1);                                      // [world, 1]
+    // Some rank must have rows: the trainer gives every rank an equal, non-empty share of each batch (checked
+    // when it joins the group). Checked here only where it costs nothing: on a GPU the read would stall the
+    // host once per batch norm, so there an all-empty batch gets zero statistics instead of NaN.
     auto total = counts.sum();
-    TORCH_CHECK(total.item<double>() > 0, "synchronised batch norm: no rank has any rows");
+    if (!total.is_cuda()) {
+      TORCH_CHECK(total.item<double>() > 0, "synchronised batch norm: no rank has any rows");
+    }
+    total = total.clamp_min(1);
     auto means = all.narrow(1, 0, c);
     auto g_mean = (means * counts).sum(0) / total;
     auto g_var = ((all.narrow(1, c, c) + (means - g_mean).square()) * counts).sum(0) / total;
@@ -130,19 +147,18 @@ struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
 
 extern "C" {
 
-// Rendezvous at host:port (rank 0 serves the store and waits for all `world` ranks), then a Gloo group over
-// the network interface `iface` (empty: the address `host` resolves to on this machine; loopback for a
+// Rendezvous (rank 0 serves the store and waits for all `world` ranks), then a Gloo group over the network
+// interface `iface` (empty: the address the rendezvous host resolves to on this machine; loopback for a
 // single-machine run).
-char* tx_group_new_gloo(const char* host, int port, int rank, int world, int64_t timeout_ms, const char* iface,
-                        tx_group** out) {
+char* tx_group_new_gloo(const tx_rendezvous* r, const char* iface, tx_group** out) {
   TX_GUARD({
-    auto timeout = std::chrono::milliseconds(timeout_ms);
-    auto store = tcp_store(host, port, rank, world, timeout);
+    auto timeout = timeout_of(*r);
+    auto store = tcp_store(*r);
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
     std::string name(iface);
-    opts->devices.push_back(name.empty() ? c10d::ProcessGroupGloo::createDeviceForHostname(host)
+    opts->devices.push_back(name.empty() ? c10d::ProcessGroupGloo::createDeviceForHostname(r->host)
                                          : c10d::ProcessGroupGloo::createDeviceForInterface(name));
-    auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world, opts);
+    auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(store, r->rank, r->world, opts);
     *out = new tx_group{store, c10::static_intrusive_pointer_cast<c10d::Backend>(pg), timeout};
   })
 }
@@ -154,10 +170,7 @@ void tx_work_free(tx_work* w) { delete w; }
 char* tx_allreduce_sum(tx_group* g, at::Tensor* const* ts, int n, tx_work** out) {
   TX_GUARD({
     auto v = tensor_list(ts, n);
-    c10d::AllreduceOptions o;
-    o.reduceOp = c10d::ReduceOp::SUM;
-    o.timeout = g->timeout;
-    *out = new tx_work{g->backend->allreduce(v, o), g->backend, g->timeout};
+    *out = new tx_work{start_allreduce_sum(g->backend, g->timeout, v), g->backend, g->timeout};
   })
 }
 
@@ -181,11 +194,7 @@ char* tx_broadcast(tx_group* g, at::Tensor* const* ts, int n, int root) {
 // Every rank's `input` (same shape on all) into outs[0..world), rank order.
 char* tx_allgather(tx_group* g, const at::Tensor* input, at::Tensor* const* outs, int world) {
   TX_GUARD({
-    std::vector<std::vector<at::Tensor>> o{tensor_list(outs, world)};
-    std::vector<at::Tensor> in{*input};
-    c10d::AllgatherOptions opts;
-    opts.timeout = g->timeout;
-    finish(g->backend->allgather(o, in, opts), *g->backend, g->timeout);
+    allgather_into(g->backend, g->timeout, tensor_list(outs, world), *input);
   })
 }
 

@@ -13,9 +13,8 @@
 
 extern "C" {
 
-// Rendezvous at host:port, then an NCCL group whose rank works on CUDA device `device`.
-char* tx_group_new_nccl(const char* host, int port, int rank, int world, int64_t timeout_ms, int device,
-                        tx_group** out) {
+// Rendezvous, then an NCCL group whose rank works on CUDA device `device`.
+char* tx_group_new_nccl(const tx_rendezvous* r, int device, tx_group** out) {
   TX_GUARD({
     auto gpus = c10::cuda::device_count();
     TORCH_CHECK(gpus == 0 || (device >= 0 && device < gpus), "NCCL needs CUDA device ", device,
@@ -23,11 +22,11 @@ char* tx_group_new_nccl(const char* host, int port, int rank, int world, int64_t
     // Without any GPU, ProcessGroupNCCL's own constructor refuses (and the test of that path on CPU machines
     // goes through the real constructor).
     if (gpus > 0) c10::cuda::set_device(static_cast<c10::DeviceIndex>(device));
-    auto timeout = std::chrono::milliseconds(timeout_ms);
-    auto store = tcp_store(host, port, rank, world, timeout);
+    auto timeout = timeout_of(*r);
+    auto store = tcp_store(*r);
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = timeout;
-    auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world, opts);
+    auto pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, r->rank, r->world, opts);
     *out = new tx_group{store, c10::static_intrusive_pointer_cast<c10d::Backend>(pg), timeout};
   })
 }

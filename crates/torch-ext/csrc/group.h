@@ -9,6 +9,15 @@
 #include <cstdint>
 #include <string>
 
+// Where the ranks meet and who this one is (the same for every backend).
+struct tx_rendezvous {
+  const char* host;
+  int port;
+  int rank;
+  int world;
+  int64_t timeout_ms;
+};
+
 struct tx_group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
@@ -33,14 +42,15 @@ inline void finish(const c10::intrusive_ptr<c10d::Work>& work, const c10d::Backe
   }
 }
 
-// Rendezvous at host:port: rank 0 serves the store and waits (up to `timeout`) for all `world` ranks.
-inline c10::intrusive_ptr<c10d::Store> tcp_store(const char* host, int port, int rank, int world,
-                                                 std::chrono::milliseconds timeout) {
+inline std::chrono::milliseconds timeout_of(const tx_rendezvous& r) { return std::chrono::milliseconds(r.timeout_ms); }
+
+// Rendezvous at host:port: rank 0 serves the store and waits (up to the timeout) for all `world` ranks.
+inline c10::intrusive_ptr<c10d::Store> tcp_store(const tx_rendezvous& r) {
   c10d::TCPStoreOptions so;
-  so.port = static_cast<std::uint16_t>(port);
-  so.isServer = rank == 0;
-  so.numWorkers = world;
+  so.port = static_cast<std::uint16_t>(r.port);
+  so.isServer = r.rank == 0;
+  so.numWorkers = r.world;
   so.waitWorkers = true;
-  so.timeout = timeout;
-  return c10::make_intrusive<c10d::TCPStore>(std::string(host), so);
+  so.timeout = timeout_of(r);
+  return c10::make_intrusive<c10d::TCPStore>(std::string(r.host), so);
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tch::Tensor;
 use torch_sys::C_tensor;
 
-use crate::ffi::{self, check, TxGroup, TxWork};
+use crate::ffi::{self, check, TxGroup, TxRendezvous, TxWork};
 use crate::{Result, TorchExtError};
 
 /// Where the ranks meet (the `MASTER_ADDR`/`MASTER_PORT` of torchrun) and who this one is.
@@ -56,19 +56,10 @@ impl ProcessGroup {
     /// the others.
     pub fn gloo(r: &Rendezvous) -> Result<Self> {
         let iface = c_string("tx_group_new_gloo", r.interface.as_deref().unwrap_or(""))?;
-        Self::join("tx_group_new_gloo", r, |host, out| {
-            // SAFETY: valid C strings and out-pointer; the shim owns what it returns until tx_group_free.
-            unsafe {
-                ffi::tx_group_new_gloo(
-                    host,
-                    c_int::from(r.port),
-                    r.rank as c_int,
-                    r.world as c_int,
-                    r.timeout.as_millis() as i64,
-                    iface.as_ptr(),
-                    out,
-                )
-            }
+        Self::join("tx_group_new_gloo", r, |meet, out| {
+            // SAFETY: a valid rendezvous, C string and out-pointer; the shim owns what it returns until
+            // tx_group_free.
+            unsafe { ffi::tx_group_new_gloo(meet, iface.as_ptr(), out) }
         })
     }
 
@@ -78,19 +69,9 @@ impl ProcessGroup {
     pub fn nccl(r: &Rendezvous, cuda: usize) -> Result<Self> {
         #[cfg(tx_nccl)]
         {
-            Self::join("tx_group_new_nccl", r, |host, out| {
-                // SAFETY: a valid C string and out-pointer; the shim owns what it returns until tx_group_free.
-                unsafe {
-                    ffi::tx_group_new_nccl(
-                        host,
-                        c_int::from(r.port),
-                        r.rank as c_int,
-                        r.world as c_int,
-                        r.timeout.as_millis() as i64,
-                        cuda as c_int,
-                        out,
-                    )
-                }
+            Self::join("tx_group_new_nccl", r, |meet, out| {
+                // SAFETY: a valid rendezvous and out-pointer; the shim owns what it returns until tx_group_free.
+                unsafe { ffi::tx_group_new_nccl(meet, cuda as c_int, out) }
             })
         }
         #[cfg(not(tx_nccl))]
@@ -105,18 +86,25 @@ impl ProcessGroup {
         }
     }
 
-    /// The rendezvous checks and error wording both backends share; `create` makes the group at `host`.
+    /// The rendezvous checks, its C form and the error wording both backends share; `create` makes the group.
     fn join(
         call: &'static str,
         r: &Rendezvous,
-        create: impl FnOnce(*const std::ffi::c_char, *mut *mut TxGroup) -> *mut std::ffi::c_char,
+        create: impl FnOnce(*const TxRendezvous, *mut *mut TxGroup) -> *mut std::ffi::c_char,
     ) -> Result<Self> {
         if r.world == 0 || r.rank >= r.world {
             return Err(TorchExtError { call, message: format!("rank {} is outside a world of {}", r.rank, r.world) });
         }
         let host = c_string(call, &r.host)?;
+        let meet = TxRendezvous {
+            host: host.as_ptr(),
+            port: c_int::from(r.port),
+            rank: r.rank as c_int,
+            world: r.world as c_int,
+            timeout_ms: r.timeout.as_millis() as i64,
+        };
         let mut ptr = std::ptr::null_mut();
-        check(call, create(host.as_ptr(), &mut ptr)).map_err(|e| TorchExtError {
+        check(call, create(&meet, &mut ptr)).map_err(|e| TorchExtError {
             message: format!(
                 "rank {} of {} could not join the group at {}:{} within {:?}: {}",
                 r.rank, r.world, r.host, r.port, r.timeout, e.message
@@ -279,14 +267,26 @@ mod tests {
     /// same outputs, running statistics, input gradients (of the summed loss) and summed weight gradients.
     #[test]
     fn synchronised_batch_norm_is_batch_norm_over_the_ranks_together() {
+        // Uneven shares, so the counts matter.
+        batch_norm_over_two_ranks_matches_the_joined_batch([(0, 3), (3, 5)]);
+    }
+
+    /// A rank without rows adds nothing (its zero statistics weigh nothing), not the NaN of an empty mean.
+    #[test]
+    fn a_rank_without_rows_leaves_the_others_batch_norm() {
+        batch_norm_over_two_ranks_matches_the_joined_batch([(0, 8), (8, 0)]);
+    }
+
+    /// Two ranks holding rows `rows[r]` (start, length) of one batch of 8: outputs, gradients and running
+    /// statistics are those of libtorch's batch norm over the 8 rows.
+    fn batch_norm_over_two_ranks_matches_the_joined_batch(rows: [(i64, i64); 2]) {
         let port = free_port();
         let opts = (Kind::Float, Device::Cpu);
-        // Uneven shares (3 and 5 rows) and per-channel offsets, so counts and the mean shift both matter.
+        // Per-channel offsets, so the mean shift matters.
         let x_all =
             Tensor::randn([8, 3, 2, 2], opts) * 2.0 + Tensor::from_slice(&[1.0f32, -3.0, 0.5]).view([1, 3, 1, 1]);
         let dy_all = Tensor::randn([8, 3, 2, 2], opts);
         let (w0, b0) = (Tensor::from_slice(&[1.5f32, 0.5, -1.0]), Tensor::from_slice(&[0.1f32, 0.2, 0.3]));
-        let rows = [(0, 3), (3, 5)];
         let ranks: Vec<_> = rows
             .iter()
             .enumerate()
@@ -322,6 +322,19 @@ mod tests {
             close(&o.4, &rm, "running mean");
             close(&o.5, &rv, "running variance");
         }
+    }
+
+    /// Where no rank has a row there are no statistics: on the CPU a clear error, not NaN running statistics.
+    #[test]
+    fn no_rows_anywhere_is_refused() {
+        let opts = (Kind::Float, Device::Cpu);
+        let g = ProcessGroup::gloo(&rendezvous(free_port(), 0, 1, Duration::from_secs(30))).unwrap();
+        let x = Tensor::zeros([0, 2, 3, 3], opts);
+        let (w, b) = (Tensor::ones([2], opts), Tensor::zeros([2], opts));
+        let (rm, rv) = (Tensor::zeros([2], opts), Tensor::ones([2], opts));
+        let e = g.sync_batch_norm(&x, &w, &b, &rm, &rv, 0.1, 1e-5).err().unwrap().to_string();
+        assert!(e.contains("no rank has any rows"), "{e}");
+        assert_eq!(Vec::<f32>::try_from(&rv).unwrap(), vec![1.0, 1.0], "running statistics untouched");
     }
 
     /// The autograd node holds the group's backend: a backward after the Rust handle is dropped still runs

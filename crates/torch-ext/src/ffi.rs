@@ -37,25 +37,9 @@ extern "C" {
 
     pub fn tx_clear_grads(ts: *const *const C_tensor, n: c_int) -> *mut c_char;
 
-    pub fn tx_group_new_gloo(
-        host: *const c_char,
-        port: c_int,
-        rank: c_int,
-        world: c_int,
-        timeout_ms: i64,
-        iface: *const c_char,
-        out: *mut *mut TxGroup,
-    ) -> *mut c_char;
+    pub fn tx_group_new_gloo(r: *const TxRendezvous, iface: *const c_char, out: *mut *mut TxGroup) -> *mut c_char;
     #[cfg(tx_nccl)]
-    pub fn tx_group_new_nccl(
-        host: *const c_char,
-        port: c_int,
-        rank: c_int,
-        world: c_int,
-        timeout_ms: i64,
-        device: c_int,
-        out: *mut *mut TxGroup,
-    ) -> *mut c_char;
+    pub fn tx_group_new_nccl(r: *const TxRendezvous, device: c_int, out: *mut *mut TxGroup) -> *mut c_char;
     pub fn tx_group_free(g: *mut TxGroup);
     pub fn tx_work_free(w: *mut TxWork);
     pub fn tx_allreduce_sum(
@@ -91,6 +75,16 @@ extern "C" {
 #[repr(C)]
 pub struct TxGroup {
     _private: [u8; 0],
+}
+
+/// The rendezvous every backend starts with (group.h's `tx_rendezvous`); `host` outlives the call.
+#[repr(C)]
+pub struct TxRendezvous {
+    pub host: *const c_char,
+    pub port: c_int,
+    pub rank: c_int,
+    pub world: c_int,
+    pub timeout_ms: i64,
 }
 
 /// A collective in flight.
