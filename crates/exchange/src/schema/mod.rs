@@ -31,8 +31,8 @@ pub mod text;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float32Builder, Int32Builder, ListArray, ListBuilder, RecordBatch};
-use arrow::datatypes::{DataType, Field, Float32Type, Int32Type, Schema, SchemaRef};
+use arrow::array::{Array, ArrayRef, AsArray, ListArray, ListBuilder, PrimitiveBuilder, RecordBatch};
+use arrow::datatypes::{ArrowPrimitiveType, DataType, Field, Float32Type, Int32Type, Schema, SchemaRef};
 use arrow::error::ArrowError;
 
 /// An exchange table: its name, version, columns and row conversion.
@@ -68,8 +68,9 @@ pub(crate) fn list_of(dt: DataType) -> DataType {
     DataType::List(Arc::new(Field::new("item", dt, true)))
 }
 
-pub(crate) fn f32_lists<'a>(items: impl Iterator<Item = Option<&'a [f32]>>) -> ArrayRef {
-    let mut b = ListBuilder::new(Float32Builder::new());
+/// A list column of `T` values, one list per item (`None`: a null list).
+fn lists<'a, T: ArrowPrimitiveType>(items: impl Iterator<Item = Option<&'a [T::Native]>>) -> ArrayRef {
+    let mut b = ListBuilder::new(PrimitiveBuilder::<T>::new());
     for item in items {
         match item {
             Some(v) => {
@@ -80,28 +81,27 @@ pub(crate) fn f32_lists<'a>(items: impl Iterator<Item = Option<&'a [f32]>>) -> A
         }
     }
     Arc::new(b.finish())
+}
+
+/// Row `i` of a list column of `T` values; `None` where the list is null.
+fn list_at<T: ArrowPrimitiveType>(col: &ListArray, i: usize) -> Option<Vec<T::Native>> {
+    col.is_valid(i).then(|| col.value(i).as_primitive::<T>().values().to_vec())
+}
+
+pub(crate) fn f32_lists<'a>(items: impl Iterator<Item = Option<&'a [f32]>>) -> ArrayRef {
+    lists::<Float32Type>(items)
 }
 
 pub(crate) fn i32_lists<'a>(items: impl Iterator<Item = Option<&'a [i32]>>) -> ArrayRef {
-    let mut b = ListBuilder::new(Int32Builder::new());
-    for item in items {
-        match item {
-            Some(v) => {
-                b.values().append_slice(v);
-                b.append(true);
-            }
-            None => b.append(false),
-        }
-    }
-    Arc::new(b.finish())
+    lists::<Int32Type>(items)
 }
 
 pub(crate) fn f32_list_at(col: &ListArray, i: usize) -> Option<Vec<f32>> {
-    col.is_valid(i).then(|| col.value(i).as_primitive::<Float32Type>().values().to_vec())
+    list_at::<Float32Type>(col, i)
 }
 
 pub(crate) fn i32_list_at(col: &ListArray, i: usize) -> Option<Vec<i32>> {
-    col.is_valid(i).then(|| col.value(i).as_primitive::<Int32Type>().values().to_vec())
+    list_at::<Int32Type>(col, i)
 }
 
 /// A column of a normalised batch by position, as the concrete array type.
