@@ -108,14 +108,28 @@ if [ ! -f "$face_dir/.complete" ]; then
   touch "$face_dir/.complete"
 fi
 
-# --- headless Chromium (audit's HTML report test renders the page in it) -------------------------------
-if ! command -v chromium >/dev/null 2>&1; then
+# --- Debian packages: headless Chromium (audit's HTML report test renders the page in it) and mold (a faster
+# linker, optional: scripts/linker-gcc falls back to the default one). One apt-get call for what is missing.
+debs=()
+command -v chromium >/dev/null 2>&1 || debs+=(chromium)
+command -v mold >/dev/null 2>&1 || debs+=(mold)
+if [ ${#debs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing Debian's chromium (for the HTML report test)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >"$cache/chromium-install.log" 2>&1 \
-      || echo "setup: warning: apt-get install chromium failed (see $cache/chromium-install.log); only the HTML report test needs it" >&2
+    log "installing Debian's ${debs[*]} (chromium: the HTML report test; mold: faster links)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${debs[@]}") >"$cache/apt-install.log" 2>&1 \
+      || echo "setup: warning: apt-get install ${debs[*]} failed (see $cache/apt-install.log); only the HTML report test needs chromium, mold is optional" >&2
   else
-    echo "setup: note: no chromium on PATH; the HTML report test needs it (sudo apt-get install chromium)" >&2
+    echo "setup: note: not installed: ${debs[*]} (sudo apt-get install ${debs[*]}): the HTML report test needs chromium; mold only links faster" >&2
+  fi
+fi
+
+# --- clippy: make test lints with its driver ------------------------------------------------------------
+if [ ! -x "$(rustc --print sysroot)/bin/clippy-driver" ]; then
+  if command -v rustup >/dev/null 2>&1; then
+    log "installing the clippy component (make test lints with it)"
+    rustup component add clippy >&2
+  else
+    echo "setup: warning: no clippy-driver in $(rustc --print sysroot)/bin; make test needs clippy" >&2
   fi
 fi
 

@@ -119,6 +119,8 @@ pub fn write(root: &Path, run: &str, spec: &FixtureSpec) -> anyhow::Result<std::
         levels: [true, true, true],
         created_at: "2026-01-01T00:00:00Z".into(),
         seed: None,
+        world_size: None,
+        devices: Vec::new(),
     };
     info.write(&run_dir)?;
 

@@ -1,5 +1,5 @@
 //! Reads a run folder: `run.json`, every `pseudo_labels/epoch-NNNN.parquet`, and the ground truth of the
-//! run's shards (id, label, votes — never the image bytes), joined with polars. It validates what it reads
+//! run's shards (id, label, votes — never the image bytes), read with polars. It validates what it reads
 //! (vector lengths, distributions summing to 1, ids known to the shards) and hands the metrics flat,
 //! row-major `n × C` arrays. It computes no metric itself.
 
@@ -145,33 +145,42 @@ pub fn epoch_files(run_dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
     Ok(out)
 }
 
-fn shard_glob(shards: &Path) -> Result<String> {
+/// The shard part files under `shards`, each checked to be a shard table with the columns read below.
+fn shard_parts(shards: &Path) -> Result<Vec<PathBuf>> {
     if !shards.is_dir() {
         return Err(LoadError::Input(format!(
             "shards not found at {} (the run's run.json names it; rerun `make shard`, or pass --shards <dir>)",
             shards.display()
         )));
     }
-    let mut parts = 0;
-    for e in std::fs::read_dir(shards).map_err(|e| LoadError::Input(format!("{}: {e}", shards.display())))?.flatten() {
-        if layout::is_shard_part(&e.file_name().to_string_lossy()) {
-            // Each part's footer says it is a shard table of this schema version, with the columns read below.
-            check_table::<ShardRow>(e.path(), &[sh::ID, sh::LABEL, sh::VOTES])?;
-            parts += 1;
-        }
+    let parts = layout::shard_parts(shards).map_err(|e| LoadError::Input(format!("{}: {e}", shards.display())))?;
+    for p in &parts {
+        // Each part's footer says it is a shard table of this schema version, with the columns read below.
+        check_table::<ShardRow>(p, &[sh::ID, sh::LABEL, sh::VOTES])?;
     }
-    if parts == 0 {
+    if parts.is_empty() {
         return Err(LoadError::Input(format!("{}: no part-NNNNN.parquet shard files", shards.display())));
     }
-    Ok(layout::shard_glob(shards).display().to_string())
+    Ok(parts)
+}
+
+/// The named columns of one Parquet file; nothing else in it is decoded.
+fn read_columns(path: &Path, columns: &[&str]) -> Result<DataFrame> {
+    let file = std::fs::File::open(path).map_err(|e| LoadError::Input(format!("{}: {e}", path.display())))?;
+    ParquetReader::new(file)
+        .with_columns(Some(columns.iter().map(|c| c.to_string()).collect()))
+        .finish()
+        .map_err(pe(path))
 }
 
 /// Reads id, label and votes of every shard row (projection: the image column is never read).
 pub fn read_truth(shards: &Path) -> Result<Truth> {
-    let glob = shard_glob(shards)?;
-    let df = LazyFrame::scan_parquet(PlRefPath::new(glob.as_str()), ScanArgsParquet::default())
-        .and_then(|lf| lf.select([col(sh::ID), col(sh::LABEL), col(sh::VOTES)]).collect())
-        .map_err(pe(shards))?;
+    let parts = shard_parts(shards)?;
+    let columns = [sh::ID, sh::LABEL, sh::VOTES];
+    let mut df = read_columns(&parts[0], &columns)?;
+    for p in &parts[1..] {
+        df.vstack_mut_owned(read_columns(p, &columns)?).map_err(pe(p))?;
+    }
     let ids = df.column(sh::ID).and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(shards))?;
     let labels =
         df.column(sh::LABEL).and_then(|c| c.as_materialized_series().cast(&DataType::Int32)).map_err(pe(shards))?;
@@ -230,12 +239,12 @@ pub fn labeled_prior(split: &Path, truth: &Truth, class_ids: &[u8]) -> Result<Ve
         )));
     }
     check_table::<SplitRow>(split, &[sp::ID, sp::ROLE])?;
-    let df = LazyFrame::scan_parquet(PlRefPath::new(split.display().to_string().as_str()), ScanArgsParquet::default())
-        .and_then(|lf| lf.filter(col(sp::ROLE).eq(lit(Role::Labeled.as_str()))).select([col(sp::ID)]).collect())
-        .map_err(pe(split))?;
+    let df = read_columns(split, &[sp::ID, sp::ROLE])?;
     let ids = df.column(sp::ID).and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(split))?;
+    let roles = df.column(sp::ROLE).and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(split))?;
     let mut counts = vec![0f64; class_ids.len()];
-    for id in ids.iter().flatten() {
+    let labeled = ids.iter().zip(roles.iter()).filter(|(_, r)| *r == Some(Role::Labeled.as_str()));
+    for id in labeled.filter_map(|(id, _)| id) {
         if let Some((Some(l), _)) = truth.get(id) {
             if let Some(k) = class_ids.iter().position(|&c| c == l) {
                 counts[k] += 1.0;
@@ -333,13 +342,11 @@ pub fn read_epoch_file(epoch: u32, path: &Path, info: &RunInfo, c: usize) -> Res
     let names = [pl::P_SEM, pl::P_TEXT, pl::P_INS, pl::P_FUSED];
     // Only the id and the probability columns are decoded (the stored label, confidence and selection are the
     // trainer's; audit recomputes them).
-    let df = LazyFrame::scan_parquet(PlRefPath::new(path.display().to_string().as_str()), ScanArgsParquet::default())
-        .and_then(|mut lf| {
-            let schema = lf.collect_schema()?;
-            let wanted = std::iter::once(pl::ID).chain(names).filter(|n| schema.contains(n)).map(col);
-            lf.select(wanted.collect::<Vec<_>>()).collect()
-        })
-        .map_err(pe(path))?;
+    let file = std::fs::File::open(path).map_err(|e| LoadError::Input(format!("{}: {e}", path.display())))?;
+    let mut reader = ParquetReader::new(file);
+    let schema = reader.schema().map_err(pe(path))?;
+    let wanted: Vec<&str> = std::iter::once(pl::ID).chain(names).filter(|n| schema.contains(n)).collect();
+    let df = read_columns(path, &wanted)?;
     let ids = df.column(pl::ID).and_then(|c| c.as_materialized_series().str().cloned()).map_err(pe(path))?;
     let read: Vec<Result<Option<Vec<f32>>>> = names
         .par_iter()

@@ -61,12 +61,18 @@ impl AtomicFile {
     }
 
     /// Flushes, fsyncs and renames the temp file over the destination.
+    /// On failure (a full disk at the last flush, say) the temp file is removed and `dest` is as it was.
     pub fn commit(mut self) -> Result<()> {
         let out = self.out.take().expect("AtomicFile used after commit");
-        let file = out.into_inner().map_err(|e| Error::io(&self.tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
-        drop(file);
-        fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
+        let placed = out
+            .into_inner()
+            .map_err(|e| Error::io(&self.tmp, e.into_error()))
+            .and_then(|file| file.sync_all().map_err(|e| Error::io(&self.tmp, e)))
+            .and_then(|()| fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e)));
+        if placed.is_err() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+        placed?;
         sync_dir(parent_of(&self.dest));
         Ok(())
     }
@@ -177,6 +183,32 @@ pub fn check_owned(dest: &Path, stage: &str) -> Result<()> {
     }
 }
 
+/// The nearest folder above `dest` that a stage owns (it holds a `manifest.json` naming the stage: a
+/// dataset's shards, text prototypes, a run), with that stage's name.
+pub fn owning_stage(dest: &Path) -> Option<(PathBuf, String)> {
+    let dest = std::path::absolute(dest).ok()?;
+    dest.ancestors().skip(1).find_map(|dir| {
+        let bytes = fs::read(dir.join(MANIFEST_FILE)).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        Some((dir.to_path_buf(), v.get("stage")?.as_str()?.to_string()))
+    })
+}
+
+/// Refuses a user-chosen output file inside a folder a stage owns ([`owning_stage`]): the stages' own files
+/// there are read by other stages and are rewritten only by their stage.
+pub fn check_outside_stage_output(dest: &Path) -> Result<()> {
+    match owning_stage(dest) {
+        Some((dir, stage)) => Err(Error::Invalid {
+            path: dest.to_path_buf(),
+            message: format!(
+                "inside {}, the output folder of `{stage}`; write it somewhere else (its files are that stage's own)",
+                dir.display()
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Removes staging folders beside `dest` that processes which no longer run left behind (a killed run).
 fn remove_dead_staging(dest: &Path) {
     let (Some(name), Ok(entries)) = (dest.file_name(), fs::read_dir(parent_of(dest))) else {
@@ -281,6 +313,35 @@ mod tests {
         assert!(e.to_string().contains("t.bin") && e.to_string().contains("disk full"), "{e}");
         assert_eq!(fs::read(&dest).unwrap(), b"one", "a failed write leaves the file as it was");
         assert_eq!(entries(dir.path()), vec!["t.bin"], "and no temporary behind");
+    }
+
+    #[test]
+    fn a_failed_commit_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // A folder with a file in it cannot be replaced by a rename: the commit's last step fails.
+        let dest = dir.path().join("busy");
+        fs::create_dir(&dest).unwrap();
+        fs::write(dest.join("keep"), b"x").unwrap();
+        let mut f = AtomicFile::create(&dest).unwrap();
+        f.write_all(b"new").unwrap();
+        assert!(f.commit().is_err());
+        assert_eq!(entries(dir.path()), vec!["busy"], "no hidden temp file left beside it");
+        assert_eq!(entries(&dest), vec!["keep"]);
+    }
+
+    #[test]
+    fn outputs_inside_a_stage_folder_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("runs/r1");
+        fs::create_dir_all(run.join("sub")).unwrap();
+        fs::write(run.join(MANIFEST_FILE), br#"{"stage": "train"}"#).unwrap();
+        let e = check_outside_stage_output(&run.join("metrics.parquet")).unwrap_err().to_string();
+        assert!(e.contains("metrics.parquet") && e.contains("`train`"), "{e}");
+        assert!(check_outside_stage_output(&run.join("sub/p.csv")).is_err(), "nested folders too");
+        assert!(check_outside_stage_output(&dir.path().join("runs/p.csv")).is_ok());
+        // A manifest.json that no stage wrote (a user's own) does not make a folder a stage's.
+        fs::write(dir.path().join("runs").join(MANIFEST_FILE), b"[1, 2]").unwrap();
+        assert!(check_outside_stage_output(&dir.path().join("runs/p.csv")).is_ok());
     }
 
     #[test]

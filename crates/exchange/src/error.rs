@@ -25,6 +25,10 @@ pub enum Error {
     },
     #[error("{path}: expected a `{expected}` exchange file, found a `{found}` file")]
     WrongTable { path: PathBuf, expected: String, found: String },
+    #[error(
+        "{path} holds a `{found}` table; refusing to replace it with a `{writing}` table (choose another output path)"
+    )]
+    WouldReplace { path: PathBuf, found: String, writing: String },
     #[error("{path}: `{table}` schema version {found} is not supported (this build reads version {supported}); rerun the stage that wrote it")]
     SchemaVersion { path: PathBuf, table: String, found: String, supported: u32 },
     #[error("{path}: missing column `{column}` (expected {expected})")]

@@ -15,6 +15,7 @@
 //! * [`manifest`]: what every stage output records about its inputs and config, and the "is this output up to
 //!   date?" check that lets stages skip work;
 //! * [`atomic`]: temp-file-and-rename helpers so a failed or interrupted run never corrupts earlier output;
+//! * [`image_bytes`]: what counts as a whole image file (a JPEG cut short is refused, not read as grey);
 //! * [`fusion`]: the fusion rules' parameters, the fusion in force at an epoch, the selection rule, and the
 //!   expected values both train and audit test their fusion arithmetic against.
 //!
@@ -25,6 +26,7 @@ pub mod calibration;
 mod columns;
 pub mod error;
 pub mod fusion;
+pub mod image_bytes;
 pub mod keys;
 pub mod labels;
 pub mod layout;

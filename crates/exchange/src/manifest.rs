@@ -120,9 +120,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         let p = e.path();
         if p.is_dir() {
             walk(&p, out)?;
-        } else {
+        } else if p.is_file() {
             out.push(p);
         }
+        // Anything else (a pipe, socket or device; a dangling link) holds no content to hash, and reading a
+        // pipe would block: the reader that meets it by name reports it.
     }
     Ok(())
 }

@@ -36,8 +36,10 @@ pub struct TableWriter<T: Table> {
 
 impl<T: Table> TableWriter<T> {
     /// `metadata` is extra file-level key-value metadata (e.g. `sitfer.classes`).
+    /// Refuses to replace an exchange file of another table (a prediction written over a run's metrics, say).
     pub fn create(path: impl AsRef<Path>, metadata: &[(&str, String)], row_group_rows: usize) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        check_replaceable::<T>(&path)?;
         let file = AtomicFile::create(&path)?;
         let mut kv = vec![
             KeyValue::new(TABLE_KEY.to_string(), T::NAME.to_string()),
@@ -79,6 +81,21 @@ impl<T: Table> TableWriter<T> {
         let file = self.writer.into_inner().map_err(|source| Error::Parquet { path: self.path.clone(), source })?;
         file.commit()?;
         Ok(self.rows)
+    }
+}
+
+/// An existing file at `path` may be replaced by table `T` unless it is an exchange file of another table.
+/// A file that is not Parquet, or has no table key, is the caller's business (a stage rewriting its own
+/// output, or a user's `--out` checked by that command).
+fn check_replaceable<T: Table>(path: &Path) -> Result<()> {
+    if !path.is_file() {
+        return Ok(());
+    }
+    match file_metadata(path).ok().and_then(|m| m.get(TABLE_KEY).cloned()) {
+        Some(found) if found != T::NAME => {
+            Err(Error::WouldReplace { path: path.into(), found, writing: T::NAME.into() })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -371,6 +388,23 @@ mod tests {
         assert!(check_table::<SplitRow>(&p, &["id", "role"]).is_ok());
         let e = check_table::<SplitRow>(&p, &["teacher"]).unwrap_err();
         assert!(e.to_string().contains("`teacher` is not a column of the `split` table"), "{e}");
+    }
+
+    #[test]
+    fn a_file_of_another_table_is_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("split.parquet");
+        let split = [SplitRow { id: "a".into(), role: Role::Test }];
+        write_table(&p, &split, &[]).unwrap();
+        let e = write_table(&p, &shard_rows(), &[]).unwrap_err();
+        assert!(matches!(e, Error::WouldReplace { .. }), "{e}");
+        assert!(e.to_string().contains("holds a `split` table"), "{e}");
+        assert_eq!(read_table::<SplitRow>(&p).unwrap(), split, "the split is as it was");
+        // The same table is rewritten, and a file that is no exchange table is the caller's to judge.
+        write_table(&p, &split, &[]).unwrap();
+        let other = dir.path().join("notes.parquet");
+        std::fs::write(&other, b"not parquet").unwrap();
+        write_table(&other, &split, &[]).unwrap();
     }
 
     #[test]

@@ -36,8 +36,19 @@ pub struct Encoded {
 }
 
 fn decode_file(path: &std::path::Path) -> Result<DynamicImage, String> {
-    let reader = ImageReader::open(path).map_err(|e| format!("cannot open image {}: {e}", path.display()))?;
-    let reader = reader.with_guessed_format().map_err(|e| format!("cannot read image {}: {e}", path.display()))?;
+    // A pipe, socket or device under an image's name would block the read or never end.
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot open image {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{}: not a regular file (a pipe, socket or device); expected an image file",
+            path.display()
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot open image {}: {e}", path.display()))?;
+    exchange::image_bytes::check_whole(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read image {}: {e}", path.display()))?;
     reader.decode().map_err(|e| format!("unreadable or truncated image {}: {e}", path.display()))
 }
 

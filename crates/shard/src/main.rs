@@ -423,6 +423,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         println!("split {} of {} ({} classes) -> {}", s.name, s.dataset, s.classes.len(), s.out);
                         print!("{}", summary::class_split_table(&s.counts));
                     }
+                    for w in &s.warnings {
+                        eprintln!("warning: split {}: {w}", s.name);
+                    }
                 }
             }
             Ok(())

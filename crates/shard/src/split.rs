@@ -241,6 +241,9 @@ pub struct SplitSummary {
     /// role -> class -> count
     pub counts: BTreeMap<String, BTreeMap<String, u64>>,
     pub out: String,
+    /// Where the split is not what its config asked for (a budget capped by the pool, no faces left
+    /// unlabeled), in words; printed as warnings and kept in the manifest.
+    pub warnings: Vec<String>,
 }
 
 pub enum SplitOutcome {
@@ -344,6 +347,7 @@ pub fn run(
     let mut pool = free(&role_of, &cfg.labeled.from);
     let counts =
         budget_counts(&cfg.labeled, &classes, &sizes_of(&pool)).with_context(|| cfg_path.display().to_string())?;
+    let mut warnings = budget_warnings(&cfg.labeled, &classes, &sizes_of(&pool), &counts);
     let labeled: HashSet<String> = take_stratified(&mut pool, &counts, n_classes).into_iter().collect();
     for s in &order {
         if labeled.contains(&s.id) {
@@ -366,6 +370,13 @@ pub fn run(
     if !counts.contains_key("labeled") {
         anyhow::bail!("{}: the labeled budget selected no samples", cfg_path.display());
     }
+    if cfg.unlabeled.is_some() && !counts.contains_key("unlabeled") {
+        warnings.push(
+            "no face is left unlabeled: the labeled budget took every face the unlabeled role draws from \
+             (semi-supervised presets will train as supervised)"
+                .into(),
+        );
+    }
     let split_rows: Vec<SplitRow> = rows.iter().map(|(s, r)| SplitRow { id: s.id.clone(), role: *r }).collect();
     let class_names: Vec<&str> = classes.iter().map(|c| c.name()).collect();
     let n = write_table(
@@ -380,6 +391,9 @@ pub fn run(
     let file_name = out.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
     manifest.add_output(out_dir, &file_name, Some(n))?;
     manifest.counts.insert("roles".into(), serde_json::to_value(&counts)?);
+    if !warnings.is_empty() {
+        manifest.counts.insert("warnings".into(), serde_json::to_value(&warnings)?);
+    }
     manifest.write(&manifest_path)?;
     Ok(SplitOutcome::Written(SplitSummary {
         name: name.into(),
@@ -387,7 +401,46 @@ pub fn run(
         classes: class_names.iter().map(|s| s.to_string()).collect(),
         counts,
         out: out.display().to_string(),
+        warnings,
     }))
+}
+
+/// What the labeled budget asked for and the pool could not give, per class (`counts` is what was drawn).
+fn budget_warnings(b: &Budget, classes: &[Expression], sizes: &[usize], counts: &[usize]) -> Vec<String> {
+    let mut out = Vec::new();
+    let capped: Vec<String> = match b.per_class {
+        Some(k) => (0..classes.len())
+            .filter(|&i| counts[i] < k)
+            .map(|i| format!("{} {} of {k}", classes[i].name(), counts[i]))
+            .collect(),
+        None => Vec::new(),
+    };
+    if !capped.is_empty() {
+        out.push(format!(
+            "[labeled] per_class = {}: the pool is smaller for {} (all of their faces are labeled)",
+            b.per_class.unwrap_or(0),
+            capped.join(", ")
+        ));
+    }
+    if let (Some(total), None) = (b.total, b.per_class) {
+        let drawn: usize = counts.iter().sum();
+        if drawn < total {
+            out.push(format!("[labeled] total = {total}: the pool holds only {drawn} faces, all labeled"));
+        } else if b.mode == Mode::Balanced {
+            let most = counts.iter().copied().max().unwrap_or(0);
+            let short: Vec<String> = (0..classes.len())
+                .filter(|&i| b.fixed.keys().all(|f| Expression::parse(f) != Some(classes[i])) && counts[i] < most)
+                .map(|i| format!("{} {} (pool {})", classes[i].name(), counts[i], sizes[i]))
+                .collect();
+            if !short.is_empty() {
+                out.push(format!(
+                    "[labeled] mode = \"balanced\": not every class has {most} faces to give; fewer for {}",
+                    short.join(", ")
+                ));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -406,6 +459,35 @@ mod tests {
         assert_eq!(balanced(&[100, 100, 100, 100], 100), vec![25, 25, 25, 25]);
         assert_eq!(balanced(&[5, 100, 100], 65), vec![5, 30, 30]);
         assert_eq!(balanced(&[2, 2], 10), vec![2, 2]);
+    }
+
+    #[test]
+    fn a_budget_the_pool_cannot_give_is_a_warning() {
+        let classes = exchange::labels::BASIC7[..3].to_vec();
+        let budget = |per_class, total, mode| Budget {
+            from: vec!["train".into()],
+            fraction: None,
+            total,
+            per_class,
+            mode,
+            fixed: BTreeMap::new(),
+        };
+        let sizes = [40, 500, 600];
+        let b = budget(Some(500), None, Mode::Stratified);
+        let w = budget_warnings(&b, &classes, &sizes, &budget_counts(&b, &classes, &sizes).unwrap());
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("per_class = 500") && w[0].contains("neutral 40 of 500"), "{w:?}");
+        // 60 asked in balanced mode from classes of 16, 19 and 100: 16 + 19 + 25.
+        let (sizes, b) = ([16, 19, 100], budget(None, Some(60), Mode::Balanced));
+        let counts = budget_counts(&b, &classes, &sizes).unwrap();
+        assert_eq!(counts, vec![16, 19, 25]);
+        let w = budget_warnings(&b, &classes, &sizes, &counts);
+        assert!(w.len() == 1 && w[0].contains("neutral 16 (pool 16)") && w[0].contains("happiness 19"), "{w:?}");
+        let b = budget(None, Some(1000), Mode::Stratified);
+        let w = budget_warnings(&b, &classes, &sizes, &budget_counts(&b, &classes, &sizes).unwrap());
+        assert!(w[0].contains("total = 1000") && w[0].contains("only 135"), "{w:?}");
+        let b = budget(None, Some(30), Mode::Balanced);
+        assert!(budget_warnings(&b, &classes, &sizes, &budget_counts(&b, &classes, &sizes).unwrap()).is_empty());
     }
 
     #[test]

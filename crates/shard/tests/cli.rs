@@ -254,6 +254,14 @@ fn bad_input_is_reported_with_file_and_line_or_skipped_and_counted() {
     assert!(err.contains("duplicate sample id `ferplus/train/fer0000000`") && err.contains("label.csv:1"), "{err}");
     fs::write(&label, &good).unwrap();
 
+    // an empty label file (a copy gone wrong): refused at shard time, naming it, not found later at split
+    let test_label = raw.join("FER2013Test/label.csv");
+    let test_good = fs::read(&test_label).unwrap();
+    fs::write(&test_label, "").unwrap();
+    let err = shard_err(t.path(), &["ferplus", "--root", "raw"]);
+    assert!(err.contains("FER2013Test/label.csv: no rows"), "{err}");
+    fs::write(&test_label, test_good).unwrap();
+
     // label out of range (RAF-DB)
     let r = t.path().join("rafdb");
     fs::create_dir_all(r.join("EmoLabel")).unwrap();
@@ -445,4 +453,26 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(101), "panicked: {err}");
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// A JPEG cut in half and a FIFO named like an image are bad inputs like any other: the run stops naming the
+/// file (nothing hangs, no grey-filled face is stored), or with `--on-error skip` they are counted and left out.
+#[test]
+fn a_cut_jpeg_and_a_fifo_are_named_not_read() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("faces");
+    fs::create_dir_all(f.join("Train/Happy")).unwrap();
+    grey_png(&f.join("Train/Happy/a.png"), 1, 16);
+    rgb_jpg(&f.join("Train/Happy/b.jpg"), 2, 32);
+    let whole = fs::read(f.join("Train/Happy/b.jpg")).unwrap();
+    fs::write(f.join("Train/Happy/b.jpg"), &whole[..whole.len() / 2]).unwrap();
+    let err = shard_err(t.path(), &["folder", "--name", "faces", "--root", "faces"]);
+    assert!(err.contains("b.jpg") && err.contains("truncated JPEG"), "{err}");
+    fs::write(f.join("Train/Happy/b.jpg"), &whole).unwrap();
+    let fifo = std::ffi::CString::new(f.join("Train/Happy/pipe.png").display().to_string()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let err = shard_err(t.path(), &["folder", "--name", "faces", "--root", "faces"]);
+    assert!(err.contains("pipe.png") && err.contains("not a regular file"), "{err}");
+    shard_ok(t.path(), &["folder", "--name", "faces", "--root", "faces", "--on-error", "skip", "-q"]);
+    assert_eq!(shards(&t.path().join("artifacts/shards/faces")).len(), 2);
 }

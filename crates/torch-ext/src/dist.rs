@@ -25,6 +25,14 @@ pub struct Rendezvous {
     pub timeout: Duration,
 }
 
+/// How long past its timeout a join waits for c10d's own error before it gives its own.
+const JOIN_GRACE: Duration = Duration::from_secs(2);
+
+/// A pointer handed from the rendezvous thread to the joining one (the shim's objects are not tied to a thread).
+struct SendPtr<T>(*mut T);
+// SAFETY: the pointee is used by one thread at a time: the helper thread hands it over and never touches it again.
+unsafe impl<T> Send for SendPtr<T> {}
+
 /// A Gloo or NCCL process group. Collectives must be called in the same order on every rank, on tensors of
 /// the group's kind (CPU for Gloo, the rank's CUDA device for NCCL).
 pub struct ProcessGroup {
@@ -56,7 +64,7 @@ impl ProcessGroup {
     /// the others.
     pub fn gloo(r: &Rendezvous) -> Result<Self> {
         let iface = c_string("tx_group_new_gloo", r.interface.as_deref().unwrap_or(""))?;
-        Self::join("tx_group_new_gloo", r, |meet, out| {
+        Self::join("tx_group_new_gloo", r, move |meet, out| {
             // SAFETY: a valid rendezvous, C string and out-pointer; the shim owns what it returns until
             // tx_group_free.
             unsafe { ffi::tx_group_new_gloo(meet, iface.as_ptr(), out) }
@@ -69,7 +77,7 @@ impl ProcessGroup {
     pub fn nccl(r: &Rendezvous, cuda: usize) -> Result<Self> {
         #[cfg(tx_nccl)]
         {
-            Self::join("tx_group_new_nccl", r, |meet, out| {
+            Self::join("tx_group_new_nccl", r, move |meet, out| {
                 // SAFETY: a valid rendezvous and out-pointer; the shim owns what it returns until tx_group_free.
                 unsafe { ffi::tx_group_new_nccl(meet, cuda as c_int, out) }
             })
@@ -87,30 +95,50 @@ impl ProcessGroup {
     }
 
     /// The rendezvous checks, its C form and the error wording both backends share; `create` makes the group.
+    ///
+    /// The join has a deadline of its own: c10d's store client honours its timeout only while it talks to a
+    /// store, and one connected to something else on the port (a web server, say) waits forever. `create`
+    /// runs on a helper thread; past the timeout (and a short grace for c10d's own, better-worded error) the
+    /// join fails here, and the helper is left blocked until the process exits.
     fn join(
         call: &'static str,
         r: &Rendezvous,
-        create: impl FnOnce(*const TxRendezvous, *mut *mut TxGroup) -> *mut std::ffi::c_char,
+        create: impl FnOnce(*const TxRendezvous, *mut *mut TxGroup) -> *mut std::ffi::c_char + Send + 'static,
     ) -> Result<Self> {
         if r.world == 0 || r.rank >= r.world {
             return Err(TorchExtError { call, message: format!("rank {} is outside a world of {}", r.rank, r.world) });
         }
-        let host = c_string(call, &r.host)?;
-        let meet = TxRendezvous {
-            host: host.as_ptr(),
-            port: c_int::from(r.port),
-            rank: r.rank as c_int,
-            world: r.world as c_int,
-            timeout_ms: r.timeout.as_millis() as i64,
-        };
-        let mut ptr = std::ptr::null_mut();
-        check(call, create(&meet, &mut ptr)).map_err(|e| TorchExtError {
+        let fail = |message: String| TorchExtError {
+            call,
             message: format!(
-                "rank {} of {} could not join the group at {}:{} within {:?}: {}",
-                r.rank, r.world, r.host, r.port, r.timeout, e.message
+                "rank {} of {} could not join the group at {}:{} within {:?}: {message}",
+                r.rank, r.world, r.host, r.port, r.timeout
             ),
-            ..e
-        })?;
+        };
+        let host = c_string(call, &r.host)?;
+        let (port, rank, world, timeout_ms) =
+            (c_int::from(r.port), r.rank as c_int, r.world as c_int, r.timeout.as_millis() as i64);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name(format!("rendezvous-rank-{}", r.rank))
+            .spawn(move || {
+                let meet = TxRendezvous { host: host.as_ptr(), port, rank, world, timeout_ms };
+                let mut ptr = std::ptr::null_mut();
+                let err = create(&meet, &mut ptr);
+                let _ = tx.send((SendPtr(ptr), SendPtr(err)));
+            })
+            .map_err(|e| fail(format!("starting the rendezvous thread: {e}")))?;
+        let (ptr, err) = match rx.recv_timeout(r.timeout + JOIN_GRACE) {
+            Ok((ptr, err)) => (ptr.0, err.0),
+            Err(_) => {
+                return Err(fail(format!(
+                    "no answer from a c10d store there (rank 0 serves it; if another program listens on port {}, \
+                     choose a free MASTER_PORT)",
+                    r.port
+                )))
+            }
+        };
+        check(call, err).map_err(|e| fail(e.message))?;
         Ok(ProcessGroup { ptr, rank: r.rank, world: r.world })
     }
 
@@ -379,6 +407,26 @@ mod tests {
         let want = Tensor::batch_norm(&x, Some(&w), Some(&b), None, None, true, 0.1, 1e-5, false);
         assert!(f64::try_from((y - want).abs().max()).unwrap() < 1e-5);
         g.barrier().unwrap();
+    }
+
+    /// A client rank whose MASTER_PORT is held by something that accepts connections but is no c10d store
+    /// (here a listener that never answers) fails within its timeout instead of waiting forever.
+    #[test]
+    fn a_foreign_server_on_the_port_is_a_timeout_not_a_hang() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accept = std::thread::spawn(move || {
+            let held: Vec<_> = listener.incoming().take(4).collect();
+            std::thread::sleep(Duration::from_secs(8));
+            drop(held);
+        });
+        let t0 = std::time::Instant::now();
+        let e = ProcessGroup::gloo(&rendezvous(port, 1, 2, Duration::from_secs(2))).err().unwrap().to_string();
+        let took = t0.elapsed();
+        assert!(took < Duration::from_secs(2) + JOIN_GRACE + Duration::from_secs(2), "took {took:?}: {e}");
+        assert!(e.contains("rank 1 of 2 could not join the group at 127.0.0.1"), "{e}");
+        assert!(!e.contains("frame #") && !e.contains("Exception raised from"), "no C++ backtrace: {e}");
+        drop(accept);
     }
 
     #[test]

@@ -104,5 +104,25 @@ pub fn check(call: &'static str, err: *mut c_char) -> Result<()> {
         tx_free_error(err);
         m
     };
-    Err(TorchExtError { call, message })
+    Err(TorchExtError { call, message: without_backtrace(&message) })
+}
+
+/// A c10 error's message without the C++ backtrace libtorch appends (`Exception raised from …`, `frame #N`):
+/// a user needs the first lines, not 25 lines of symbols.
+fn without_backtrace(message: &str) -> String {
+    let kept: Vec<&str> = message
+        .lines()
+        .take_while(|l| !l.trim_start().starts_with("Exception raised from") && !l.trim_start().starts_with("frame #"))
+        .collect();
+    kept.join("\n").trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_backtrace_is_cut() {
+        let m = "Connection reset by peer\nException raised from recvBytes at x.cpp:1 (most recent call first):\nframe #0: c10::Error";
+        assert_eq!(super::without_backtrace(m), "Connection reset by peer");
+        assert_eq!(super::without_backtrace("one\ntwo\n"), "one\ntwo");
+    }
 }

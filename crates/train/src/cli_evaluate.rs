@@ -29,6 +29,7 @@ pub struct Args {
 pub fn run(a: &Args) -> anyhow::Result<()> {
     let model = open(&a.model)?;
     let chosen = faces(&a.faces, &model)?;
+    crate::cli_model::warn_training_overlap(&a.model.run_dir()?, &chosen);
     let set = &chosen.set;
     let run_classes: Vec<Expression> = exchange::labels::parse_class_list(&model.card.classes)
         .map_err(|e| anyhow::anyhow!("the model card's classes: {e}"))?;

@@ -30,17 +30,17 @@ pub struct Args {
 pub fn run(a: &Args) -> anyhow::Result<()> {
     // Traced on the CPU: a module traced on a GPU keeps its device in the graph.
     let model = open(&ModelArgs { device: "cpu".into(), ..a.model.clone() })?;
+    exchange::atomic::check_outside_stage_output(&a.out.join(CARD)).context("--out")?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    // The traced module first: if tracing fails, nothing of the folder has been replaced.
+    // The traced module first: if tracing fails, nothing of the folder has been replaced. Every file goes
+    // through the atomic writer: a full disk is an error naming the file, and no temp file stays behind.
     let traced = train::export::trace_classifier(&model)?;
-    let tmp = a.out.join(format!(".{TORCHSCRIPT}.tmp-{}", std::process::id()));
-    traced.save(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, a.out.join(TORCHSCRIPT))?;
+    let archive = train::export::torchscript_bytes(&traced)?;
+    exchange::atomic::write_bytes(a.out.join(TORCHSCRIPT), &archive)?;
     let run_dir = a.model.run_dir()?;
     let src = layout::run::model(&run_dir).join(&model.card.tensors);
-    let tmp = a.out.join(format!(".{TENSORS}.tmp-{}", std::process::id()));
-    std::fs::copy(&src, &tmp).with_context(|| format!("copying {}", src.display()))?;
-    std::fs::rename(&tmp, a.out.join(TENSORS))?;
+    let tensors = std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
+    exchange::atomic::write_bytes(a.out.join(TENSORS), &tensors)?;
     let card = exchange::schema::model_card::ModelCard { tensors: TENSORS.into(), ..model.card.clone() };
     card.write(&a.out.join(CARD))?;
     println!(

@@ -50,6 +50,14 @@ pub fn open(a: &ModelArgs) -> anyhow::Result<Model> {
     let run_dir = a.run_dir()?;
     let card = layout::run::snapshot_card(&run_dir, &a.snapshot);
     if !card.is_file() {
+        if let Some(pid) = train::run::folder::being_trained(&run_dir) {
+            bail!(
+                "{}: no `{}` snapshot yet: the run is being trained (pid {pid}) and writes its snapshots at the end \
+                 of each epoch; wait for its first epoch to end",
+                run_dir.display(),
+                a.snapshot
+            );
+        }
         let has_ckpt = layout::run::latest_checkpoint(&run_dir).is_file();
         match (a.snapshot.as_str(), has_ckpt) {
             ("last", true) => {
@@ -77,6 +85,34 @@ pub fn open(a: &ModelArgs) -> anyhow::Result<Model> {
     let device = tch_common::device::parse(&a.device)?;
     Model::load(Snapshot::read(&run_dir, &a.snapshot)?, device)
         .with_context(|| format!("{}: loading the {} snapshot", run_dir.display(), a.snapshot))
+}
+
+/// How many of `ids` the run trained on, as (labeled, unlabeled), read from the split its `run.json` names;
+/// `None` where that split is no longer there to tell.
+pub fn training_overlap(run_dir: &Path, ids: &[String]) -> Option<(usize, usize)> {
+    use exchange::schema::split::{Role, SplitRow};
+    let info = exchange::schema::run_info::RunInfo::read(run_dir).ok()?;
+    let rows: Vec<SplitRow> = exchange::parquet_io::read_table(&info.split).ok()?;
+    let roles: std::collections::HashMap<&str, Role> = rows.iter().map(|r| (r.id.as_str(), r.role)).collect();
+    let count = |role| ids.iter().filter(|id| roles.get(id.as_str()) == Some(&role)).count();
+    Some((count(Role::Labeled), count(Role::Unlabeled)))
+}
+
+/// Warns when the chosen faces include the run's own training faces: their score says how well the run
+/// fits what it saw, not how it does on new faces.
+pub fn warn_training_overlap(run_dir: &Path, chosen: &ChosenFaces) {
+    match training_overlap(run_dir, &chosen.set.ids) {
+        Some((0, 0)) => {}
+        Some((labeled, unlabeled)) => eprintln!(
+            "warning: {} of these {} faces are the run's own training faces ({labeled} labeled, {unlabeled} \
+             unlabeled): their score overstates accuracy on faces the run has not seen",
+            labeled + unlabeled,
+            chosen.set.ids.len()
+        ),
+        None => eprintln!(
+            "note: the run's split is not where run.json says; cannot tell whether these faces overlap its training faces"
+        ),
+    }
 }
 
 /// Which faces of which dataset: a split's role, or a dataset's own partition.

@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
 use exchange::parquet_io::write_table;
 use exchange::schema::prediction::PredictionRow;
+use exchange::schema::Table;
 use tch::Tensor;
 use train::data::augment::Img;
 use train::data::loader::decode;
@@ -44,6 +45,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         Some("csv") => Format::Csv,
         _ => bail!("--out {}: expected a .parquet or .csv file", a.out.display()),
     };
+    check_output(&a.out, &format)?;
     if a.faces.given() && !a.inputs.is_empty() {
         bail!("give image files and folders, or --split/--dataset, not both");
     }
@@ -75,13 +77,11 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         }
         Format::Csv => write_csv(&a.out, &rows, &model.card.classes)?,
     }
-    let scored: Vec<&PredictionRow> = rows.iter().filter(|r| r.label.is_some()).collect();
-    let accuracy = (!scored.is_empty()).then(|| {
-        scored.iter().filter(|r| r.label.as_deref() == Some(&r.predicted)).count() as f64 / scored.len() as f64
-    });
+    let score = Score::of(&rows, &model.card.classes);
     let summary = serde_json::json!({
         "run": model.card.run, "snapshot": model.card.snapshot, "epoch": model.card.epoch,
-        "images": rows.len(), "skipped": skipped, "out": a.out.display().to_string(), "accuracy": accuracy,
+        "images": rows.len(), "skipped": skipped, "out": a.out.display().to_string(), "accuracy": score.accuracy,
+        "scored": score.scored, "other_classes": score.other_classes,
     });
     if a.json {
         println!("{summary}");
@@ -94,15 +94,89 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
             model.card.snapshot,
             model.card.epoch,
             a.out.display(),
-            accuracy.map_or(String::new(), |acc| format!("; classifier accuracy {:.2}%", 100.0 * acc))
+            score.line()
         );
     }
     Ok(())
 }
 
+/// The classifier's accuracy over the labelled faces whose class the run knows: a face of another class
+/// (a 2-class run on an 8-class split) can never be predicted right, so it is counted apart, as `evaluate`
+/// leaves it out.
+struct Score {
+    accuracy: Option<f64>,
+    scored: usize,
+    /// Labelled faces of classes the run does not have, by class name.
+    other_classes: std::collections::BTreeMap<String, usize>,
+}
+
+impl Score {
+    fn of(rows: &[PredictionRow], classes: &[String]) -> Self {
+        let mut other_classes = std::collections::BTreeMap::new();
+        let (mut scored, mut right) = (0, 0);
+        for r in rows {
+            let Some(label) = r.label.as_deref() else { continue };
+            if classes.iter().any(|c| c == label) {
+                scored += 1;
+                right += usize::from(label == r.predicted);
+            } else {
+                *other_classes.entry(label.to_string()).or_insert(0) += 1;
+            }
+        }
+        let accuracy = (scored > 0).then(|| right as f64 / scored as f64);
+        Score { accuracy, scored, other_classes }
+    }
+
+    fn line(&self) -> String {
+        let mut line = self.accuracy.map_or(String::new(), |acc| {
+            format!(
+                "; classifier accuracy {:.2}% over the {} labelled faces of the run's classes",
+                100.0 * acc,
+                self.scored
+            )
+        });
+        if !self.other_classes.is_empty() {
+            let list: Vec<String> = self.other_classes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            line += &format!(
+                " ({} of classes the run lacks left out: {})",
+                self.other_classes.values().sum::<usize>(),
+                list.join(", ")
+            );
+        }
+        line
+    }
+}
+
 enum Format {
     Parquet,
     Csv,
+}
+
+/// The first columns of every CSV predict writes (how an earlier prediction file is recognised).
+const CSV_HEAD: &str = "id,predicted,confidence,label";
+
+/// `--out` replaces only an earlier prediction file: never a file in a stage's output folder (a run's
+/// metrics, shards), nor an exchange table of another kind (a split), nor a file predict did not write.
+fn check_output(out: &Path, format: &Format) -> anyhow::Result<()> {
+    exchange::atomic::check_outside_stage_output(out).context("--out")?;
+    if !out.exists() {
+        return Ok(());
+    }
+    let ours = match format {
+        Format::Parquet => {
+            exchange::parquet_io::file_metadata(out).ok().and_then(|m| m.get(exchange::keys::TABLE).cloned())
+                == Some(PredictionRow::NAME.to_string())
+        }
+        Format::Csv => std::fs::read(out).is_ok_and(|b| b.starts_with(CSV_HEAD.as_bytes())),
+    };
+    if !ours {
+        bail!(
+            "--out {}: exists and is not a prediction file of train predict; it is left alone (choose another \
+             name, or remove it first)",
+            out.display()
+        );
+    }
+    Ok(())
 }
 
 fn prediction_rows(
@@ -138,11 +212,14 @@ fn prediction_rows(
 /// are reported by path and skipped.
 fn read_files(inputs: &[PathBuf], size: u32, grey: bool) -> anyhow::Result<(Vec<String>, Vec<Img>, usize)> {
     let mut files = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for input in inputs {
         if input.is_dir() {
-            collect_images(input, &mut files)?;
+            collect_images(input, &mut files, &mut seen)?;
         } else if input.is_file() {
             files.push(input.clone());
+        } else if input.exists() {
+            bail!("{}: not a regular file or folder (a pipe, socket or device)", input.display());
         } else {
             bail!("{}: no such file or folder", input.display());
         }
@@ -170,7 +247,19 @@ fn read_files(inputs: &[PathBuf], size: u32, grey: bool) -> anyhow::Result<(Vec<
     Ok((ids, images, skipped))
 }
 
-fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+/// The image files under `dir`, recursively, following links to folders but entering each folder once
+/// (`seen` holds the canonical paths entered): a link back up the tree is a loop, not more images. Entries
+/// that are not regular files (pipes, sockets, devices) are named and skipped: reading one would block.
+fn collect_images(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    seen: &mut std::collections::HashSet<PathBuf>,
+) -> anyhow::Result<()> {
+    let canonical = dir.canonicalize().with_context(|| format!("reading {}", dir.display()))?;
+    if !seen.insert(canonical) {
+        eprintln!("warning: {}: a folder already searched (a link loop?); not searched again", dir.display());
+        return Ok(());
+    }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .flatten()
@@ -183,9 +272,13 @@ fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
             continue;
         }
         if p.is_dir() {
-            collect_images(&p, out)?;
+            collect_images(&p, out, seen)?;
         } else if p.file_name().is_some_and(|n| exchange::layout::is_image_file(&n.to_string_lossy())) {
-            out.push(p);
+            if p.is_file() {
+                out.push(p);
+            } else {
+                eprintln!("warning: {}: skipped, not a regular file (a pipe, socket or device)", p.display());
+            }
         }
     }
     Ok(())
@@ -193,7 +286,7 @@ fn collect_images(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 
 /// CSV: id, predicted, confidence, label, then `p_<class>` (and `text_`, `ins_`, `fused_` with --levels).
 fn write_csv(path: &Path, rows: &[PredictionRow], classes: &[String]) -> anyhow::Result<()> {
-    let mut header: Vec<String> = ["id", "predicted", "confidence", "label"].map(String::from).to_vec();
+    let mut header: Vec<String> = CSV_HEAD.split(',').map(String::from).collect();
     let levels = rows.first().is_some_and(|r| r.p_fused.is_some());
     let prefixes: &[&str] = if levels { &["p", "text", "ins", "fused"] } else { &["p"] };
     for p in prefixes {
@@ -223,4 +316,31 @@ fn write_csv(path: &Path, rows: &[PredictionRow], classes: &[String]) -> anyhow:
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
     exchange::atomic::write_bytes(path, &bytes)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(label: Option<&str>, predicted: &str) -> PredictionRow {
+        PredictionRow {
+            id: "x".into(),
+            predicted: predicted.into(),
+            confidence: 0.9,
+            p_sem: vec![0.9, 0.1],
+            p_text: None,
+            p_ins: None,
+            p_fused: None,
+            label: label.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn faces_of_classes_the_run_lacks_are_counted_apart() {
+        let rows = [row(Some("a"), "a"), row(Some("a"), "b"), row(Some("c"), "a"), row(None, "b")];
+        let s = Score::of(&rows, &["a".into(), "b".into()]);
+        assert_eq!((s.accuracy, s.scored), (Some(0.5), 2));
+        assert_eq!(s.other_classes.get("c"), Some(&1));
+        assert!(s.line().contains("50.00% over the 2 labelled faces") && s.line().contains("c 1"), "{}", s.line());
+    }
 }

@@ -53,7 +53,7 @@ pub struct Args {
     pub nproc: u16,
     /// Seconds a rank waits for the others (at the rendezvous, and for each collective) before it stops with
     /// an error naming itself.
-    #[arg(long, default_value_t = 1800)]
+    #[arg(long, default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..))]
     dist_timeout: u64,
 }
 
@@ -81,12 +81,27 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     if a.nproc > 1 && launch.is_none() {
         return launcher::spawn_local(a.nproc);
     }
+    // First Ctrl-C (or SIGTERM, SIGHUP): finish the step, write a checkpoint, exit 130. A second one quits at
+    // once. Installed before the rendezvous and the data load, so a signal then stops the run after its first
+    // step instead of killing it without a word.
+    ctrlc::set_handler(|| {
+        if INTERRUPT.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: writing a checkpoint after this step (Ctrl-C again to quit without one)");
+    })
+    .context("installing the Ctrl-C handler")?;
     let cfg = a.preset.resolve()?;
     let SplitInputs { split, name: split_name, dataset, shards } = resolve_split(&a.split, a.shards.as_deref())?;
     let run_id = a.run_id.clone().unwrap_or_else(|| format!("{split_name}-{}-{}", a.preset.preset, a.preset.scale));
     let run_dir = layout::run_dir(&a.runs_root, layout::check_name("run id", &run_id)?);
     let device = tch_common::device::parse(&a.device)?;
     let device = launch.as_ref().map_or(device, |l| l.device(&a.device, device));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let on_cpu = matches!(device, tch::Device::Cpu);
+    for w in train::resources::check(&cfg, on_cpu, cores, train::resources::available_memory())? {
+        eprintln!("warning: {w}");
+    }
     let dist = match &launch {
         Some(l) => Some(Rc::new(join(l, &cfg, Duration::from_secs(a.dist_timeout), device)?)),
         None => None,
@@ -131,18 +146,15 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     spec.resume = resume;
     let total = cfg.schedule.steps_per_epoch * u64::from(cfg.schedule.epochs);
     let data = load_data(&spec, &cfg)?;
+    // A collective: every rank takes part, rank 0 records the answer.
+    let devices = match &dist {
+        Some(d) => d.gather_devices(device)?,
+        None => vec![device],
+    };
     if !resume && spec.writes() {
-        write_run_info(&spec, &cfg, &data, &dataset)?;
+        write_run_info(&spec, &cfg, &data, &dataset, &devices)?;
         folder::write_manifest(&run_dir, &cfg, inputs)?;
     }
-    // First Ctrl-C: finish the step, write a checkpoint, exit 130. A second one quits at once.
-    ctrlc::set_handler(|| {
-        if INTERRUPT.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupt: writing a checkpoint after this step (Ctrl-C again to quit without one)");
-    })
-    .context("installing the Ctrl-C handler")?;
     if !spec.quiet {
         eprintln!(
             "train {}: {} preset, {} scale, {} labeled / {} unlabeled / {} val / {} test, {} classes, init {}, device {device:?}{}",

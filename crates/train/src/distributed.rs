@@ -178,6 +178,23 @@ impl Dist {
         Ok(f64::try_from(&t)? > 0.0)
     }
 
+    /// Every rank's training device, in rank order (what `run.json` records): each rank sends its device as
+    /// one number, -1 for the CPU and the index for a CUDA device.
+    pub fn gather_devices(&self, mine: Device) -> anyhow::Result<Vec<Device>> {
+        let code = match mine {
+            Device::Cuda(i) => i as i64,
+            _ => -1,
+        };
+        let t = Tensor::from_slice(&[code]).to_device(self.device);
+        let all = self.group.all_gather(&t).context("gathering the ranks' devices")?;
+        all.iter()
+            .map(|t| {
+                let code = i64::try_from(t)?;
+                Ok(if code < 0 { Device::Cpu } else { Device::Cuda(usize::try_from(code)?) })
+            })
+            .collect()
+    }
+
     /// Rank 0's `code`, on every rank (how rank 0 tells the others what it decided about the run folder).
     pub fn broadcast_code(&self, code: u8) -> anyhow::Result<u8> {
         let t = Tensor::from_slice(&[i64::from(code)]).to_device(self.device);

@@ -1,7 +1,14 @@
 //! `train run --nproc N`: what torchrun does on one machine. Starts N copies of this command as ranks 0..N-1
 //! (torchrun's variables, a free loopback port, the cores split evenly between them), waits, and when one
 //! rank fails stops the others and says which one it was.
+//!
+//! Signals: the ranks run in their own process group, so a terminal's Ctrl-C reaches this process only, and
+//! every SIGINT, SIGTERM or SIGHUP it gets is passed on to each rank as one SIGINT (the first makes them stop
+//! together after a checkpoint, a second quits at once). If this process dies without passing anything on
+//! (SIGKILL, a crash), the kernel sends each rank SIGTERM (`PR_SET_PDEATHSIG`): they stop the same way, and
+//! none is left training unattended or holding the run's lock.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -16,11 +23,25 @@ pub fn spawn_local(nproc: u16) -> anyhow::Result<()> {
         .port();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / usize::from(nproc)).max(1).to_string();
-    // The terminal's Ctrl-C reaches every rank (they stop together, after a checkpoint); this process waits.
-    ctrlc::set_handler(|| {}).context("installing the Ctrl-C handler")?;
     let mut ranks: Vec<Child> = Vec::new();
+    let launcher = std::process::id();
     for rank in 0..nproc {
-        let child = Command::new(&exe)
+        let mut cmd = Command::new(&exe);
+        cmd.process_group(0);
+        // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid; no allocation).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The launcher may have died before the prctl: then no signal would ever come.
+                if libc::getppid() as u32 != launcher {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+        let child = cmd
             .args(&args)
             .env("WORLD_SIZE", nproc.to_string())
             .env("RANK", rank.to_string())
@@ -33,6 +54,14 @@ pub fn spawn_local(nproc: u16) -> anyhow::Result<()> {
             .with_context(|| format!("starting rank {rank}"))?;
         ranks.push(child);
     }
+    let pids: Vec<i32> = ranks.iter().map(|c| c.id() as i32).collect();
+    ctrlc::set_handler(move || {
+        for &pid in &pids {
+            // SAFETY: kill(2) with a pid this process started; a rank that already exited makes it a no-op.
+            unsafe { libc::kill(pid, libc::SIGINT) };
+        }
+    })
+    .context("installing the signal handler that passes Ctrl-C and SIGTERM on to the ranks")?;
     let mut running: Vec<Option<Child>> = ranks.into_iter().map(Some).collect();
     let mut interrupted = false;
     while running.iter().any(Option::is_some) {

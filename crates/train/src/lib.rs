@@ -14,6 +14,7 @@ pub mod model;
 pub mod named_tensors;
 pub mod optim;
 pub mod readback;
+pub mod resources;
 pub mod run;
 pub mod sitfer;
 pub mod snapshot;

@@ -34,6 +34,13 @@ pub struct RunInfo {
     /// before it was recorded.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// How many processes trained the run when it started (1 for a single process). Absent in runs written
+    /// before it was recorded. A resume may continue at another world size; this is the first one.
+    #[serde(default)]
+    pub world_size: Option<u32>,
+    /// Each rank's training device in rank order, as libtorch names it (`cpu`, `cuda:0`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
 }
 
 impl RunInfo {

@@ -183,7 +183,9 @@ fn scan_folders(root: &Path, opts: &Options, issues: &mut Issues) -> anyhow::Res
         require_file(&label_csv, "label.csv rows `fer0000000.png,\"(0, 0, 48, 48)\",n0,…,n9`")?;
         scan.inputs.push(dir.clone());
         let mut kept = 0usize;
+        let mut rows = 0usize;
         for (i, rec) in csv_reader(&label_csv, false)?.into_records().enumerate() {
+            rows += 1;
             if opts.limit_per_split.is_some_and(|n| kept >= n) {
                 break;
             }
@@ -233,6 +235,14 @@ fn scan_folders(root: &Path, opts: &Options, issues: &mut Issues) -> anyhow::Res
                     });
                 }
             }
+        }
+        // An empty label file is a copy or download gone wrong, not a partition with no faces: without this
+        // the shards would lack the partition and only the split would complain, far from the cause.
+        if rows == 0 {
+            anyhow::bail!(
+                "{}: no rows; expected one row per image of {folder} (`fer0000000.png,\"(0, 0, 48, 48)\",n0,…,n9`)",
+                label_csv.display()
+            );
         }
     }
     Ok(scan)

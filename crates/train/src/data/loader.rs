@@ -59,6 +59,7 @@ fn vote_shares(votes: Option<&[i32]>, classes: &[Expression]) -> Option<Vec<f32>
 /// PNG/JPEG bytes → a `size × size` image (grey or RGB), resized with a triangle (bilinear) filter: what
 /// every sample goes through once when a run loads its data.
 pub fn decode(bytes: &[u8], size: u32, grey: bool) -> Result<Img, String> {
+    exchange::image_bytes::check_whole(bytes)?;
     let img = image::load_from_memory(bytes).map_err(|e| e.to_string())?;
     let (w, h, c, data) = if grey {
         let g = image::imageops::resize(&img.to_luma8(), size, size, FilterType::Triangle);

@@ -53,6 +53,21 @@ pub fn lock(run_dir: &Path) -> anyhow::Result<Lock> {
     Ok(Lock { _file: file })
 }
 
+/// The pid of the process training `run_dir` now (it holds the run's lock), `None` when nobody does.
+pub fn being_trained(run_dir: &Path) -> Option<String> {
+    let path = run_dir.join(layout::run::LOCK_FILE);
+    let mut file = OpenOptions::new().read(true).open(path).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => None,
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            Some(holder.trim().to_string())
+        }
+        Err(TryLockError::Error(_)) => None,
+    }
+}
+
 /// What the run reads, by role and content: the split file, the shards, the prototypes (text level on) and
 /// the `model.init` weights (when not scratch). Records are keyed by role, so spelling a path another way
 /// (`./artifacts/…`, absolute, a trailing `/`) changes nothing. The shards count by their manifest's

@@ -77,8 +77,25 @@ pub fn run_name(spec: &RunSpec) -> String {
     spec.run_dir.file_name().and_then(|s| s.to_str()).unwrap_or("run").to_string()
 }
 
+/// A device as libtorch and PyTorch users write it: `cpu`, `cuda:0`, `mps`.
+pub fn device_name(d: Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        Device::Mps => "mps".into(),
+        Device::Vulkan => "vulkan".into(),
+    }
+}
+
 /// Writes `run.json` (what audit needs) and `config.toml` (the resolved config `--resume` compares against).
-pub fn write_run_info(spec: &RunSpec, cfg: &Config, data: &Data, dataset: &str) -> anyhow::Result<()> {
+/// `devices` holds every rank's training device in rank order (one for a single process).
+pub fn write_run_info(
+    spec: &RunSpec,
+    cfg: &Config,
+    data: &Data,
+    dataset: &str,
+    devices: &[Device],
+) -> anyhow::Result<()> {
     let info = RunInfo {
         run: run_name(spec),
         preset: cfg.preset.clone(),
@@ -91,6 +108,8 @@ pub fn write_run_info(spec: &RunSpec, cfg: &Config, data: &Data, dataset: &str) 
         levels: [true, cfg.method.text, cfg.method.instance],
         created_at: chrono::Utc::now().to_rfc3339(),
         seed: Some(cfg.run.seed),
+        world_size: Some(u32::try_from(devices.len())?),
+        devices: devices.iter().map(|d| device_name(*d)).collect(),
     };
     info.write(&spec.run_dir)?;
     exchange::atomic::write_bytes(

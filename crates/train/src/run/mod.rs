@@ -42,6 +42,9 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
     let metrics_path = layout::run::metrics(&spec.run_dir);
     let mut metrics: Vec<MetricRow> =
         if spec.resume && metrics_path.is_file() { read_table(&metrics_path)? } else { Vec::new() };
+    if spec.resume && spec.writes() {
+        drop_records_past(spec, &mut metrics, state.step, steps_per_epoch)?;
+    }
     let mut losses_seen = Vec::new();
     let plan = Plan {
         labeled: &data.labeled.images,
@@ -158,6 +161,37 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
         Ok(false)
     })?;
     Ok(Outcome { losses: losses_seen, state, interrupted })
+}
+
+/// On resume, forgets what the run recorded after its checkpoint (metrics rows, pseudo-label files of later
+/// epochs): a run stopped between writing an epoch's records and its checkpoint (a full disk, a SIGKILL)
+/// retrains that epoch, which must be recorded once, not twice.
+fn drop_records_past(
+    spec: &RunSpec,
+    metrics: &mut Vec<MetricRow>,
+    step: u64,
+    steps_per_epoch: u64,
+) -> anyhow::Result<()> {
+    let before = metrics.len();
+    metrics.retain(|r| r.step <= step);
+    if metrics.len() < before {
+        write_table(layout::run::metrics(&spec.run_dir), metrics, &[])?;
+    }
+    let epochs_done = step / steps_per_epoch.max(1);
+    let dir = layout::run::pseudo_labels(&spec.run_dir);
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let later = entry
+            .file_name()
+            .to_str()
+            .and_then(layout::run::pseudo_label_epoch)
+            .is_some_and(|e| u64::from(e) > epochs_done);
+        if later {
+            std::fs::remove_file(entry.path()).map_err(|e| {
+                anyhow::anyhow!("{}: removing a record past the checkpoint: {e}", entry.path().display())
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Writes the `last` snapshot of a run trained before runs wrote snapshots, from its latest checkpoint (the

@@ -21,21 +21,25 @@ fn presets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/train")
 }
 
-fn train_bin(root: &Path, args: &[&str]) -> std::process::Output {
+pub(crate) fn train_bin(root: &Path, args: &[&str]) -> std::process::Output {
     let o = Command::new(env!("CARGO_BIN_EXE_train")).current_dir(root).args(args).output().unwrap();
     o
 }
 
-fn ok(o: std::process::Output) -> String {
+pub(crate) fn ok(o: std::process::Output) -> String {
     let t = test_support::text(&o);
     assert!(o.status.success(), "failed:\n{t}");
     t
 }
 
 /// A tiny sitfer run under `root/runs/use`, 3 epochs.
-fn trained(root: &Path) -> PathBuf {
+pub(crate) fn trained(root: &Path) -> PathBuf {
     tiny::write(root, false).unwrap();
-    let split = layout::split_file(&root.join("splits"), tiny::SPLIT);
+    trained_on(root, &layout::split_file(&root.join("splits"), tiny::SPLIT), "use")
+}
+
+/// A tiny sitfer run of `split` (a split file over the tiny shards) under `root/runs/<id>`, 3 epochs.
+pub(crate) fn trained_on(root: &Path, split: &Path, id: &str) -> PathBuf {
     let mut args: Vec<String> = ["run", "--split"].map(String::from).to_vec();
     args.push(split.display().to_string());
     for (k, v) in [
@@ -46,9 +50,7 @@ fn trained(root: &Path) -> PathBuf {
     ] {
         args.extend([k.to_string(), v]);
     }
-    args.extend(
-        ["--preset", "sitfer", "--scale", "tiny", "--run-id", "use", "--device", "cpu", "-q"].map(String::from),
-    );
+    args.extend(["--preset", "sitfer", "--scale", "tiny", "--run-id", id, "--device", "cpu", "-q"].map(String::from));
     for s in [
         "model.image_size=16",
         "schedule.batch_labeled=8",
@@ -64,10 +66,10 @@ fn trained(root: &Path) -> PathBuf {
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     ok(train_bin(root, &args));
-    root.join("runs/use")
+    root.join("runs").join(id)
 }
 
-fn common(root: &Path, run: &Path) -> Vec<String> {
+pub(crate) fn common(root: &Path, run: &Path) -> Vec<String> {
     let shards = layout::shard_dir(&root.join("shards"), tiny::DATASET);
     vec![
         "--run".into(),
@@ -161,6 +163,10 @@ fn predict_evaluate_and_export_a_trained_run() {
     args.extend(["--dataset", tiny::DATASET, "--partition", "train", "--json"].map(String::from));
     let text = ok(train_bin(root, &args.iter().map(String::as_str).collect::<Vec<_>>()));
     assert!(text.contains("\"faces\": 160"), "{text}");
+    assert!(
+        text.contains("112 of these 160 faces are the run's own training faces (32 labeled, 80 unlabeled)"),
+        "{text}"
+    );
     assert_eq!(Evaluation::read_all(&run).into_iter().collect::<Result<Vec<_>, _>>().unwrap().len(), 2);
 
     // export: TorchScript logits equal the snapshot network's.

@@ -9,7 +9,7 @@ use tch::Device;
 fn minilm_matches_sentence_transformers() {
     let Some(dir) = test_support::text_model_dir("minilm_matches_sentence_transformers") else { return };
     let golden: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/minilm_golden.json")).expect("golden fixture is JSON");
+        serde_json::from_str(include_str!("../fixtures/minilm_golden.json")).expect("golden fixture is JSON");
     let sentences: Vec<String> = serde_json::from_value(golden["sentences"].clone()).unwrap();
     let expected: Vec<Vec<f32>> = serde_json::from_value(golden["vectors"].clone()).unwrap();
     let tokens: Vec<usize> = serde_json::from_value(golden["untruncated_tokens"].clone()).unwrap();

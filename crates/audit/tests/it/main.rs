@@ -1,0 +1,4 @@
+//! The crate's integration tests, one binary (each test binary links the whole dependency tree).
+
+mod cli;
+mod reference;

@@ -1,0 +1,6 @@
+//! The crate's integration tests, one binary (each test binary links the whole dependency tree).
+
+mod doctor;
+mod faults;
+mod run;
+mod use_model;
