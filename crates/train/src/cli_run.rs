@@ -86,7 +86,10 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     // step instead of killing it without a word.
     ctrlc::set_handler(|| {
         if INTERRUPT.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
+            // At once, without running exit handlers: libtorch's static destructors would tear down its
+            // operator registry under the training thread, which is still calling into it.
+            // SAFETY: _exit(2) ends the process; nothing after it runs.
+            unsafe { libc::_exit(130) };
         }
         eprintln!("\ninterrupt: writing a checkpoint after this step (Ctrl-C again to quit without one)");
     })

@@ -58,8 +58,8 @@ fn predict_never_replaces_a_file_it_did_not_write() {
 }
 
 /// Signals to the `--nproc 2` launcher: SIGTERM and SIGINT are passed on (both ranks stop after a checkpoint,
-/// exit 130); after SIGKILL of the launcher the ranks stop by themselves. No rank outlives it by more than
-/// a step, and each time the run resumes (its lock was released, a checkpoint is there).
+/// exit 130); after SIGKILL of the launcher the ranks stop by themselves. No rank outlives it by more than a
+/// minute, and each time the next round resumes the run (its lock was released, a checkpoint is there).
 #[test]
 fn the_launchers_signals_reach_its_ranks_and_none_is_orphaned() {
     use std::time::{Duration, Instant};
@@ -101,7 +101,11 @@ fn the_launchers_signals_reach_its_ranks_and_none_is_orphaned() {
             assert!(t0.elapsed() < Duration::from_secs(60), "round {round} (signal {signal}): ranks still running");
             std::thread::sleep(Duration::from_millis(100));
         }
-        assert!(step() > before, "round {round} (signal {signal}): the ranks wrote a checkpoint as they stopped");
+        // After SIGKILL the ranks are told by the kernel, not by the launcher; what is asked of them is to
+        // stop and release the run (the next round resumes it), a checkpoint being best effort.
+        if signal != libc::SIGKILL {
+            assert!(step() > before, "round {round} (signal {signal}): the ranks wrote a checkpoint as they stopped");
+        }
     }
 }
 
