@@ -28,8 +28,9 @@ pub struct Args {
 
 pub fn run(a: &Args) -> anyhow::Result<()> {
     let model = open(&a.model)?;
+    let run_dir = a.model.run_dir()?;
     let chosen = faces(&a.faces, &model)?;
-    crate::cli_model::warn_training_overlap(&a.model.run_dir()?, &chosen);
+    crate::cli_model::warn_training_overlap(&run_dir, &chosen);
     let set = &chosen.set;
     let run_classes: Vec<Expression> = exchange::labels::parse_class_list(&model.card.classes)
         .map_err(|e| anyhow::anyhow!("the model card's classes: {e}"))?;
@@ -98,7 +99,6 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         ece: report.ece,
         created_at: chrono::Utc::now().to_rfc3339(),
     };
-    let run_dir = a.model.run_dir()?;
     let path = layout::run::evaluation_file(&run_dir, &eval.dataset, &eval.split, &eval.role, &eval.snapshot);
     std::fs::create_dir_all(layout::run::evaluations(&run_dir))?;
     eval.write(&path)?;
