@@ -47,18 +47,12 @@ setup: ## install libtorch (torch 2.13.0 wheel), the offline text model and the 
 build: setup ## build every stage (the first build on 2 cores takes ~20-25 min and shows cargo's progress)
 	@$(BUILD)
 
-# Lints inside the test build: clippy's driver compiles the workspace's own crates (and lints them, -D warnings)
-# while the dependencies stay the ones `make demo` built. `cargo clippy` would first check all ~400 of them a
-# second time, in check mode (6 min on 2 cores). The same variables on every cargo call of `make test`, so
-# nothing is compiled twice.
-LINT_ENV = RUSTC_WORKSPACE_WRAPPER="$$(rustc --print sysroot)/bin/clippy-driver" \
-	CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
-
 test: setup ## what CI runs: format check, clippy -D warnings, every test, the numerics under a second CPU kernel set
 	$(CARGO) fmt --all -- --check
-	$(LINT_ENV) $(CARGO) test --workspace --no-run
-	$(LINT_ENV) $(CARGO) test --workspace
-	$(LINT_ENV) bash scripts/test_kernels.sh
+	@# Test units compile under clippy's driver (-D warnings; scripts/lint-rustc): the build is the lint.
+	$(CARGO) test --workspace --no-run
+	$(CARGO) test --workspace
+	bash scripts/test_kernels.sh
 
 doctor: setup ## report libtorch, CUDA, text model and data roots
 	@$(BUILD)

@@ -61,6 +61,9 @@ fn main() {
         .flag_if_supported("-Wno-unused-parameter")
         .flag_if_supported("-Wno-deprecated-declarations")
         .warnings(false)
+        // No debug info: libtorch's headers make it most of the shim's compile time and object size, and a
+        // backtrace through the shim names its functions without it.
+        .debug(false)
         .compile("torch_ext");
     println!("cargo:rustc-link-search=native={}", lib.display());
     println!("cargo:rustc-link-lib=dylib=torch_cpu");

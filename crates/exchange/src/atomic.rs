@@ -38,22 +38,34 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// A hidden temp file beside `dest` (`<dir>/.<name>.<random>.tmp`), unique per call and deleted if it is
+/// dropped. Created with the mode `File::create` uses (0666 under the umask), not tempfile's private 0600:
+/// outputs are data for the user and the next stage, and the rename keeps the temp file's mode.
+fn temp_beside(dest: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = parent_of(dest);
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .permissions(fs::Permissions::from_mode(0o666))
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))
+}
+
 /// A file written beside its destination and renamed over it on commit.
 pub struct AtomicFile {
     dest: PathBuf,
-    tmp: PathBuf,
-    out: Option<BufWriter<File>>,
+    out: BufWriter<tempfile::NamedTempFile>,
 }
 
 impl AtomicFile {
     /// Starts writing `dest` (its folder is created if missing). Nothing at `dest` changes until commit.
     pub fn create(dest: impl AsRef<Path>) -> Result<Self> {
         let dest = dest.as_ref().to_path_buf();
-        let dir = parent_of(&dest);
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let tmp = sibling(&dest, "tmp");
-        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        Ok(Self { dest, tmp, out: Some(BufWriter::with_capacity(1 << 20, file)) })
+        let tmp = temp_beside(&dest)?;
+        Ok(Self { dest, out: BufWriter::with_capacity(1 << 20, tmp) })
     }
 
     pub fn dest(&self) -> &Path {
@@ -62,17 +74,14 @@ impl AtomicFile {
 
     /// Flushes, fsyncs and renames the temp file over the destination.
     /// On failure (a full disk at the last flush, say) the temp file is removed and `dest` is as it was.
-    pub fn commit(mut self) -> Result<()> {
-        let out = self.out.take().expect("AtomicFile used after commit");
-        let placed = out
-            .into_inner()
-            .map_err(|e| Error::io(&self.tmp, e.into_error()))
-            .and_then(|file| file.sync_all().map_err(|e| Error::io(&self.tmp, e)))
-            .and_then(|()| fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e)));
-        if placed.is_err() {
-            let _ = fs::remove_file(&self.tmp);
-        }
-        placed?;
+    pub fn commit(self) -> Result<()> {
+        let tmp = self.out.into_inner().map_err(|e| {
+            let path = e.get_ref().path().to_path_buf();
+            Error::io(path, e.into_error())
+        })?;
+        tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+        // A failed rename hands the temp file back; dropping it deletes it.
+        tmp.persist(&self.dest).map_err(|e| Error::io(&self.dest, e.error))?;
         sync_dir(parent_of(&self.dest));
         Ok(())
     }
@@ -80,25 +89,17 @@ impl AtomicFile {
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.as_mut().expect("AtomicFile used after commit").write(buf)
+        self.out.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.out.as_mut().expect("AtomicFile used after commit").flush()
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if self.out.take().is_some() {
-            let _ = fs::remove_file(&self.tmp);
-        }
+        self.out.flush()
     }
 }
 
 /// Writes `bytes` to `dest` atomically.
 pub fn write_bytes(dest: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     let mut f = AtomicFile::create(dest)?;
-    f.write_all(bytes).map_err(|e| Error::io(&f.tmp, e))?;
+    f.write_all(bytes).map_err(|e| Error::io(f.out.get_ref().path(), e))?;
     f.commit()
 }
 
@@ -110,18 +111,14 @@ pub fn write_by_path<E: std::fmt::Display>(
     write: impl FnOnce(&Path) -> std::result::Result<(), E>,
 ) -> Result<()> {
     let dest = dest.as_ref();
-    let dir = parent_of(dest);
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = sibling(dest, "tmp");
+    // Only the name is kept: the writer opens the path itself. The TempPath deletes it on every early return.
+    let tmp = temp_beside(dest)?.into_temp_path();
     let synced = write(&tmp)
         .map_err(|e| io::Error::other(e.to_string()))
-        .and_then(|()| File::open(&tmp)?.sync_all())
-        .and_then(|()| fs::rename(&tmp, dest));
-    if let Err(e) = synced {
-        let _ = fs::remove_file(&tmp);
-        return Err(Error::io(dest, e));
-    }
-    sync_dir(dir);
+        .and_then(|()| File::open(&tmp)?.sync_all());
+    synced.map_err(|e| Error::io(dest, e))?;
+    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+    sync_dir(parent_of(dest));
     Ok(())
 }
 
