@@ -76,8 +76,8 @@ impl AtomicFile {
     /// On failure (a full disk at the last flush, say) the temp file is removed and `dest` is as it was.
     pub fn commit(self) -> Result<()> {
         let tmp = self.out.into_inner().map_err(|e| {
-            let path = e.get_ref().path().to_path_buf();
-            Error::io(path, e.into_error())
+            let (error, out) = e.into_parts();
+            Error::io(out.get_ref().path(), error)
         })?;
         tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
         // A failed rename hands the temp file back; dropping it deletes it.
@@ -113,9 +113,7 @@ pub fn write_by_path<E: std::fmt::Display>(
     let dest = dest.as_ref();
     // Only the name is kept: the writer opens the path itself. The TempPath deletes it on every early return.
     let tmp = temp_beside(dest)?.into_temp_path();
-    let synced = write(&tmp)
-        .map_err(|e| io::Error::other(e.to_string()))
-        .and_then(|()| File::open(&tmp)?.sync_all());
+    let synced = write(&tmp).map_err(|e| io::Error::other(e.to_string())).and_then(|()| File::open(&tmp)?.sync_all());
     synced.map_err(|e| Error::io(dest, e))?;
     tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
     sync_dir(parent_of(dest));
@@ -373,6 +371,20 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&fs::read(&dest).unwrap()).unwrap();
         assert_eq!(v["v"], 1);
         assert_eq!(entries(dir.path()), ["m.json"]);
+    }
+
+    #[test]
+    fn outputs_get_the_mode_a_plain_create_gives_not_a_private_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let plain = dir.path().join("plain");
+        File::create(&plain).unwrap();
+        let (a, b) = (dir.path().join("a.json"), dir.path().join("b.bin"));
+        write_json(&a, &1).unwrap();
+        write_by_path(&b, |p| fs::write(p, b"x")).unwrap();
+        assert_eq!((mode(&a), mode(&b)), (mode(&plain), mode(&plain)));
+        assert_ne!(mode(&plain), 0o600, "the umask here makes the test unable to tell the two apart");
     }
 
     #[test]
