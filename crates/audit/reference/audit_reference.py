@@ -1,4 +1,4 @@
-"""Independent computation of the audit's metrics (crates/audit/tests/reference.rs compares against it).
+"""Independent computation of the audit's metrics (crates/audit/tests/it/reference.rs compares against it).
 
 Plain pandas + numpy, written from the metric definitions, not from the Rust code: reads run.json, the
 pseudo-label files, the shards and the split of a run folder and prints one JSON object per epoch.

@@ -1,4 +1,4 @@
-"""Golden vectors for the MiniLM parity test (crates/embed-text/tests/minilm_golden.rs).
+"""Golden vectors for the MiniLM parity test (crates/embed-text/tests/it/minilm_golden.rs).
 
 Encodes a fixed list of sentences with sentence-transformers (the reference implementation of
 all-MiniLM-L6-v2: tokenizer, BERT, masked mean pooling, Normalize) from the same model folder `make setup`
