@@ -31,6 +31,8 @@ CARGO ?= cargo
 PROFILE ?= dev
 BIN = ./target/$(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
 FORCE_FLAG := $(if $(FORCE),--force,)
+# What names a training: `train plan` and `train run` take the same arguments.
+RUN_ARGS = --split $(SPLIT) --preset $(PRESET) --scale $(SCALE) $(if $(SEED),--seed $(SEED),)
 # Every verb builds the same set of binaries: building a subset would resolve dependency features differently
 # and make the next verb rebuild half the tree.
 STAGES := -p shard -p embed-text -p train -p audit
@@ -70,16 +72,14 @@ embed-text: setup ## descriptions -> artifacts/text/$(ENCODER)/<set>/ (ENCODER=m
 	@$(BUILD)
 	$(BIN)/embed-text --encoder $(ENCODER) $(if $(TEXT_SET),--set $(TEXT_SET),) $(FORCE_FLAG)
 
-train: setup ## shards + split + text embeddings up to date, then train PRESET on SPLIT (SCALE=cpu|paper|tiny, DEVICE=auto|cpu|cuda, NPROC=N ranks)
+train: setup ## shards + split + text embeddings up to date, then train PRESET on SPLIT (SCALE=cpu|paper|tiny, DEVICE=auto|cpu|cuda, NPROC=N ranks, SEED=N)
 	@$(BUILD)
 	$(BIN)/shard prepare $(SPLIT) --on-error $(ON_ERROR)
-	needs_text=$$($(BIN)/train config --preset $(PRESET) --scale $(SCALE) --get method.text); \
-	if [ "$$needs_text" = true ]; then $(BIN)/embed-text -q \
-	  --encoder $$($(BIN)/train config --preset $(PRESET) --get text.encoder) \
-	  --set $$($(BIN)/train config --preset $(PRESET) --get text.set); fi
-	$(BIN)/train run --split $(SPLIT) --preset $(PRESET) --scale $(SCALE) --device $(DEVICE) $(if $(RESUME),--resume,) \
-	  $(if $(NPROC),--nproc $(NPROC),) \
-	  $(if $(SEED),--set run.seed=$(SEED) --run-id $(SPLIT)-$(PRESET)-$(SCALE)-s$(SEED) --resume-if-any,)
+	@# train plan says which text prototypes the preset reads (and the run's name): no copy of its rules here.
+	eval "$$($(BIN)/train plan $(RUN_ARGS))"; \
+	if [ "$$text" = true ]; then $(BIN)/embed-text -q --encoder "$$text_encoder" --set "$$text_set"; fi
+	$(BIN)/train run $(RUN_ARGS) --device $(DEVICE) $(if $(RESUME),--resume,) \
+	  $(if $(NPROC),--nproc $(NPROC),) $(if $(SEED),--resume-if-any,)
 
 compare: setup ## seed-paired grid: PRESETS × SEEDS on SPLIT (finished runs are kept), then audit's paired table with 95 % intervals
 	@$(BUILD)
@@ -93,7 +93,7 @@ audit: ## pseudo-label quality report of the latest run (RUN=<name> for another)
 	@$(BUILD)
 	$(BIN)/audit $(RUN)
 
-demo: ## THE main job: synthetic faces -> shards -> label-scarce split -> text -> supervised and SIT-FER x 3 seeds -> audit with the paired gain (~8 min on 2 cores once built)
+demo: ## THE main job: synthetic faces -> shards -> label-scarce split -> text -> supervised and SIT-FER x 3 seeds -> audit with the paired gain (12–17 min on 2 cores once built)
 	@PROFILE=$(PROFILE) bash scripts/demo.sh
 
 # Benchmarks time optimised code: their own (release) build.

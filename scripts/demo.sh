@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: the whole pipeline on the built-in synthetic faces, CPU only (8 min measured on 2 cores once built;
-#   the first build of the four stages takes ~20-25 min more, and `make test` reuses it):
+# `make demo`: the whole pipeline on the built-in synthetic faces, on the CPU unless DEVICE says otherwise
+#   (12-17 min on 2 cores once built; the first build of the four stages comes first, and `make test` reuses it):
 #   synthetic faces -> shards -> the label-scarce split (24 labels per class, 5,555 unlabeled faces, 1,898 val,
 #   2,871 test)
 #   -> MiniLM text prototypes

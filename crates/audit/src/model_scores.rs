@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use exchange::parquet_io::read_table;
-use exchange::schema::metrics::MetricRow;
+use exchange::schema::metrics::{names, MetricRow};
 use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -39,21 +39,21 @@ pub fn pick(rows: &[MetricRow]) -> Option<ModelScores> {
             .map(|r| r.value)
     };
     let mut best: Option<(u32, f64)> = None;
-    for r in rows.iter().filter(|r| r.split == "val" && r.metric == "acc_cls" && r.class.is_none()) {
+    for r in rows.iter().filter(|r| r.split == names::VAL && r.metric == names::ACC_CLS && r.class.is_none()) {
         if best.is_none_or(|(_, v)| r.value > v) {
             best = Some((r.epoch, r.value));
         }
     }
     let (e, val_acc) = best?;
-    let last = rows.iter().filter(|r| r.split == "val").map(|r| r.epoch).max().unwrap_or(e);
+    let last = rows.iter().filter(|r| r.split == names::VAL).map(|r| r.epoch).max().unwrap_or(e);
     Some(ModelScores {
         best_epoch: e,
         epochs: last,
-        test_last: get("test", "acc_cls", last),
+        test_last: get(names::TEST, names::ACC_CLS, last),
         val_acc,
-        test_acc: get("test", "acc_cls", e),
-        test_fused: get("test", "acc_fused", e),
-        test_balanced: get("test", "balanced_acc_cls", e),
+        test_acc: get(names::TEST, names::ACC_CLS, e),
+        test_fused: get(names::TEST, names::ACC_FUSED, e),
+        test_balanced: get(names::TEST, names::BALANCED_ACC_CLS, e),
     })
 }
 

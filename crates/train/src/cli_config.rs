@@ -15,6 +15,10 @@ pub struct PresetArgs {
     /// Scale preset: pipelines/train/scale/<scale>.toml (cpu, paper, tiny).
     #[arg(long, default_value = "cpu")]
     pub scale: String,
+    /// The run's seed (`run.seed`: the heads' initialisation and the sampling, not the split). Also names
+    /// the run `<split>-<preset>-<scale>-s<seed>`, so each cell of a seed grid has its own folder.
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Override a setting, e.g. --set method.threshold=0.9 --set optim.lr=3e-4 (repeatable).
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub sets: Vec<String>,
@@ -25,7 +29,15 @@ pub struct PresetArgs {
 
 impl PresetArgs {
     pub fn resolve(&self) -> anyhow::Result<train::config::Config> {
-        train::config::resolve(&self.presets, &self.preset, &self.scale, &self.sets)
+        let mut sets = self.sets.clone();
+        // After the user's --set, so --seed has the last word on run.seed.
+        sets.extend(self.seed.map(|s| format!("run.seed={s}")));
+        train::config::resolve(&self.presets, &self.preset, &self.scale, &sets)
+    }
+
+    /// The run folder's name when `--run-id` is not given.
+    pub fn default_run_id(&self, split_arg: &str) -> String {
+        train::run::default_run_id(split_arg, &self.preset, &self.scale, self.seed)
     }
 }
 

@@ -25,7 +25,7 @@ pub struct Args {
     split: String,
     #[command(flatten)]
     preset: crate::cli_config::PresetArgs,
-    /// Run folder name under --runs-root (default: <split>-<preset>-<scale>).
+    /// Run folder name under --runs-root (default: <split>-<preset>-<scale>, then -s<seed> with --seed).
     #[arg(long)]
     run_id: Option<String>,
     /// Continue the run from its latest checkpoint.
@@ -63,18 +63,34 @@ enum Prepared {
     UpToDate,
 }
 
-impl Prepared {
-    fn code(&self) -> u8 {
-        match self {
-            Prepared::Train { resume: false, .. } => 0,
-            Prepared::Train { resume: true, .. } => 1,
-            Prepared::UpToDate => 2,
-        }
-    }
+/// Rank 0's decision about the run folder, which every rank follows (it crosses the group as one byte).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Decision {
+    Start = 0,
+    Resume = 1,
+    UpToDate = 2,
+    /// Rank 0 could not prepare the folder; its own error says why.
+    Failed = 3,
 }
 
-/// Rank 0's decision as the other ranks receive it.
-const PREPARE_FAILED: u8 = 3;
+impl Decision {
+    fn of(prepared: &anyhow::Result<Prepared>) -> Self {
+        match prepared {
+            Ok(Prepared::Train { resume: false, .. }) => Decision::Start,
+            Ok(Prepared::Train { resume: true, .. }) => Decision::Resume,
+            Ok(Prepared::UpToDate) => Decision::UpToDate,
+            Err(_) => Decision::Failed,
+        }
+    }
+
+    fn from_byte(b: u8) -> anyhow::Result<Self> {
+        [Decision::Start, Decision::Resume, Decision::UpToDate, Decision::Failed]
+            .into_iter()
+            .find(|d| *d as u8 == b)
+            .with_context(|| format!("rank 0 sent an unknown decision {b} (ranks of different builds?)"))
+    }
+}
 
 pub fn run(a: &Args) -> anyhow::Result<()> {
     let launch = Launch::from_env(|k| std::env::var(k).ok())?;
@@ -95,8 +111,8 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     })
     .context("installing the Ctrl-C handler")?;
     let cfg = a.preset.resolve()?;
-    let SplitInputs { split, name: split_name, dataset, shards } = resolve_split(&a.split, a.shards.as_deref())?;
-    let run_id = a.run_id.clone().unwrap_or_else(|| format!("{split_name}-{}-{}", a.preset.preset, a.preset.scale));
+    let SplitInputs { split, dataset, shards, .. } = resolve_split(&a.split, a.shards.as_deref())?;
+    let run_id = a.run_id.clone().unwrap_or_else(|| a.preset.default_run_id(&a.split));
     let run_dir = layout::run_dir(&a.runs_root, layout::check_name("run id", &run_id)?);
     let device = tch_common::device::parse(&a.device)?;
     let device = launch.as_ref().map_or(device, |l| l.device(&a.device, device));
@@ -124,28 +140,26 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     let inputs = folder::inputs(&spec, &cfg)?;
     // Rank 0 alone inspects and prepares the folder; the others follow its decision.
     let prepared = if spec.writes() { Some(prepare(a, &cfg, &run_dir, &inputs)) } else { None };
-    let code = match (&dist, &prepared) {
-        (Some(d), p) => {
-            let mine = p.as_ref().map_or(0, |p| p.as_ref().map_or(PREPARE_FAILED, Prepared::code));
-            d.broadcast_code(mine)?
-        }
-        (None, Some(Ok(p))) => p.code(),
-        (None, _) => PREPARE_FAILED,
+    // Ranks other than 0 send a placeholder that the broadcast replaces with rank 0's decision.
+    let mine = prepared.as_ref().map_or(Decision::Start, Decision::of);
+    let decision = match &dist {
+        Some(d) => Decision::from_byte(d.broadcast_code(mine as u8)?)?,
+        None => mine,
     };
     let _prepared = match prepared {
         Some(p) => Some(p?),
-        None if code == PREPARE_FAILED => {
+        None if decision == Decision::Failed => {
             bail!("rank 0 could not prepare {} (its message says why)", run_dir.display())
         }
         None => None,
     };
-    if code == 2 {
+    if decision == Decision::UpToDate {
         if spec.writes() {
             println!("train: {} is up to date (finished, same configuration and inputs)", run_dir.display());
         }
         return Ok(());
     }
-    let resume = code == 1;
+    let resume = decision == Decision::Resume;
     spec.resume = resume;
     let total = cfg.schedule.steps_per_epoch * u64::from(cfg.schedule.epochs);
     let data = load_data(&spec, &cfg)?;

@@ -10,6 +10,7 @@ use exchange::fusion::{Fusion, FusionMode};
 use serde::{Deserialize, Serialize};
 
 pub use crate::model::config::Model;
+use crate::model::Init;
 pub use crate::optim::{LrSchedule, Optim};
 pub use crate::sitfer::losses::{LabelTargets, UnlabeledMean};
 use crate::sitfer::memory_bank::InstanceRule;
@@ -420,10 +421,10 @@ impl Config {
                 );
             }
         }
-        if md.init == "dlib" && !dlib {
+        if md.init == Init::Dlib && !dlib {
             bail!("model.init = \"dlib\" needs model.arch = \"dlib-resnet\" (it is {:?})", md.arch);
         }
-        if md.freeze_bn && md.init == "scratch" {
+        if md.freeze_bn && !md.init.is_pretrained() {
             bail!("model.freeze_bn = true: only with pretrained weights (fixed statistics of random weights mean nothing)");
         }
         if md.freeze_bn && md.sync_bn {
@@ -432,13 +433,12 @@ impl Config {
                  there is no batch to synchronise (choose one)"
             );
         }
-        if md.init == "dlib" && md.calibration_images < 1 {
+        if md.init == Init::Dlib && md.calibration_images < 1 {
             bail!("model.calibration_images = 0: init = \"dlib\" calibrates its batch norms on at least one face");
         }
         if self.run.prefetch < 1 {
             bail!("run.prefetch = 0: expected at least 1 batch prepared ahead");
         }
-        self.optim.kind()?;
         Ok(())
     }
 
@@ -490,11 +490,11 @@ mod tests {
         assert_eq!(official.method.fusion, FusionMode::WeightedLogit);
         assert_eq!(official.text.encoder, "random");
         assert_eq!((official.model.image_size, official.schedule.steps_per_epoch), (150, 800));
-        assert_eq!((official.model.arch, official.model.init.as_str()), (crate::model::Arch::DlibResnet, "dlib"));
+        assert_eq!((official.model.arch, &official.model.init), (crate::model::Arch::DlibResnet, &Init::Dlib));
         let demo = resolve(&dir(), "sitfer", "demo", &[]).unwrap();
         assert_eq!(
-            (demo.model.arch, demo.model.init.as_str(), demo.model.image_size),
-            (crate::model::Arch::DlibResnet, "dlib", 64)
+            (demo.model.arch, &demo.model.init, demo.model.image_size),
+            (crate::model::Arch::DlibResnet, &Init::Dlib, 64)
         );
         let sup = resolve(&dir(), "supervised", "cpu", &[]).unwrap();
         assert!(!sup.semi_supervised() && !sup.method.text && !sup.method.instance);
@@ -504,7 +504,9 @@ mod tests {
     fn overrides_apply_and_typos_are_refused() {
         let c = resolve(&dir(), "sitfer", "tiny", &["method.threshold=0.9".into(), "optim.kind=adamw".into()]).unwrap();
         assert_eq!(c.method.threshold, 0.9);
-        assert!(matches!(c.optim.kind().unwrap(), crate::optim::OptimKind::AdamW { .. }));
+        assert!(matches!(c.optim.kind(), crate::optim::OptimKind::AdamW { .. }));
+        let e = resolve(&dir(), "sitfer", "tiny", &["optim.kind=adamx".into()]).unwrap_err();
+        assert!(format!("{e:#}").contains("expected one of `adam`, `adamw`, `sgd`, `sgd-nesterov`"), "{e:#}");
         let e = resolve(&dir(), "sitfer", "tiny", &["method.treshold=0.9".into()]).unwrap_err().to_string();
         assert!(e.contains("unknown setting `method.treshold`") && e.contains("method.threshold"), "{e}");
         let e = resolve(&dir(), "sitfer", "tiny", &["method.threshold=1.5".into()]).unwrap_err().to_string();

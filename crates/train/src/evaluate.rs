@@ -2,7 +2,7 @@
 //! for every image of a set ([`forward_set`]), then the three levels and their fusion ([`infer`]) (val/test: accuracies, balanced accuracy, per-class accuracy,
 //! confusion; unlabeled: the pseudo-label exchange rows). Never selects epochs: run.rs picks the best on val.
 
-use exchange::schema::metrics::MetricRow;
+use exchange::schema::metrics::{names, MetricRow};
 use exchange::schema::pseudo_label::PseudoLabelRow;
 use tch::{Device, Kind, Tensor};
 
@@ -128,9 +128,9 @@ pub fn per_class(pairs: impl IntoIterator<Item = (usize, usize)>, classes: usize
 
 pub fn metric_rows(s: &Scores, epoch: u32, step: u64, split: &str) -> Vec<MetricRow> {
     let mut rows = vec![
-        MetricRow::scalar(epoch, step, split, "acc_cls", s.acc_cls),
-        MetricRow::scalar(epoch, step, split, "acc_fused", s.acc_fused),
-        MetricRow::scalar(epoch, step, split, "balanced_acc_cls", s.balanced_cls),
+        MetricRow::scalar(epoch, step, split, names::ACC_CLS, s.acc_cls),
+        MetricRow::scalar(epoch, step, split, names::ACC_FUSED, s.acc_fused),
+        MetricRow::scalar(epoch, step, split, names::BALANCED_ACC_CLS, s.balanced_cls),
     ];
     for (k, a) in s.class_acc.iter().enumerate() {
         if !a.is_nan() {

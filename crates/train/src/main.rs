@@ -5,6 +5,7 @@ mod cli_config;
 mod cli_evaluate;
 mod cli_export;
 mod cli_model;
+mod cli_plan;
 mod cli_predict;
 mod cli_run;
 mod doctor;
@@ -26,6 +27,8 @@ enum Command {
     Doctor(doctor::Args),
     /// Train a preset on a split (resolves pipelines/train/<preset>.toml + scale/<scale>.toml + --set).
     Run(cli_run::Args),
+    /// Say what a run needs and what it is called, before training it: run id and folder, text prototypes.
+    Plan(cli_plan::Args),
     /// Print a preset's resolved configuration, or one value of it (--get text.encoder).
     Config(cli_config::Args),
     /// Write a PNG grid of weak and strong augmented views of labeled faces, for eyeballing.
@@ -44,6 +47,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Doctor(args) => doctor::run(&args),
         Command::Run(args) => cli_run::run(&args),
+        Command::Plan(args) => cli_plan::run(&args),
         Command::Config(args) => cli_config::run(&args),
         Command::AugmentPreview(args) => preview::run(&args),
         Command::Predict(args) => cli_predict::run(&args),

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
@@ -17,10 +17,21 @@ pub enum LrSchedule {
     Cosine,
 }
 
+/// `optim.kind`: the update rule's name in the config (its parameters are the section's other keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimName {
+    Adam,
+    #[serde(rename = "adamw")]
+    AdamW,
+    Sgd,
+    SgdNesterov,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Optim {
-    pub kind: String,
+    pub kind: OptimName,
     pub lr: f64,
     pub weight_decay: f64,
     pub beta1: f64,
@@ -41,7 +52,7 @@ pub struct Optim {
 impl Default for Optim {
     fn default() -> Self {
         Optim {
-            kind: "adam".into(),
+            kind: OptimName::Adam,
             lr: 1e-3,
             weight_decay: 0.0,
             beta1: 0.9,
@@ -58,15 +69,14 @@ impl Default for Optim {
 
 impl Optim {
     /// The update rule `kind` names, with its parameters.
-    pub fn kind(&self) -> anyhow::Result<OptimKind> {
+    pub fn kind(&self) -> OptimKind {
         let o = self;
-        Ok(match o.kind.as_str() {
-            "adam" => OptimKind::Adam { beta1: o.beta1, beta2: o.beta2, eps: 1e-8 },
-            "adamw" => OptimKind::AdamW { beta1: o.beta1, beta2: o.beta2, eps: 1e-8 },
-            "sgd" => OptimKind::Sgd { momentum: o.momentum, nesterov: false },
-            "sgd-nesterov" => OptimKind::Sgd { momentum: o.momentum, nesterov: true },
-            k => bail!("optim.kind = {k:?}: expected adam, adamw, sgd or sgd-nesterov"),
-        })
+        match o.kind {
+            OptimName::Adam => OptimKind::Adam { beta1: o.beta1, beta2: o.beta2, eps: 1e-8 },
+            OptimName::AdamW => OptimKind::AdamW { beta1: o.beta1, beta2: o.beta2, eps: 1e-8 },
+            OptimName::Sgd => OptimKind::Sgd { momentum: o.momentum, nesterov: false },
+            OptimName::SgdNesterov => OptimKind::Sgd { momentum: o.momentum, nesterov: true },
+        }
     }
 }
 

@@ -15,6 +15,20 @@
 
 use std::sync::Arc;
 
+/// The names train writes and audit reads by name: the contract, so neither spells them itself.
+pub mod names {
+    /// The split an evaluation's rows are recorded under: the one model selection reads.
+    pub const VAL: &str = "val";
+    /// The split of the reported accuracy, read at the epoch chosen on [`VAL`].
+    pub const TEST: &str = "test";
+    /// Accuracy of the classifier's argmax.
+    pub const ACC_CLS: &str = "acc_cls";
+    /// Accuracy of the fused prediction (the levels in force).
+    pub const ACC_FUSED: &str = "acc_fused";
+    /// Mean of the per-class recalls of the classifier.
+    pub const BALANCED_ACC_CLS: &str = "balanced_acc_cls";
+}
+
 use arrow::array::{ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Float64Type, Int32Type, Int64Type};
 use arrow::error::ArrowError;

@@ -1,6 +1,9 @@
 //! The `[model]` section of a run's configuration: which backbone, at what size, with which head, from
 //! which weights. Read by [`super::Net::new`]; resolved and validated with the rest in `crate::config`.
 
+use std::fmt;
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 use super::resnet::{Stem, TORCHVISION_WIDTH};
@@ -37,9 +40,55 @@ pub struct Model {
     pub sync_bn: bool,
     /// `init = "dlib"`: training faces (a seeded sample of labeled + unlabeled) the batch norms are calibrated on.
     pub calibration_images: usize,
-    /// `scratch`, `dlib` (dlib's face weights that `make setup` fetches; `arch = "dlib-resnet"`), or a
-    /// safetensors file with torchvision ResNet-18 names.
-    pub init: String,
+    /// Where the weights start: `scratch`, `dlib` (dlib's face weights that `make setup` fetches;
+    /// `arch = "dlib-resnet"`), or a safetensors file with torchvision ResNet-18 names.
+    pub init: Init,
+}
+
+/// `model.init`, parsed once. In the config it stays one string (`"scratch"`, `"dlib"`, or a path), so
+/// configs, their hashes and the runs they keep are what they were when it was a string.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Init {
+    /// Random initialisation.
+    Scratch,
+    /// dlib's face-recognition ResNet, then batch norms calibrated on the training faces.
+    Dlib,
+    /// A safetensors file with torchvision ResNet-18 names.
+    File(PathBuf),
+}
+
+impl Init {
+    /// Pretrained weights of either kind.
+    pub fn is_pretrained(&self) -> bool {
+        *self != Init::Scratch
+    }
+}
+
+impl From<String> for Init {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "scratch" => Init::Scratch,
+            "dlib" => Init::Dlib,
+            _ => Init::File(PathBuf::from(s)),
+        }
+    }
+}
+
+impl From<Init> for String {
+    fn from(init: Init) -> Self {
+        init.to_string()
+    }
+}
+
+impl fmt::Display for Init {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Init::Scratch => f.write_str("scratch"),
+            Init::Dlib => f.write_str("dlib"),
+            Init::File(path) => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 impl Model {
@@ -62,7 +111,7 @@ impl Default for Model {
             freeze_bn: false,
             sync_bn: false,
             calibration_images: 2000,
-            init: "scratch".into(),
+            init: Init::Scratch,
         }
     }
 }

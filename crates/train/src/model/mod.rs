@@ -15,7 +15,7 @@ use std::rc::Rc;
 use tch::nn;
 use tch::Tensor;
 
-pub use config::Model;
+pub use config::{Init, Model};
 use dlib::DlibResNet;
 use heads::{HeadOut, Heads};
 use norm::Norm;

@@ -8,7 +8,7 @@ use tch::Tensor;
 
 use exchange::fusion::Threshold;
 use exchange::parquet_io::write_table;
-use exchange::schema::metrics::MetricRow;
+use exchange::schema::metrics::{names, MetricRow};
 use exchange::schema::pseudo_label::PseudoLabelRow;
 use exchange::{keys, layout};
 
@@ -95,14 +95,14 @@ impl Trainer<'_> {
         }
         let test = (!data.test.ids.is_empty()).then(|| self.evaluated_raw(&data.test)).transpose()?;
         let fusion = self.eval_fusion_at(epoch);
-        for (split, set, raw) in [("val", &data.val, val), ("test", &data.test, test)] {
+        for (split, set, raw) in [(names::VAL, &data.val, val), (names::TEST, &data.test, test)] {
             let Some(raw) = raw else { continue };
             let s = score(&infer(&raw, &fusion, self.taus), &set.labels, c);
             line += &format!("  {split} {:.2}% (fused {:.2}%)", 100.0 * s.acc_cls, 100.0 * s.acc_fused);
-            if split == "val" {
+            if split == names::VAL {
                 val_acc = Some(s.acc_cls);
             }
-            if split == "val" && s.acc_cls > state.best_val {
+            if split == names::VAL && s.acc_cls > state.best_val {
                 state.best_val = s.acc_cls;
                 state.best_epoch = epoch;
             }
@@ -225,8 +225,8 @@ impl Trainer<'_> {
             }
         }
         state.taus = Some(self.taus);
-        metrics.push(MetricRow::scalar(epoch, state.step, "val", "tau_text", self.taus[0]));
-        metrics.push(MetricRow::scalar(epoch, state.step, "val", "tau_ins", self.taus[1]));
+        metrics.push(MetricRow::scalar(epoch, state.step, names::VAL, "tau_text", self.taus[0]));
+        metrics.push(MetricRow::scalar(epoch, state.step, names::VAL, "tau_ins", self.taus[1]));
         format!("  τ_t {:.3} τ_i {:.4}", self.taus[0], self.taus[1])
     }
 

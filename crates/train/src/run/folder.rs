@@ -13,6 +13,7 @@ use exchange::manifest::{input_change, InputChange, InputKind, InputRecord, Mani
 
 use super::spec::RunSpec;
 use crate::config::Config;
+use crate::model::Init;
 
 /// The stage name in a run folder's manifest (and the mark that the folder is train's).
 pub const STAGE: &str = "train";
@@ -80,11 +81,13 @@ pub fn inputs(spec: &RunSpec, cfg: &Config) -> anyhow::Result<Vec<InputRecord>> 
         let hint = format!("make embed-text ENCODER={} TEXT_SET={}", cfg.text.encoder, cfg.text.set);
         out.push(file_record("prototypes", &protos, &hint)?);
     }
-    if cfg.model.init == "dlib" {
-        let dat = crate::model::dlib::convert::dat_path()?;
-        out.push(file_record("init weights", &dat, "run make setup")?);
-    } else if cfg.model.init != "scratch" {
-        out.push(file_record("init weights", Path::new(&cfg.model.init), "check model.init")?);
+    match &cfg.model.init {
+        Init::Scratch => {}
+        Init::Dlib => {
+            let dat = crate::model::dlib::convert::dat_path()?;
+            out.push(file_record("init weights", &dat, "run make setup")?);
+        }
+        Init::File(path) => out.push(file_record("init weights", path, "check model.init")?),
     }
     Ok(out)
 }

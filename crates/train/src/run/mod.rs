@@ -1,8 +1,10 @@
 //! The training loop. A reader follows the method top-down from [`train`]: build the [`Trainer`]
 //! ([`trainer`]), then per epoch the steps ([`step`]: forward → levels → fusion → loss → update) fed by the
-//! prefetch queue, and the epoch end ([`epoch_end`]: evaluate, sweep, record, checkpoint). What a user sees
-//! is in [`progress`]; what the run reads and records about itself in [`inputs`].
+//! prefetch queue, and the epoch end ([`epoch_end`]: evaluate, sweep, record, checkpoint). What happens
+//! between steps (log, read back, save) is [`cadence`]'s answer; what a user sees is in [`progress`]; what
+//! the run reads and records about itself in [`inputs`].
 
+pub mod cadence;
 pub mod epoch_end;
 pub mod folder;
 pub mod inputs;
@@ -25,9 +27,10 @@ use crate::config::Config;
 use crate::data::loader::Data;
 use crate::data::prefetch::{self, Plan, Shard};
 use crate::epoch_stats::{NonFinite, Pending, Running};
+use cadence::Cadence;
 use epoch_end::EpochSummary;
 pub use inputs::{load_data, write_run_info};
-pub use spec::{Outcome, RunSpec, INTERRUPT};
+pub use spec::{default_run_id, Outcome, RunSpec, INTERRUPT};
 use trainer::Trainer;
 
 /// Trains from scratch (or `model.init`), or from the latest checkpoint with `spec.resume`.
@@ -58,10 +61,12 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
         replay: cfg.run.replay_batches,
     };
     let stop_at = spec.stop_after.map_or(total, |s| s.min(total));
-    let log_lines = !spec.quiet && !std::io::stderr().is_terminal();
-    let log_every = (steps_per_epoch / 5).max(1);
-    // The visible progress bar's refresh is a log point too: its message needs the terms read back.
-    const BAR_EVERY: u64 = 10;
+    let cadence = Cadence {
+        steps_per_epoch,
+        bar_visible: false,
+        log_lines: !spec.quiet && !std::io::stderr().is_terminal(),
+        checkpoint_every: cfg.run.checkpoint_every,
+    };
 
     let interrupted = std::thread::scope(|scope| -> anyhow::Result<bool> {
         let queue =
@@ -71,6 +76,7 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
             let epoch_start = u64::from(epoch - 1) * steps_per_epoch;
             let epoch_end = epoch_start + steps_per_epoch;
             let pb = progress::bar(spec.quiet, epoch, cfg.schedule.epochs, steps_per_epoch, state.step - epoch_start);
+            let cadence = Cadence { bar_visible: !pb.is_hidden(), ..cadence };
             // A mid-epoch checkpoint carries the epoch's sums so far.
             let mut running = state.running.take().filter(|_| state.step > epoch_start).unwrap_or_default();
             let mut pending = Pending::default();
@@ -107,35 +113,30 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
                 state.unlabeled = batch.unlabeled_state;
                 state.scaler = trainer.scaler.enabled.then_some(trainer.scaler);
                 pb.inc(1);
-                let in_epoch = state.step - epoch_start;
-                let bar = !pb.is_hidden() && (in_epoch.is_multiple_of(BAR_EVERY) || state.step == epoch_end);
-                // Logs (stderr not a terminal, where the bar draws nothing) get a plain line five times an epoch.
-                let log = log_lines && in_epoch.is_multiple_of(log_every) && state.step < epoch_end;
-                // Mid-epoch stops and periodic checkpoints; an epoch's last step is checkpointed by its end.
                 let stop = INTERRUPT.load(Ordering::SeqCst) || spec.stop_after == Some(state.step);
                 // Data-parallel ranks stop together, at the step where any of them was asked to.
                 let stop = match &spec.dist {
                     Some(d) => d.any(stop)?,
                     None => stop,
                 };
-                let periodic = cfg.run.checkpoint_every > 0 && state.step.is_multiple_of(cfg.run.checkpoint_every);
-                let save = (stop || periodic) && state.step < epoch_end;
-                if bar || log || save || state.step == epoch_end {
+                let after = cadence.after(state.step, stop);
+                if after.read_back {
                     if let Err(e) = flush(&mut pending, &mut running) {
                         pb.abandon();
                         return Err(e);
                     }
                 }
-                if bar {
+                if after.bar {
                     pb.set_message(running.message(images_per_step));
                 }
-                if log {
+                if after.log {
+                    let in_epoch = state.step - epoch_start;
                     eprintln!(
                         "epoch {epoch:>3}  step {in_epoch}/{steps_per_epoch}  {}",
                         running.message(images_per_step)
                     );
                 }
-                if save && spec.writes() {
+                if after.save && spec.writes() {
                     state.running = Some(running.clone());
                     trainer.save(&spec.run_dir, &state)?;
                     state.running = None;

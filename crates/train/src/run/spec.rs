@@ -9,6 +9,16 @@ use tch::Device;
 use crate::checkpoint::State;
 use crate::distributed::Dist;
 
+/// A run folder's name when none is given: `<split>-<preset>-<scale>`, and `-s<seed>` when the seed was
+/// chosen (`--seed`), so a seed grid's cells do not share a folder. The one place this rule lives: `train run`
+/// uses it, `train plan` prints it for the Makefile's grid.
+pub fn default_run_id(split_arg: &str, preset: &str, scale: &str, seed: Option<u64>) -> String {
+    let split = exchange::layout::split_file(std::path::Path::new(exchange::layout::SPLITS_ROOT), split_arg);
+    let split = split.file_stem().and_then(|s| s.to_str()).unwrap_or("split");
+    let seed = seed.map_or(String::new(), |s| format!("-s{s}"));
+    format!("{split}-{preset}-{scale}{seed}")
+}
+
 pub struct RunSpec {
     pub split: PathBuf,
     pub shards: PathBuf,

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::data::loader::Data;
 use crate::data::sampler::Sampler;
 use crate::ema::Ema;
-use crate::model::{dlib, init, Net};
+use crate::model::{dlib, init, Init, Net};
 use crate::optim::Optimizer;
 use crate::sitfer::memory_bank::MemoryBank;
 use crate::sitfer::threshold::SelfAdaptive;
@@ -60,17 +60,17 @@ pub struct Start {
 /// of the training faces), or a safetensors file by name; what loaded goes to `init.json`.
 fn init_weights(spec: &RunSpec, cfg: &Config, vs: &VarStore, net: &Net, data: &Data) -> anyhow::Result<()> {
     let report = spec.run_dir.join(exchange::layout::run::INIT_REPORT);
-    let summary = match cfg.model.init.as_str() {
-        "scratch" => return Ok(()),
-        "dlib" => {
+    let summary = match &cfg.model.init {
+        Init::Scratch => return Ok(()),
+        Init::Dlib => {
             let backbone = net.dlib().context("model.init = \"dlib\" needs model.arch = \"dlib-resnet\"")?;
             let images = calibration_sample(data, cfg.model.calibration_images, cfg.run.seed);
             let r = dlib::pretrained::init(backbone, &images, cfg.schedule.eval_batch as usize, spec.device)?;
             exchange::atomic::write_json(&report, &r)?;
             r.summary()
         }
-        file => {
-            let r = init::load(vs, Path::new(file))?;
+        Init::File(file) => {
+            let r = init::load(vs, file)?;
             exchange::atomic::write_json(&report, &r)?;
             r.summary()
         }
@@ -134,8 +134,8 @@ impl<'a> Trainer<'a> {
             }
         }
         // The scale is for pretrained trunks: from scratch every layer learns at lr.
-        let trunk = if cfg.model.init == "scratch" { 1.0 } else { cfg.optim.backbone_lr_scale };
-        let opt = Optimizer::new(&vs, cfg.optim.kind()?, cfg.optim.weight_decay).with_lr_scale(|name| {
+        let trunk = if cfg.model.init.is_pretrained() { cfg.optim.backbone_lr_scale } else { 1.0 };
+        let opt = Optimizer::new(&vs, cfg.optim.kind(), cfg.optim.weight_decay).with_lr_scale(|name| {
             if crate::model::is_head(name) {
                 1.0
             } else {

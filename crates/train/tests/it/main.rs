@@ -2,5 +2,6 @@
 
 mod doctor;
 mod faults;
+mod plan;
 mod run;
 mod use_model;
