@@ -41,6 +41,32 @@ impl PresetArgs {
     }
 }
 
+/// Which run: the split, the preset and the run folder, shared by `train run` and `train plan` so the two
+/// name a run by one rule.
+#[derive(ClapArgs)]
+pub struct RunArgs {
+    /// Split name (artifacts/splits/<name>.parquet) or a split file.
+    #[arg(long, default_value = "synthetic_10pct")]
+    pub split: String,
+    #[command(flatten)]
+    pub preset: PresetArgs,
+    /// Run folder name under --runs-root (default: <split>-<preset>-<scale>, then -s<seed> with --seed).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    #[arg(long, default_value = exchange::layout::RUNS_ROOT)]
+    pub runs_root: PathBuf,
+}
+
+impl RunArgs {
+    /// The run's name (`--run-id`, else the default) and its folder; a name reaching outside the runs root is
+    /// refused.
+    pub fn run_folder(&self) -> anyhow::Result<(String, PathBuf)> {
+        let id = self.run_id.clone().unwrap_or_else(|| self.preset.default_run_id(&self.split));
+        let dir = exchange::layout::run_dir(&self.runs_root, exchange::layout::check_name("run id", &id)?);
+        Ok((id, dir))
+    }
+}
+
 #[derive(ClapArgs)]
 pub struct Args {
     #[command(flatten)]

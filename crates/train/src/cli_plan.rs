@@ -2,25 +2,15 @@
 //! Makefile ask the trainer instead of keeping copies of its rules (the run id's format, which text
 //! prototypes a preset reads).
 
-use std::path::PathBuf;
-
 use anyhow::bail;
 use clap::Args as ClapArgs;
-use exchange::layout;
 use serde::Serialize;
 
 #[derive(ClapArgs)]
 pub struct Args {
-    /// Split name (artifacts/splits/<name>.parquet) or a split file; it need not exist yet.
-    #[arg(long, default_value = "synthetic_10pct")]
-    split: String,
+    /// The arguments `train run` would be given (the split need not exist yet).
     #[command(flatten)]
-    preset: crate::cli_config::PresetArgs,
-    /// Run folder name, as `train run --run-id` would be given it.
-    #[arg(long)]
-    run_id: Option<String>,
-    #[arg(long, default_value = layout::RUNS_ROOT)]
-    runs_root: PathBuf,
+    run: crate::cli_config::RunArgs,
     /// Print only this value (run_id, run_dir, text, text_encoder, text_set).
     #[arg(long, conflicts_with = "json")]
     get: Option<String>,
@@ -54,9 +44,8 @@ impl Plan {
 }
 
 pub fn run(a: &Args) -> anyhow::Result<()> {
-    let cfg = a.preset.resolve()?;
-    let run_id = a.run_id.clone().unwrap_or_else(|| a.preset.default_run_id(&a.split));
-    let run_dir = layout::run_dir(&a.runs_root, layout::check_name("run id", &run_id)?);
+    let cfg = a.run.preset.resolve()?;
+    let (run_id, run_dir) = a.run.run_folder()?;
     let plan = Plan {
         run_id,
         run_dir: run_dir.display().to_string(),

@@ -20,14 +20,8 @@ use crate::launcher;
 
 #[derive(ClapArgs)]
 pub struct Args {
-    /// Split name (artifacts/splits/<name>.parquet) or a split file.
-    #[arg(long, default_value = "synthetic_10pct")]
-    split: String,
     #[command(flatten)]
-    preset: crate::cli_config::PresetArgs,
-    /// Run folder name under --runs-root (default: <split>-<preset>-<scale>, then -s<seed> with --seed).
-    #[arg(long)]
-    run_id: Option<String>,
+    run: crate::cli_config::RunArgs,
     /// Continue the run from its latest checkpoint.
     #[arg(long)]
     resume: bool,
@@ -37,8 +31,6 @@ pub struct Args {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
-    #[arg(long, default_value = layout::RUNS_ROOT)]
-    runs_root: PathBuf,
     /// Shard folder (default: artifacts/shards/<dataset named in the split file>).
     #[arg(long)]
     shards: Option<PathBuf>,
@@ -110,10 +102,9 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         eprintln!("\ninterrupt: writing a checkpoint after this step (Ctrl-C again to quit without one)");
     })
     .context("installing the Ctrl-C handler")?;
-    let cfg = a.preset.resolve()?;
-    let SplitInputs { split, dataset, shards, .. } = resolve_split(&a.split, a.shards.as_deref())?;
-    let run_id = a.run_id.clone().unwrap_or_else(|| a.preset.default_run_id(&a.split));
-    let run_dir = layout::run_dir(&a.runs_root, layout::check_name("run id", &run_id)?);
+    let cfg = a.run.preset.resolve()?;
+    let SplitInputs { split, dataset, shards, .. } = resolve_split(&a.run.split, a.shards.as_deref())?;
+    let (_, run_dir) = a.run.run_folder()?;
     let device = tch_common::device::parse(&a.device)?;
     let device = launch.as_ref().map_or(device, |l| l.device(&a.device, device));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
