@@ -55,6 +55,9 @@ pub struct EpochReport {
     /// check of the run (large values mean run.json / metadata do not describe what the trainer did).
     pub stored_fusion_max_diff: Option<f32>,
     pub dropped: Dropped,
+    /// The run's unlabeled faces when this epoch's sweep read a seeded subset of them (`rows` is the subset's
+    /// auditable part).
+    pub subset_of: Option<usize>,
 }
 
 impl EpochReport {
@@ -117,5 +120,6 @@ pub fn analyse(e: &EpochData, names: &[String], prior: &[f64], over: &Override) 
         levels,
         stored_fusion_max_diff,
         dropped: e.dropped.clone(),
+        subset_of: e.subset_of,
     }
 }

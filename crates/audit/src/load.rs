@@ -90,6 +90,9 @@ pub struct EpochData {
     pub threshold: Threshold,
     pub fusion: Fusion,
     pub dropped: Dropped,
+    /// The run's unlabeled faces when this epoch's sweep read a subset of them (the file's rows are fewer);
+    /// `None` when the file does not say (files written before sweeps could be subsets read every face).
+    pub subset_of: Option<usize>,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -319,6 +322,7 @@ pub struct EpochFile {
     fused: Vec<f32>,
     threshold: Threshold,
     fusion: Fusion,
+    swept_of: Option<usize>,
 }
 
 /// Reads and validates one epoch file of a run with `c` classes; needs no truth, so it can run beside
@@ -337,6 +341,18 @@ pub fn read_epoch_file(epoch: u32, path: &Path, info: &RunInfo, c: usize) -> Res
         info.threshold,
     )
     .map_err(|e| LoadError::Input(format!("{}: metadata threshold {e}", path.display())))?;
+    let swept_of = meta
+        .get(keys::SWEPT_OF)
+        .map(|v| {
+            v.parse::<usize>().map_err(|_| {
+                LoadError::Input(format!(
+                    "{}: metadata {} is `{v}`, expected the run's count of unlabeled faces",
+                    path.display(),
+                    keys::SWEPT_OF
+                ))
+            })
+        })
+        .transpose()?;
 
     // The four columns validated and flattened side by side.
     let names = [pl::P_SEM, pl::P_TEXT, pl::P_INS, pl::P_FUSED];
@@ -367,13 +383,14 @@ pub fn read_epoch_file(epoch: u32, path: &Path, info: &RunInfo, c: usize) -> Res
         fused,
         threshold,
         fusion,
+        swept_of,
     })
 }
 
 /// Joins an epoch's rows with the truth by id and keeps the auditable ones (a known id, a true label in the
 /// run's classes); what was left out is counted, and too many unknown ids is an error.
 pub fn join_truth(file: EpochFile, class_ids: &[u8], truth: &Truth, warnings: &mut Vec<String>) -> Result<EpochData> {
-    let EpochFile { epoch, path, ids, sem, text, ins, fused, threshold, fusion } = file;
+    let EpochFile { epoch, path, ids, sem, text, ins, fused, threshold, fusion, swept_of } = file;
     let path = path.as_path();
     let c = class_ids.len();
     // Join with the truth and keep auditable rows.
@@ -438,5 +455,6 @@ pub fn join_truth(file: EpochFile, class_ids: &[u8], truth: &Truth, warnings: &m
         threshold,
         fusion,
         dropped,
+        subset_of: swept_of.filter(|&of| of > rows),
     })
 }

@@ -111,6 +111,9 @@ pub struct Run {
     pub checkpoint_every: u64,
     /// Write pseudo-label files every N epochs (0: never).
     pub pseudo_labels_every: u32,
+    /// Unlabeled faces an earlier sweep reads: a fixed subset drawn from `seed` (0: all). The last epoch's
+    /// sweep always reads every face. Training never reads the sweeps; only audit does.
+    pub sweep_subset: usize,
     /// Rayon threads decoding and augmenting ahead of the step.
     pub loader_threads: usize,
     /// Batches prepared ahead (the bounded prefetch queue).
@@ -130,8 +133,9 @@ pub struct Run {
     pub amp: Option<bool>,
 }
 
-/// Mixed precision of the training forward. Losses, fusion, the memory bank and evaluation stay fp32 in every
-/// mode: the forward's outputs are cast back before anything reads them.
+/// Mixed precision of the training forward and of the backbone in inference (evaluation, sweeps, predict).
+/// Losses, fusion, the memory bank and the heads stay fp32 in every mode: the backbone's outputs are cast back
+/// before anything reads them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Precision {
@@ -209,6 +213,7 @@ impl Default for Run {
             seed: 0,
             checkpoint_every: 0,
             pseudo_labels_every: 1,
+            sweep_subset: 0,
             loader_threads: 0,
             prefetch: 4,
             replay_batches: 0,

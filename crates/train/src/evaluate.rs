@@ -2,6 +2,8 @@
 //! for every image of a set ([`forward_set`]), then the three levels and their fusion ([`infer`]) (val/test: accuracies, balanced accuracy, per-class accuracy,
 //! confusion; unlabeled: the pseudo-label exchange rows). Never selects epochs: run.rs picks the best on val.
 
+use std::borrow::Borrow;
+
 use exchange::schema::metrics::{names, MetricRow};
 use exchange::schema::pseudo_label::PseudoLabelRow;
 use tch::{Device, Kind, Tensor};
@@ -10,7 +12,7 @@ use exchange::fusion::{Fusion, Threshold};
 
 use crate::config::Config;
 use crate::data::augment::Img;
-use crate::data::batch::to_tensor;
+use crate::model::inference::{Arithmetic, InferenceNet};
 use crate::model::Net;
 use crate::sitfer::fusion::fused;
 use crate::sitfer::levels::{levels, text_scores};
@@ -32,19 +34,23 @@ pub struct Inference {
     pub p_fused: Tensor,
 }
 
-/// The network in eval mode over `images`, in `eval_batch` chunks.
-pub fn forward_set(
+/// The network in eval mode over `images`, in `eval_batch` chunks, through the frozen inference network
+/// ([`InferenceNet`]: batch norms folded, grey faces through a one-channel stem, the run's precision and
+/// memory format).
+pub fn forward_set<I: Borrow<Img> + Sync>(
     net: &Net,
-    images: &[Img],
+    images: &[I],
     bank: &MemoryBank,
     protos: Option<&Tensor>,
     cfg: &Config,
     device: Device,
 ) -> Raw {
+    let grey = !images.is_empty() && images.iter().all(|i| i.borrow().c == 1);
+    let frozen = InferenceNet::new(net, grey, arithmetic(cfg, device));
     let mut parts: Vec<[Option<Tensor>; 3]> = Vec::new();
     tch::no_grad(|| {
         for chunk in images.chunks(cfg.schedule.eval_batch.max(1) as usize) {
-            let out = net.forward(&to_tensor(chunk, device), false);
+            let out = frozen.forward(&frozen.input(chunk, device));
             let s_text = protos.filter(|_| cfg.method.text).map(|p| text_scores(&out.g, p));
             let s_ins = cfg.method.instance.then(|| bank.scores(&out.h, cfg.method.instance_rule));
             let cpu = |t: &Tensor| t.to_device(Device::Cpu);
@@ -56,6 +62,15 @@ pub fn forward_set(
         (!ts.is_empty()).then(|| Tensor::cat(&ts, 0))
     };
     Raw { z: cat(0).expect("non-empty set"), s_text: cat(1), s_ins: cat(2) }
+}
+
+/// The inference arithmetic of a run with `cfg` on `device`: its training precision and memory format (a
+/// precision this device refuses was refused when the run started; here it falls back to fp32).
+pub fn arithmetic(cfg: &Config, device: Device) -> Arithmetic {
+    Arithmetic {
+        autocast: crate::amp::autocast_kind(&cfg.run, device).ok().flatten(),
+        channels_last: cfg.run.channels_last,
+    }
 }
 
 /// The levels at temperatures `taus` (τ_t, τ_i, in f64: the record's f32 copies in `fusion` would move the

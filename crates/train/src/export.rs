@@ -3,15 +3,18 @@
 
 use tch::{CModule, Kind, Tensor};
 
+use crate::model::inference::{Arithmetic, InferenceNet};
 use crate::snapshot::Model;
 
-/// Traces `model`'s eval-mode classifier on a two-image batch of the card's input size.
+/// Traces `model`'s eval-mode classifier on a two-image batch of the card's input size: the frozen inference
+/// network (batch norms folded) in fp32, reading the card's three-channel normalised input whatever the data.
 pub fn trace_classifier(model: &Model) -> anyhow::Result<CModule> {
     let s = i64::from(model.card.input.image_size);
     let example = Tensor::zeros([2, 3, s, s], (Kind::Float, model.device));
+    let frozen = InferenceNet::new(&model.net, false, Arithmetic::FP32);
     let module = tch::no_grad(|| {
         CModule::create_by_tracing("SitferClassifier", "forward", &[example], &mut |inputs| {
-            vec![model.net.forward(&inputs[0], false).z]
+            vec![frozen.forward(&inputs[0]).z]
         })
     })?;
     Ok(module)

@@ -112,7 +112,7 @@ pub fn run_page(r: &RunReport) -> String {
         .iter()
         .map(|e| {
             let f = e.level("fused").expect("fused");
-            let mut row = vec![e.epoch.to_string()];
+            let mut row = vec![e.epoch.to_string(), super::terminal::swept_rows(e)];
             row.extend(level_names.iter().map(|l| e.level(l).map(|x| pct(Some(x.accuracy))).unwrap_or_default()));
             row.extend([
                 pct(Some(f.selection.quantity)),
@@ -123,7 +123,7 @@ pub fn run_page(r: &RunReport) -> String {
             row
         })
         .collect();
-    let mut head = vec!["epoch".to_string()];
+    let mut head = strings(&["epoch", "rows"]);
     head.extend(level_names.iter().map(|l| format!("{l} acc")));
     head.extend(strings(&["quantity", "quality", "ECE", "fusion"]));
     b.push_str(&table(&head, &rows));

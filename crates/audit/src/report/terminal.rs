@@ -4,10 +4,19 @@
 use std::fmt::Write;
 
 use super::{delta_pts, evaluation_line, pct, RunReport};
+use crate::analysis::EpochReport;
 use crate::metrics::LEVELS;
 
 fn level_acc(e: &crate::analysis::EpochReport, l: &str) -> String {
     e.level(l).map(|r| pct(Some(r.accuracy))).unwrap_or_else(|| "off".into())
+}
+
+/// An epoch's audited rows, and the run's unlabeled faces when its sweep read a seeded subset (`run.sweep_subset`).
+pub fn swept_rows(e: &EpochReport) -> String {
+    match e.subset_of {
+        Some(of) => format!("{}/{of}", e.rows),
+        None => e.rows.to_string(),
+    }
 }
 
 pub fn render(r: &RunReport) -> String {
@@ -34,18 +43,19 @@ pub fn render(r: &RunReport) -> String {
     let Some(d) = r.detail() else {
         return s;
     };
-    let _ = writeln!(s, "\nper epoch: argmax accuracy of each level over all unlabeled rows; quantity/quality of the fused pseudo-labels");
+    let _ = writeln!(s, "\nper epoch: argmax accuracy of each level over the swept unlabeled rows; quantity/quality of the fused pseudo-labels");
     let _ = writeln!(
         s,
-        "{:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "epoch", "semantic", "text", "instance", "fused", "quantity", "quality", "ECE"
+        "{:>6} {:>13} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "epoch", "rows", "semantic", "text", "instance", "fused", "quantity", "quality", "ECE"
     );
     for e in &r.epochs {
         let f = e.level("fused").expect("fused level always present");
         let _ = writeln!(
             s,
-            "{:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9.3}",
+            "{:>6} {:>13} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9.3}",
             e.epoch,
+            swept_rows(e),
             level_acc(e, "semantic"),
             level_acc(e, "text"),
             level_acc(e, "instance"),

@@ -360,3 +360,27 @@ fn a_class_listed_twice_and_a_wrong_class_count_are_named() {
         assert!(!ok && out.contains("`p_sem` has"), "{out}");
     }
 }
+
+/// A sweep over a seeded subset says so in the per-epoch table (rows/of), and a damaged count is named.
+#[test]
+fn a_subset_sweep_shows_its_size_and_a_bad_count_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = fixture(dir.path(), "s", 1);
+    let file = run_dir.join("pseudo_labels/epoch-0001.parquet");
+    let mut meta = run_metadata(&file);
+    let rows: Vec<PseudoLabelRow> = read_table(&file).unwrap();
+    let kept: Vec<PseudoLabelRow> = rows.into_iter().step_by(3).collect();
+    meta.push((exchange::keys::SWEPT_OF.to_string(), "1500".to_string()));
+    let keep: Vec<(&str, String)> = meta.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    write_table(&file, &kept, &keep).unwrap();
+    let (ok, out) = audit(dir.path(), &[run_dir.to_str().unwrap(), "--no-html"]);
+    assert!(ok && out.contains(&format!("{}/1500", kept.len())), "{out}");
+
+    let bad: Vec<(&str, String)> = keep
+        .iter()
+        .map(|(k, v)| (*k, if *k == exchange::keys::SWEPT_OF { "lots".to_string() } else { v.clone() }))
+        .collect();
+    write_table(&file, &kept, &bad).unwrap();
+    let (ok, out) = audit(dir.path(), &[run_dir.to_str().unwrap(), "--no-html"]);
+    assert!(!ok && out.contains("sitfer.swept_of is `lots`"), "{out}");
+}

@@ -5,7 +5,7 @@
 //! | `epoch` | int32 | 1-based epoch the number belongs to |
 //! | `step` | int64 | global optimiser step at the time |
 //! | `split` | utf8 | `train`, `val`, `test` or `unlabeled` |
-//! | `metric` | utf8 | e.g. `loss`, `loss_s`, `loss_t`, `loss_u`, `loss_con`, `mask_rate`, `acc_cls`, `acc_fused`, `balanced_acc_cls`, `class_acc_cls`, `confusion_cls`, `lr`, `images_per_s`, `input_wait_fraction` (share of step time spent waiting for the prefetch queue), `eval_seconds` |
+//! | `metric` | utf8 | e.g. `loss`, `loss_s`, `loss_t`, `loss_u`, `loss_con`, `mask_rate`, `acc_cls`, `acc_fused`, `balanced_acc_cls`, `class_acc_cls`, `confusion_cls`, `lr`, `images_per_s`, `input_wait_fraction` (share of step time spent waiting for the prefetch queue), `train_seconds`, `eval_seconds` (val, and test where scored), `sweep_seconds` |
 //! | `class` | int32, nullable | for per-class metrics: index into the run's class list (true class for confusion) |
 //! | `pred` | int32, nullable | for confusion counts: predicted class index |
 //! | `value` | float64 | the number |
@@ -27,6 +27,12 @@ pub mod names {
     pub const ACC_FUSED: &str = "acc_fused";
     /// Mean of the per-class recalls of the classifier.
     pub const BALANCED_ACC_CLS: &str = "balanced_acc_cls";
+    /// An epoch's wall seconds in its steps (input waits included), under split `train`.
+    pub const TRAIN_SECONDS: &str = "train_seconds";
+    /// An epoch's wall seconds evaluating val, and test where it was scored.
+    pub const EVAL_SECONDS: &str = "eval_seconds";
+    /// An epoch's wall seconds in the unlabeled sweep (0 at an epoch without one).
+    pub const SWEEP_SECONDS: &str = "sweep_seconds";
 }
 
 use arrow::array::{ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};

@@ -2,6 +2,8 @@
 //! channels, normalised with the ImageNet mean and standard deviation (docs/method.md). Built on the training
 //! thread (tensors are not `Sync`); the per-pixel work before it runs on rayon threads.
 
+use std::borrow::Borrow;
+
 use rayon::prelude::*;
 use tch::{Device, Tensor};
 
@@ -23,9 +25,10 @@ pub fn planar(img: &Img) -> Vec<f32> {
     out
 }
 
-pub fn to_tensor(images: &[Img], device: Device) -> Tensor {
-    let (w, h) = images.first().map(|i| (i.w, i.h)).unwrap_or((1, 1));
-    let flat: Vec<f32> = images.par_iter().flat_map_iter(planar).collect();
+/// The batch of `images`, owned or borrowed (a sweep's subset borrows the unlabeled set's faces).
+pub fn to_tensor<I: Borrow<Img> + Sync>(images: &[I], device: Device) -> Tensor {
+    let (w, h) = images.first().map(|i| (i.borrow().w, i.borrow().h)).unwrap_or((1, 1));
+    let flat: Vec<f32> = images.par_iter().flat_map_iter(|i| planar(i.borrow())).collect();
     Tensor::from_slice(&flat).view([images.len() as i64, 3, h as i64, w as i64]).to_device(device)
 }
 

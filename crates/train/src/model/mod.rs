@@ -5,6 +5,7 @@
 pub mod config;
 pub mod dlib;
 pub mod heads;
+pub mod inference;
 pub mod init;
 pub mod norm;
 pub mod resnet;

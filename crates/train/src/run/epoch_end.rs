@@ -1,16 +1,17 @@
-//! The end of an epoch, in order: record the epoch's training averages, evaluate val and test (with the EMA
-//! weights when there are any, as USB reports), keep the best val epoch, sweep the unlabeled set into a
-//! pseudo-label file, write the metrics, and checkpoint. Model selection reads val only.
+//! The end of an epoch, in order: record the epoch's training averages, evaluate val (with the EMA weights
+//! when there are any, as USB reports) and keep the best val epoch, evaluate test where a report reads it (an
+//! epoch val chose so far, and the last), sweep the unlabeled set ([`super::sweep`]), record the three
+//! phases' seconds, write the metrics, and checkpoint. Model selection reads val only.
 
+use std::borrow::Borrow;
 use std::time::Instant;
 
 use tch::Tensor;
 
 use exchange::fusion::Threshold;
+use exchange::layout;
 use exchange::parquet_io::write_table;
 use exchange::schema::metrics::{names, MetricRow};
-use exchange::schema::pseudo_label::PseudoLabelRow;
-use exchange::{keys, layout};
 
 use super::inputs::run_name;
 use super::spec::RunSpec;
@@ -19,7 +20,7 @@ use crate::checkpoint::State;
 use crate::data::augment::Img;
 use crate::data::loader::{Data, LabeledSet};
 use crate::epoch_stats::Running;
-use crate::evaluate::{forward_set, infer, metric_rows, pseudo_rows, score, Raw};
+use crate::evaluate::{forward_set, infer, metric_rows, score, Raw};
 use crate::optim::learning_rate;
 use crate::sitfer::temperature;
 
@@ -29,6 +30,8 @@ pub struct EpochSummary<'r> {
     pub running: &'r Running,
     pub images_per_step: f64,
     pub total_steps: u64,
+    /// Wall seconds of the epoch's steps (input waits included; after a resume, the rest of the epoch).
+    pub train_seconds: f64,
 }
 
 impl Trainer<'_> {
@@ -49,20 +52,23 @@ impl Trainer<'_> {
         // Data-parallel: every rank forwards its share of each set and receives the others', so all hold the same
         // numbers (and the same fitted temperatures for the next epoch); only the writing rank writes.
         let best_before = (state.best_epoch, state.best_val);
-        let (eval_line, val_acc) = self.evaluate(data, e.epoch, state, metrics)?;
+        let last = state.step >= e.total_steps;
+        let (eval_line, val_acc) = self.evaluate(data, e.epoch, last, state, metrics)?;
         line += &eval_line;
+        let eval_seconds = eval_started.elapsed().as_secs_f64();
+        let sweep_started = Instant::now();
         line += &self.sweep(spec, data, e.epoch)?;
+        let sweep_seconds = sweep_started.elapsed().as_secs_f64();
         if !spec.writes() {
             return Ok(line);
         }
-
-        metrics.push(MetricRow::scalar(
-            e.epoch,
-            state.step,
-            "train",
-            "eval_seconds",
-            eval_started.elapsed().as_secs_f64(),
-        ));
+        for (name, seconds) in [
+            (names::TRAIN_SECONDS, e.train_seconds),
+            (names::EVAL_SECONDS, eval_seconds),
+            (names::SWEEP_SECONDS, sweep_seconds),
+        ] {
+            metrics.push(MetricRow::scalar(e.epoch, state.step, "train", name, seconds));
+        }
         write_table(layout::run::metrics(&spec.run_dir), metrics, &[])?;
         self.save(&spec.run_dir, state)?;
         // The usable network: the val-chosen epoch's as soon as val improves, the final one after the last step.
@@ -70,43 +76,46 @@ impl Trainer<'_> {
         if (state.best_epoch, state.best_val) != best_before {
             self.write_snapshot(spec, data, state, "best", val_acc)?;
         }
-        if state.step >= e.total_steps {
+        if last {
             self.write_snapshot(spec, data, state, "last", val_acc)?;
         }
         Ok(line)
     }
 
-    /// val and test accuracies into `metrics`; the best val epoch into `state`. With
-    /// `method.fit_temperatures`, τ_t and τ_i are refitted on val first, so this epoch's fused accuracies, its
-    /// sweep and the next epoch's pseudo-labels use them.
+    /// val accuracies into `metrics` and the best val epoch into `state`; test's where [`test_is_read`] says a
+    /// report reads them. With `method.fit_temperatures`, τ_t and τ_i are refitted on val first, so this epoch's
+    /// fused accuracies, its sweep and the next epoch's pseudo-labels use them.
     fn evaluate(
         &mut self,
         data: &Data,
         epoch: u32,
+        last: bool,
         state: &mut State,
         metrics: &mut Vec<MetricRow>,
     ) -> anyhow::Result<(String, Option<f64>)> {
         let c = data.classes.len();
+        let fusion = self.eval_fusion_at(epoch);
         let mut line = String::new();
         let mut val_acc = None;
-        let val = (!data.val.ids.is_empty()).then(|| self.evaluated_raw(&data.val)).transpose()?;
-        if let (true, Some(raw)) = (self.cfg.method.fit_temperatures, &val) {
-            line += &self.fit_temperatures(raw, &data.val.labels, epoch, state, metrics);
-        }
-        let test = (!data.test.ids.is_empty()).then(|| self.evaluated_raw(&data.test)).transpose()?;
-        let fusion = self.eval_fusion_at(epoch);
-        for (split, set, raw) in [(names::VAL, &data.val, val), (names::TEST, &data.test, test)] {
-            let Some(raw) = raw else { continue };
-            let s = score(&infer(&raw, &fusion, self.taus), &set.labels, c);
-            line += &format!("  {split} {:.2}% (fused {:.2}%)", 100.0 * s.acc_cls, 100.0 * s.acc_fused);
-            if split == names::VAL {
-                val_acc = Some(s.acc_cls);
+        if !data.val.ids.is_empty() {
+            let raw = self.evaluated_raw(&data.val)?;
+            if self.cfg.method.fit_temperatures {
+                line += &self.fit_temperatures(&raw, &data.val.labels, epoch, state, metrics);
             }
-            if split == names::VAL && s.acc_cls > state.best_val {
+            let s = score(&infer(&raw, &fusion, self.taus), &data.val.labels, c);
+            line += &format!("  {} {:.2}% (fused {:.2}%)", names::VAL, 100.0 * s.acc_cls, 100.0 * s.acc_fused);
+            val_acc = Some(s.acc_cls);
+            if s.acc_cls > state.best_val {
                 state.best_val = s.acc_cls;
                 state.best_epoch = epoch;
             }
-            metrics.extend(metric_rows(&s, epoch, state.step, split));
+            metrics.extend(metric_rows(&s, epoch, state.step, names::VAL));
+        }
+        if !data.test.ids.is_empty() && test_is_read(val_acc.is_some(), state.best_epoch == epoch, last) {
+            let raw = self.evaluated_raw(&data.test)?;
+            let s = score(&infer(&raw, &fusion, self.taus), &data.test.labels, c);
+            line += &format!("  {} {:.2}% (fused {:.2}%)", names::TEST, 100.0 * s.acc_cls, 100.0 * s.acc_fused);
+            metrics.extend(metric_rows(&s, epoch, state.step, names::TEST));
         }
         if let Threshold::PerClass(per_class) = self.thresholds() {
             for (k, t) in per_class.into_iter().enumerate() {
@@ -186,9 +195,9 @@ impl Trainer<'_> {
     }
 
     /// The eval-mode outputs for `images`; data-parallel, each rank forwards its share and gathers the rest.
-    fn raw_outputs(&self, images: &[Img]) -> anyhow::Result<Raw> {
+    pub(super) fn raw_outputs<I: Borrow<Img> + Sync>(&self, images: &[I]) -> anyhow::Result<Raw> {
         let forward =
-            |imgs: &[Img]| forward_set(&self.net, imgs, &self.bank, self.protos.as_ref(), self.cfg, self.device);
+            |imgs: &[I]| forward_set(&self.net, imgs, &self.bank, self.protos.as_ref(), self.cfg, self.device);
         let Some(d) = &self.dist else { return Ok(forward(images)) };
         let n = images.len();
         let share = d.share(n);
@@ -229,40 +238,13 @@ impl Trainer<'_> {
         metrics.push(MetricRow::scalar(epoch, state.step, names::VAL, "tau_ins", self.taus[1]));
         format!("  τ_t {:.3} τ_i {:.4}", self.taus[0], self.taus[1])
     }
+}
 
-    /// The unlabeled set's pseudo-labels at this epoch (live weights, not the EMA), when due.
-    fn sweep(&self, spec: &RunSpec, data: &Data, epoch: u32) -> anyhow::Result<String> {
-        let cfg = self.cfg;
-        if cfg.run.pseudo_labels_every == 0
-            || !epoch.is_multiple_of(cfg.run.pseudo_labels_every)
-            || data.unlabeled.ids.is_empty()
-        {
-            return Ok(String::new());
-        }
-        let fusion = self.fusion_at(epoch);
-        let raw = self.raw_outputs(&data.unlabeled.images)?;
-        if !spec.writes() {
-            return Ok(String::new());
-        }
-        let threshold = self.thresholds();
-        let rows: Vec<PseudoLabelRow> =
-            pseudo_rows(&infer(&raw, &fusion, self.taus), &data.unlabeled.ids, epoch, &threshold);
-        let selected = rows.iter().filter(|r| r.selected).count();
-        let dir = layout::run::pseudo_labels(&spec.run_dir);
-        std::fs::create_dir_all(&dir)?;
-        let mut meta = vec![
-            (keys::CLASSES, data.classes.iter().map(|c| c.name()).collect::<Vec<_>>().join(",")),
-            (keys::THRESHOLD, cfg.method.threshold.to_string()),
-            (keys::FUSION, serde_json::to_string(&fusion)?),
-            (keys::RUN, run_name(spec)),
-        ];
-        if let Threshold::PerClass(per_class) = &threshold {
-            let list: Vec<String> = per_class.iter().map(f32::to_string).collect();
-            meta.push((keys::CLASS_THRESHOLDS, list.join(",")));
-        }
-        write_table(dir.join(layout::run::pseudo_label_file(epoch)), &rows, &meta)?;
-        Ok(format!("  pseudo {:.1}% selected", 100.0 * selected as f64 / rows.len().max(1) as f64))
-    }
+/// Whether an epoch's test accuracy is ever read: reports give test at the val-chosen epoch and at the last
+/// one, and an epoch that improves val may turn out to be the chosen one. Without a val set nothing is chosen,
+/// so every epoch is scored as before.
+fn test_is_read(has_val: bool, val_improved: bool, last: bool) -> bool {
+    !has_val || val_improved || last
 }
 
 /// The epoch's training averages, learning rate and throughput.
@@ -274,4 +256,18 @@ fn record_training(metrics: &mut Vec<MetricRow>, e: &EpochSummary, step: u64, op
     metrics.push(MetricRow::scalar(e.epoch, step, "train", "lr", lr));
     metrics.push(MetricRow::scalar(e.epoch, step, "train", "images_per_s", e.running.images_per_s(e.images_per_step)));
     metrics.push(MetricRow::scalar(e.epoch, step, "train", "input_wait_fraction", e.running.wait_fraction()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_is_read;
+
+    #[test]
+    fn test_is_scored_where_a_report_can_read_it() {
+        // val falls after epoch 2: epochs 1 and 2 improve it, 3 does not, 4 is the last.
+        let improved = [true, true, false, false];
+        let scored: Vec<usize> = (0..4).filter(|&e| test_is_read(true, improved[e], e == 3)).map(|e| e + 1).collect();
+        assert_eq!(scored, vec![1, 2, 4]);
+        assert!(test_is_read(false, false, false));
+    }
 }

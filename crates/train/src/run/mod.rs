@@ -11,6 +11,7 @@ pub mod inputs;
 pub mod progress;
 pub mod spec;
 pub mod step;
+pub mod sweep;
 pub mod trainer;
 
 use std::io::IsTerminal;
@@ -96,6 +97,7 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
                     ),
                 }
             };
+            let epoch_started = Instant::now();
             while state.step < epoch_end {
                 let step = state.step;
                 let t0 = Instant::now();
@@ -150,7 +152,13 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
                 }
             }
             pb.finish_and_clear();
-            let summary = EpochSummary { epoch, running: &running, images_per_step, total_steps: total };
+            let summary = EpochSummary {
+                epoch,
+                running: &running,
+                images_per_step,
+                total_steps: total,
+                train_seconds: epoch_started.elapsed().as_secs_f64(),
+            };
             let line = trainer.epoch_end(spec, data, &summary, &mut state, &mut metrics)?;
             if !spec.quiet {
                 eprintln!("{line}");

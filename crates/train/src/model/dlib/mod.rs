@@ -170,18 +170,17 @@ impl DlibResNet {
     /// The trunk's feature map for ImageNet-normalised `x`; `probe` sees every convolution's output.
     pub fn features(&self, x: &Tensor, norm: Norm, mut probe: Option<Probe>) -> Tensor {
         let x = x * &self.input_a + &self.input_b;
-        let mut x =
-            self.layers[0].forward(&x, norm, &mut probe, 0).relu().max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false);
-        let mut i = 1;
-        for (stage, &(_, blocks)) in STAGES[..self.stages].iter().enumerate() {
-            for b in 0..blocks {
-                let main = self.layers[i].forward(&x, norm, &mut probe, i).relu();
-                let main = self.layers[i + 1].forward(&main, norm, &mut probe, i + 1);
-                x = if stage > 0 && b == 0 { down_add(main, &x) } else { main + &x }.relu();
-                i += 2;
-            }
-        }
-        x
+        trunk(&x, self.stages, |i, x| self.layers[i].forward(x, norm, &mut probe, i))
+    }
+
+    /// How many of [`STAGES`] this trunk keeps.
+    pub fn stages(&self) -> usize {
+        self.stages
+    }
+
+    /// The map from the loader's ImageNet normalisation to dlib's, `x·a + b` per channel: `(a, b)`, `[1, 3, 1, 1]`.
+    pub fn input_affine(&self) -> (&Tensor, &Tensor) {
+        (&self.input_a, &self.input_b)
     }
 
     /// dlib's 128-d identity descriptor (whole trunk built with `embedding`); `None` otherwise.
@@ -189,6 +188,23 @@ impl DlibResNet {
         let e = self.embed.as_ref()?;
         Some(e.forward(&self.features(x, Norm::Running, None).mean_dim([2i64, 3].as_slice(), false, Kind::Float)))
     }
+}
+
+/// The trunk's wiring over `stages` of [`STAGES`]: the stem (convolution `0`, ReLU, 3×3 max pool), then each
+/// block's two convolutions with its shortcut. `layer(i, x)` is convolution `i` with what follows it before
+/// the ReLU (a batch norm in training, nothing once it is folded in: [`crate::model::inference`]).
+pub fn trunk(x: &Tensor, stages: usize, mut layer: impl FnMut(usize, &Tensor) -> Tensor) -> Tensor {
+    let mut x = layer(0, x).relu().max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false);
+    let mut i = 1;
+    for (stage, &(_, blocks)) in STAGES[..stages].iter().enumerate() {
+        for b in 0..blocks {
+            let main = layer(i, &x).relu();
+            let main = layer(i + 1, &main);
+            x = if stage > 0 && b == 0 { down_add(main, &x) } else { main + &x }.relu();
+            i += 2;
+        }
+    }
+    x
 }
 
 /// dlib's `add_prev` after a down block: the shortcut is `x` average-pooled 2×2 with zero channels appended;
