@@ -1,8 +1,11 @@
 //! Seed-paired comparison of presets: runs of the same presets trained with the same seeds (model init and
 //! sampling; the split is fixed) are paired by seed, so the run-to-run noise they share cancels. Per preset:
 //! test accuracy at the val-chosen epoch, mean ± sd over seeds; per preset after the first: the mean paired
-//! difference to the first and its 95 % Student-t interval over the seeds both have. Reads only the
-//! classifier's numbers ([`crate::model_scores`]); computes nothing about pseudo-labels.
+//! difference to the first and its 95 % Student-t interval over the seeds both have, and the verdict
+//! ([`Verdict`]): better or worse when the 95 % interval excludes 0, equivalent when two one-sided tests at
+//! 5 % each put the difference inside ±[`EQUIVALENCE_MARGIN`] (its 90 % interval inside the margin), else not
+//! resolved. Reads only the classifier's numbers ([`crate::model_scores`]); computes nothing about
+//! pseudo-labels.
 
 use std::collections::BTreeMap;
 
@@ -32,6 +35,51 @@ pub struct Paired {
     pub sd_diff: Option<f64>,
     /// 95 % interval of the mean difference (t with n − 1 degrees of freedom); `None` below two pairs.
     pub ci95: Option<[f64; 2]>,
+    /// 90 % interval: inside ±[`EQUIVALENCE_MARGIN`] is the two one-sided tests' equivalence at 5 %.
+    pub ci90: Option<[f64; 2]>,
+    pub verdict: Verdict,
+}
+
+/// Half a point of accuracy: a difference smaller than this is not one a user would choose a preset for,
+/// and a 3,137-face test set cannot resolve much less (one standard error ≈ 0.74 points).
+pub const EQUIVALENCE_MARGIN: f64 = 0.005;
+
+/// What the paired difference `b − a` says, fixed before any run reads it.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The 95 % interval lies above 0.
+    Better,
+    /// The 95 % interval lies below 0.
+    Worse,
+    /// The 90 % interval lies inside ±[`EQUIVALENCE_MARGIN`] (two one-sided tests at 5 %).
+    Equivalent,
+    /// None of these: more seeds, or a larger test set, would be needed.
+    NotResolved,
+    /// Fewer than two pairs: no interval.
+    OnePair,
+}
+
+impl Verdict {
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Better => "better",
+            Verdict::Worse => "worse",
+            Verdict::Equivalent => "equivalent (±0.5)",
+            Verdict::NotResolved => "not resolved",
+            Verdict::OnePair => "",
+        }
+    }
+}
+
+fn verdict(ci95: Option<[f64; 2]>, ci90: Option<[f64; 2]>) -> Verdict {
+    match (ci95, ci90) {
+        (Some([lo, _]), _) if lo > 0.0 => Verdict::Better,
+        (Some([_, hi]), _) if hi < 0.0 => Verdict::Worse,
+        (_, Some([lo, hi])) if lo > -EQUIVALENCE_MARGIN && hi < EQUIVALENCE_MARGIN => Verdict::Equivalent,
+        (Some(_), _) => Verdict::NotResolved,
+        _ => Verdict::OnePair,
+    }
 }
 
 /// Mean and sample standard deviation.
@@ -46,12 +94,15 @@ pub fn mean_sd(x: &[f64]) -> (f64, Option<f64>) {
 pub fn paired(a: &BTreeMap<u64, f64>, b: &BTreeMap<u64, f64>) -> Paired {
     let d: Vec<f64> = b.iter().filter_map(|(s, vb)| a.get(s).map(|va| vb - va)).collect();
     let (mean_diff, sd_diff) = mean_sd(&d);
-    let ci95 = sd_diff.and_then(|sd| {
-        let t = StudentsT::new(0.0, 1.0, (d.len() - 1) as f64).ok()?.inverse_cdf(0.975);
-        let half = t * sd / (d.len() as f64).sqrt();
-        Some([mean_diff - half, mean_diff + half])
-    });
-    Paired { n: d.len(), mean_diff, sd_diff, ci95 }
+    let interval = |level: f64| {
+        sd_diff.and_then(|sd| {
+            let t = StudentsT::new(0.0, 1.0, (d.len() - 1) as f64).ok()?.inverse_cdf(0.5 + level / 2.0);
+            let half = t * sd / (d.len() as f64).sqrt();
+            Some([mean_diff - half, mean_diff + half])
+        })
+    };
+    let (ci95, ci90) = (interval(0.95), interval(0.90));
+    Paired { n: d.len(), mean_diff, sd_diff, ci95, ci90, verdict: verdict(ci95, ci90) }
 }
 
 /// The table for `reports`, presets in order of first appearance. `Err` names two runs of one preset with
@@ -110,9 +161,33 @@ mod tests {
         let half = 4.302_653 * 0.01 / 3f64.sqrt();
         let [lo, hi] = p.ci95.unwrap();
         assert!((lo - (0.03 - half)).abs() < 1e-6 && (hi - (0.03 + half)).abs() < 1e-6, "{lo} {hi}");
+        // t(0.95, 2) = 2.919986.
+        let half90 = 2.919_986 * 0.01 / 3f64.sqrt();
+        let [lo, hi] = p.ci90.unwrap();
+        assert!((lo - (0.03 - half90)).abs() < 1e-6 && (hi - (0.03 + half90)).abs() < 1e-6, "{lo} {hi}");
+        assert_eq!(p.verdict, Verdict::Better);
         // One pair: a difference, no interval.
         let one = paired(&BTreeMap::from([(0, 0.5)]), &BTreeMap::from([(0, 0.6)]));
-        assert_eq!((one.n, one.sd_diff, one.ci95), (1, None, None));
+        assert_eq!((one.n, one.sd_diff, one.ci95, one.verdict), (1, None, None, Verdict::OnePair));
+    }
+
+    #[test]
+    fn equivalence_needs_the_90_interval_inside_half_a_point() {
+        // Differences +0.1, −0.1, +0.2 points: mean 0.0667, sd 0.1528 points; t(0.95, 2) = 2.919986, so the
+        // 90 % half-width is 0.2576 points: [−0.191, +0.324] ⊂ ±0.5 → equivalent. Its 95 % interval
+        // (half-width 0.3795) contains 0.
+        let a = BTreeMap::from([(0, 0.800), (1, 0.800), (2, 0.800)]);
+        let b = BTreeMap::from([(0, 0.801), (1, 0.799), (2, 0.802)]);
+        let p = paired(&a, &b);
+        let [lo, hi] = p.ci90.unwrap();
+        assert!((lo - (0.000_667 - 0.002_576)).abs() < 1e-5 && (hi - (0.000_667 + 0.002_576)).abs() < 1e-5);
+        assert_eq!(p.verdict, Verdict::Equivalent);
+        // Ten times the spread: neither excluded from 0 nor inside the margin.
+        let b = BTreeMap::from([(0, 0.810), (1, 0.790), (2, 0.820)]);
+        assert_eq!(paired(&a, &b).verdict, Verdict::NotResolved);
+        // A clear loss.
+        let b = BTreeMap::from([(0, 0.780), (1, 0.781), (2, 0.779)]);
+        assert_eq!(paired(&a, &b).verdict, Verdict::Worse);
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct Method {
     pub fusion: FusionMode,
     /// Weights of semantic, text, instance.
     pub weights: [f32; 3],
+    /// The placebo control: the text and instance levels shuffled across the batch before the training
+    /// step's fusion (sitfer/placebo.rs).
+    pub placebo: bool,
     /// The fixed threshold (`threshold_rule = "fixed"`).
     pub threshold: f64,
     /// `fixed` or FreeMatch's `self-adaptive` (sitfer/threshold.rs).
@@ -171,6 +174,7 @@ impl Default for Method {
             instance: true,
             fusion: FusionMode::MeanProb,
             weights: [1.0, 1.0, 1.0],
+            placebo: false,
             threshold: 0.75,
             threshold_rule: ThresholdRule::Fixed,
             sat_momentum: 0.999,
@@ -385,6 +389,9 @@ impl Config {
             if w.iter().any(|w| !w.is_finite() || *w < 0.0) || w.iter().sum::<f32>() <= 0.0 {
                 bail!("{key} = {w:?}: expected three finite non-negative numbers, not all zero");
             }
+        }
+        if m.placebo && !(m.text || m.instance) {
+            bail!("method.placebo = true shuffles the text and instance levels: switch at least one of them on");
         }
         if let InstanceRule::TopKMean(k) | InstanceRule::Knn(k) = m.instance_rule {
             if k < 1 {

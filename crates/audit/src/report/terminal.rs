@@ -274,12 +274,8 @@ pub fn render_paired(rows: &[crate::paired::PresetRow]) -> String {
             None => "(reference)".to_string(),
             Some(p) => {
                 let ci = p.ci95.map(|[lo, hi]| format!(" [{}, {}]", pts(lo), pts(hi))).unwrap_or_default();
-                let verdict = match p.ci95 {
-                    Some([lo, _]) if lo > 0.0 => "  better",
-                    Some([_, hi]) if hi < 0.0 => "  worse",
-                    Some(_) => "  not resolved",
-                    None => "",
-                };
+                let verdict = p.verdict.label();
+                let verdict = if verdict.is_empty() { String::new() } else { format!("  {verdict}") };
                 format!("{}{ci} over {} pairs{verdict}", pts(p.mean_diff), p.n)
             }
         };

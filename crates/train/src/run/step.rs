@@ -17,6 +17,7 @@ use crate::optim::learning_rate;
 use crate::sitfer::fusion::fuse;
 use crate::sitfer::levels::{levels, text_scores};
 use crate::sitfer::losses::{self, Terms};
+use crate::sitfer::placebo;
 use crate::sitfer::threshold::ThresholdRule;
 
 /// A step's forward pass: the loss to minimise and what the update needs besides it.
@@ -118,7 +119,12 @@ impl Trainer<'_> {
             };
             let s_text = self.protos.as_ref().map(|p| text_scores(&out.g.narrow(0, nl, nu).detach(), p));
             let s_ins = m.instance.then(|| self.bank.scores(&h_w, m.instance_rule));
-            let l = levels(&z_w, s_text, s_ins, self.taus[0], self.taus[1]);
+            let mut l = levels(&z_w, s_text, s_ins, self.taus[0], self.taus[1]);
+            if m.placebo {
+                // Drawn from the step's seeded generator (see `forward`): the same shuffle on a resume.
+                let perm = || Tensor::randperm(nu, (Kind::Int64, self.device));
+                l = placebo::shuffle(l, &perm(), &perm());
+            }
             fuse(&l, &fusion, self.cfg.threshold())
         });
         let mask = match m.threshold_rule {

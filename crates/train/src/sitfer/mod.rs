@@ -1,10 +1,11 @@
 //! The method itself, one concern per file: the instance memory bank, the three levels, the temperatures
 //! that turn their scores into probabilities, their fusion into pseudo-labels, the threshold that selects
-//! them, and the losses. Pure tensor functions: no data loading, no optimiser, no files.
+//! them, the losses, and the placebo control that shuffles the levels. Pure tensor functions: no data loading, no optimiser, no files.
 
 pub mod fusion;
 pub mod levels;
 pub mod losses;
 pub mod memory_bank;
+pub mod placebo;
 pub mod temperature;
 pub mod threshold;
