@@ -106,6 +106,6 @@ bench: setup ## every stage's benchmark against its reference, then a ratio tabl
 	@# The Python references' augmentation: torchvision 0.28.0, the release paired with the setup's torch 2.13.
 	@.venv-torch/bin/python -c 'import torchvision' 2> /dev/null || .venv-torch/bin/python -m pip install --quiet \
 	  --disable-pip-version-check --no-deps torchvision==0.28.0
-	@export BIN_DIR=$(abspath $(BIN)); set -o pipefail; { bash bench/shard_ferplus.sh; bash bench/embed_text.sh; bash bench/train_step.sh; bash bench/precision.sh; \
+	@export BIN_DIR=$(abspath $(BIN)); set -o pipefail; { bash bench/shard_ferplus.sh; bash bench/embed_text.sh; bash bench/train_step.sh; bash bench/precision.sh; bash bench/precision_ferplus.sh; \
 	  bash bench/loader.sh; bash bench/audit_1m.sh; } 2>&1 | tee artifacts/bench/last.log
 	@echo; echo "== make bench: $$(nproc) cores, $$(date -u +%F)"; grep '^bench ' artifacts/bench/last.log

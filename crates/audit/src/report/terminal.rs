@@ -69,19 +69,30 @@ pub fn render(r: &RunReport) -> String {
     let _ = writeln!(s, "\nepoch {} in detail (threshold {}, fusion {}):", d.epoch, d.threshold, d.fusion);
     let _ = writeln!(
         s,
-        "{:>10} {:>9} {:>9} {:>9} {:>9} {:>7}",
-        "level", "accuracy", "quantity", "quality", "selected", "ECE"
+        "{:>10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>13}",
+        "level", "accuracy", "quantity", "quality", "selected", "ECE", "@cls quantity"
     );
     for l in &d.levels {
         let _ = writeln!(
             s,
-            "{:>10} {:>9} {:>9} {:>9} {:>9} {:>7.3}",
+            "{:>10} {:>9} {:>9} {:>9} {:>9} {:>7.3} {:>13}",
             l.level,
             pct(Some(l.accuracy)),
             pct(Some(l.selection.quantity)),
             pct(l.selection.quality),
             l.selection.selected,
-            l.ece
+            l.ece,
+            pct(l.at_classifier_quantity)
+        );
+    }
+    if let Some(g) = d.fused_gain_at_classifier_quantity() {
+        let _ = writeln!(
+            s,
+            "at the classifier's own quantity ({} rows) the fused pseudo-labels are {:.2} points {} accurate than \
+             the classifier's alone",
+            d.level("semantic").map_or(0, |l| l.selection.selected),
+            100.0 * g.abs(),
+            if g >= 0.0 { "more" } else { "less" }
         );
     }
     if !d.agreement.pairs.is_empty() {
@@ -240,6 +251,10 @@ pub fn compare_rows() -> Vec<(String, Getter)> {
             Box::new(move |r: &RunReport| r.detail().and_then(|d| d.level(l)).map(|x| x.accuracy)),
         ));
     }
+    rows.push((
+        "fused − classifier, equal qty".into(),
+        Box::new(|r: &RunReport| r.detail().and_then(|d| d.fused_gain_at_classifier_quantity())),
+    ));
     rows.push((
         "fused quantity".into(),
         Box::new(|r: &RunReport| r.detail().and_then(|d| d.level("fused")).map(|x| x.selection.quantity)),
