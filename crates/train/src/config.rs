@@ -56,8 +56,11 @@ pub struct Method {
     pub instance_rule: InstanceRule,
     /// Memory-bank momentum μ (0: overwrite).
     pub bank_momentum: f64,
-    /// Epochs before the instance level joins weighted-logit fusion (released code: 15).
+    /// Epochs before the instance level joins the training fusion.
     pub instance_warmup_epochs: u32,
+    /// The same as a share of `schedule.epochs`, so a preset keeps its proportion at every scale (the
+    /// released code: 15 of 80 epochs, 0.1875); at most one of the two is set. See [`Config::instance_warmup`].
+    pub instance_warmup_fraction: f64,
     /// Epochs before `L_u` is switched on.
     pub unlabeled_warmup_epochs: u32,
     pub lambda_text: f64,
@@ -184,6 +187,7 @@ impl Default for Method {
             instance_rule: InstanceRule::Max,
             bank_momentum: 0.0,
             instance_warmup_epochs: 0,
+            instance_warmup_fraction: 0.0,
             unlabeled_warmup_epochs: 0,
             lambda_text: 1.0,
             lambda_unlabeled: 1.0,
@@ -390,6 +394,20 @@ impl Config {
                 bail!("{key} = {w:?}: expected three finite non-negative numbers, not all zero");
             }
         }
+        if !(0.0..1.0).contains(&m.instance_warmup_fraction) {
+            bail!(
+                "method.instance_warmup_fraction = {}: expected a share of the schedule in [0, 1)",
+                m.instance_warmup_fraction
+            );
+        }
+        if m.instance_warmup_fraction > 0.0 && m.instance_warmup_epochs > 0 {
+            bail!(
+                "method.instance_warmup_epochs = {} and method.instance_warmup_fraction = {}: set one of them (the \
+                 fraction keeps its share of the schedule at every scale)",
+                m.instance_warmup_epochs,
+                m.instance_warmup_fraction
+            );
+        }
         if m.placebo && !(m.text || m.instance) {
             bail!("method.placebo = true shuffles the text and instance levels: switch at least one of them on");
         }
@@ -454,6 +472,17 @@ impl Config {
         Ok(())
     }
 
+    /// Epochs before the instance level joins the training fusion: `method.instance_warmup_epochs`, or
+    /// `method.instance_warmup_fraction` of `schedule.epochs` rounded to the nearest epoch.
+    pub fn instance_warmup(&self) -> u32 {
+        let m = &self.method;
+        if m.instance_warmup_fraction > 0.0 {
+            (m.instance_warmup_fraction * f64::from(self.schedule.epochs)).round() as u32
+        } else {
+            m.instance_warmup_epochs
+        }
+    }
+
     /// The selection threshold at the precision every stage compares it in.
     pub fn threshold(&self) -> f32 {
         self.method.threshold as f32
@@ -501,6 +530,12 @@ mod tests {
         let official = resolve(&dir(), "sitfer-official", "paper", &[]).unwrap();
         assert_eq!(official.method.fusion, FusionMode::WeightedLogit);
         assert_eq!(official.text.encoder, "random");
+        // The released code's warm-up, 15 of 80 epochs, kept as a share: 3 of the cpu scale's 15.
+        let official_cpu = resolve(&dir(), "sitfer-official", "cpu", &[]).unwrap();
+        assert_eq!((official_cpu.schedule.epochs, official_cpu.instance_warmup()), (15, 3));
+        let both = resolve(&dir(), "sitfer-official", "cpu", &["method.instance_warmup_epochs=2".into()]);
+        let e = format!("{:#}", both.unwrap_err());
+        assert!(e.contains("instance_warmup_fraction") && e.contains("set one of them"), "{e}");
         assert_eq!((official.model.image_size, official.schedule.steps_per_epoch), (150, 800));
         assert_eq!((official.model.arch, &official.model.init), (crate::model::Arch::DlibResnet, &Init::Dlib));
         let demo = resolve(&dir(), "sitfer", "demo", &[]).unwrap();

@@ -220,7 +220,7 @@ impl<'a> Trainer<'a> {
 
     /// The fusion in force at `epoch`, with the temperatures in force.
     pub fn fusion_at(&self, epoch: u32) -> exchange::fusion::Fusion {
-        self.with_taus(self.cfg.fusion().in_force(epoch, self.cfg.method.instance_warmup_epochs))
+        self.with_taus(self.cfg.fusion().in_force(epoch, self.cfg.instance_warmup()))
     }
 
     /// `f` with the temperatures in force (the config's, or the ones fitted on val).
