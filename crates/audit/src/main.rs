@@ -117,17 +117,35 @@ fn run_folder_name(dir: &std::path::Path) -> anyhow::Result<String> {
     Ok(layout::check_name("run", &name)?.to_string())
 }
 
-/// `compare-a-vs-b-…`, shortened (first run, count, a stable hash of all) where it would not fit a folder name.
+/// `compare-a-vs-b` for two runs whose names are short; otherwise `compare-<first>-and-<n>-more-<hash>`, the
+/// hash (blake3 of every run name, in order) stable across machines and releases. The page lists the runs.
 fn compare_name(folders: &[String]) -> String {
-    use std::hash::{Hash, Hasher};
+    const SHORT: usize = 64;
     let full = format!("compare-{}", folders.join("-vs-"));
-    if full.len() <= layout::MAX_NAME_LEN {
+    if folders.len() == 2 && full.len() <= SHORT {
         return full;
     }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    folders.hash(&mut h);
-    let first: String = folders[0].chars().take(100).collect();
-    format!("compare-{first}-and-{}-more-{:016x}", folders.len() - 1, h.finish())
+    let hash = blake3::hash(folders.join("\n").as_bytes()).to_hex();
+    let first: String = folders[0].chars().take(40).collect();
+    format!("compare-{first}-and-{}-more-{}", folders.len() - 1, &hash[..8])
+}
+
+/// The seed-paired table when some preset repeats over seeds. Runs of one preset can differ in more than
+/// their seed (another split): then there is no table, and a line says why.
+fn seed_paired(reports: &[audit::report::RunReport]) -> Option<Vec<audit::paired::PresetRow>> {
+    let mut presets: Vec<&str> = reports.iter().map(|r| r.preset.as_str()).collect();
+    presets.sort_unstable();
+    if !presets.windows(2).any(|w| w[0] == w[1]) {
+        return None;
+    }
+    match audit::paired::table(reports) {
+        Ok(rows) if rows.iter().any(|r| r.seeds.len() > 1) => Some(rows),
+        Ok(_) => None,
+        Err(why) => {
+            eprintln!("no seed-paired table: {why}");
+            None
+        }
+    }
 }
 
 fn resolve(cli: &Cli) -> anyhow::Result<Vec<PathBuf>> {
@@ -226,26 +244,18 @@ fn main() -> anyhow::Result<()> {
         let out = layout::report_dir(&cli.reports_root, layout::check_name("report", &name)?);
         std::fs::create_dir_all(&out)?;
         exchange::atomic::write_json(out.join(report::SUMMARY_JSON), &reports)?;
+        let paired = seed_paired(&reports);
+        if let Some(rows) = &paired {
+            exchange::atomic::write_json(out.join(report::PAIRED_JSON), rows)?;
+        }
         if !cli.no_html {
-            exchange::atomic::write_bytes(out.join(report::HTML_FILE), html::compare_page(&reports).as_bytes())?;
+            let page = html::compare_page(&reports, paired.as_deref());
+            exchange::atomic::write_bytes(out.join(report::HTML_FILE), page.as_bytes())?;
         }
         if !cli.json && !cli.quiet {
             println!("\n{}", terminal::render_compare(&reports));
-        }
-        // Presets repeated over seeds: the seed-paired table.
-        let mut presets: Vec<&str> = reports.iter().map(|r| r.preset.as_str()).collect();
-        presets.sort_unstable();
-        if presets.windows(2).any(|w| w[0] == w[1]) {
-            // Runs of one preset can differ in more than their seed (another split): then there is no table.
-            match audit::paired::table(&reports) {
-                Ok(rows) if rows.iter().any(|r| r.seeds.len() > 1) => {
-                    exchange::atomic::write_json(out.join(report::PAIRED_JSON), &rows)?;
-                    if !cli.json && !cli.quiet {
-                        println!("\n{}", terminal::render_paired(&rows));
-                    }
-                }
-                Ok(_) => {}
-                Err(why) => eprintln!("no seed-paired table: {why}"),
+            if let Some(rows) = &paired {
+                println!("\n{}", terminal::render_paired(rows));
             }
         }
         if !cli.json {
@@ -272,8 +282,15 @@ mod tests {
         assert_eq!(super::compare_name(&few), "compare-a-vs-b");
         let many: Vec<String> = (0..8).map(|i| format!("ferplus_10pct-sitfer-paper-seed{i}-long-name")).collect();
         let name = super::compare_name(&many);
-        assert!(name.starts_with("compare-ferplus_10pct-sitfer-paper-seed0-long-name-and-7-more-"), "{name}");
-        assert!(name.len() <= exchange::layout::MAX_NAME_LEN);
+        assert!(name.starts_with("compare-ferplus_10pct-sitfer-paper-seed0-long-na-and-7-more-"), "{name}");
+        assert!(name.len() <= 80, "{name}");
         assert_eq!(name, super::compare_name(&many));
+        // Another order is another comparison (the first run is the reference).
+        let mut other = many.clone();
+        other.swap(0, 1);
+        assert_ne!(super::compare_name(&other)[name.len() - 8..], name[name.len() - 8..]);
+        // Three short runs are still named briefly.
+        let three: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        assert!(super::compare_name(&three).starts_with("compare-a-and-2-more-"));
     }
 }

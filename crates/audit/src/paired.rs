@@ -105,6 +105,28 @@ pub fn paired(a: &BTreeMap<u64, f64>, b: &BTreeMap<u64, f64>) -> Paired {
     Paired { n: d.len(), mean_diff, sd_diff, ci95, ci90, verdict: verdict(ci95, ci90) }
 }
 
+/// The seed-paired table as both reports show it: a header and, per preset, its name, seed count,
+/// mean ± sd, paired difference to the first preset with its 95 % interval, and the verdict (points).
+pub fn display(rows: &[PresetRow]) -> (Vec<String>, Vec<[String; 5]>) {
+    let head = ["preset", "seeds", "mean ± sd", "paired difference [95 % interval], points", "verdict"];
+    let pts = |v: f64| format!("{:+.2}", 100.0 * v);
+    let body = rows
+        .iter()
+        .map(|r| {
+            let sd = r.sd.map(|v| format!(" ± {:.2}", 100.0 * v)).unwrap_or_default();
+            let (diff, verdict) = match &r.vs_first {
+                None => ("(reference)".to_string(), String::new()),
+                Some(p) => {
+                    let ci = p.ci95.map(|[lo, hi]| format!(" [{}, {}]", pts(lo), pts(hi))).unwrap_or_default();
+                    (format!("{}{ci} over {} pairs", pts(p.mean_diff), p.n), p.verdict.label().to_string())
+                }
+            };
+            [r.preset.clone(), r.seeds.len().to_string(), format!("{:.2}%{sd}", 100.0 * r.mean), diff, verdict]
+        })
+        .collect();
+    (head.map(str::to_string).to_vec(), body)
+}
+
 /// The table for `reports`, presets in order of first appearance. `Err` names two runs of one preset with
 /// the same seed (they would pair twice), or a run without a recorded seed.
 pub fn table(reports: &[RunReport]) -> Result<Vec<PresetRow>, String> {

@@ -236,8 +236,24 @@ pub fn run_page(r: &RunReport) -> String {
     page(&format!("audit {}", r.run), &b)
 }
 
-pub fn compare_page(runs: &[RunReport]) -> String {
+/// The comparison page: the seed-paired verdict first (when presets repeat over seeds), the runs it covers,
+/// then the runs side by side and their charts.
+pub fn compare_page(runs: &[RunReport], paired: Option<&[crate::paired::PresetRow]>) -> String {
     let mut b = String::from("<h1>Pseudo-label audit: run comparison</h1>");
+    if let Some(rows) = paired {
+        let (head, body) = crate::paired::display(rows);
+        let body: Vec<Vec<String>> = body.into_iter().map(Vec::from).collect();
+        let _ = write!(
+            b,
+            "<h2 id=\"verdict\">Seed-paired verdict</h2><p>Test accuracy at the val-chosen epoch, paired by seed, \
+             differences to <b>{}</b> with their 95 % Student-t interval. Better / worse: the interval excludes 0; \
+             equivalent: the 90 % interval lies within ±0.5 points (two one-sided tests); otherwise not resolved.</p>{}",
+            esc(rows.first().map_or("", |r| r.preset.as_str())),
+            table(&head, &body)
+        );
+    }
+    let names: Vec<String> = runs.iter().map(|r| format!("<code>{}</code>", esc(&r.run))).collect();
+    let _ = write!(b, "<p class=\"note\">{} runs: {}</p>", runs.len(), names.join(", "));
     let mut head = vec!["metric (last epoch)".to_string()];
     head.extend(runs.iter().map(|r| r.run.clone()));
     let rows: Vec<Vec<String>> = compare_rows()

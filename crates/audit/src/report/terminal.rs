@@ -269,33 +269,19 @@ pub fn compare_rows() -> Vec<(String, Getter)> {
 }
 
 /// The seed-paired table: per preset, test accuracy at the val-chosen epoch over seeds; after the first
-/// preset, the mean paired difference to it with its 95 % interval, in points.
+/// preset, the mean paired difference to it with its 95 % interval, in points, and the verdict.
 pub fn render_paired(rows: &[crate::paired::PresetRow]) -> String {
     let mut s = String::new();
-    let pts = |v: f64| format!("{:+.2}", 100.0 * v);
     let _ = writeln!(
         s,
         "seed-paired: test accuracy at the val-chosen epoch{}",
         rows.first().map(|r| format!(", differences to {}", r.preset)).unwrap_or_default()
     );
-    let _ = writeln!(
-        s,
-        "{:<22} {:>6} {:>16}   {:<44}",
-        "preset", "seeds", "mean ± sd", "paired difference [95 % interval], points"
-    );
-    for r in rows {
-        let sd = r.sd.map(|v| format!(" ± {:.2}", 100.0 * v)).unwrap_or_default();
-        let diff = match &r.vs_first {
-            None => "(reference)".to_string(),
-            Some(p) => {
-                let ci = p.ci95.map(|[lo, hi]| format!(" [{}, {}]", pts(lo), pts(hi))).unwrap_or_default();
-                let verdict = p.verdict.label();
-                let verdict = if verdict.is_empty() { String::new() } else { format!("  {verdict}") };
-                format!("{}{ci} over {} pairs{verdict}", pts(p.mean_diff), p.n)
-            }
-        };
-        let _ =
-            writeln!(s, "{:<22} {:>6} {:>16}   {diff}", r.preset, r.seeds.len(), format!("{:.2}%{sd}", 100.0 * r.mean));
+    let (head, body) = crate::paired::display(rows);
+    let _ = writeln!(s, "{:<22} {:>6} {:>16}   {:<44}", head[0], head[1], head[2], head[3]);
+    for [preset, seeds, mean, diff, verdict] in body {
+        let verdict = if verdict.is_empty() { String::new() } else { format!("  {verdict}") };
+        let _ = writeln!(s, "{preset:<22} {seeds:>6} {mean:>16}   {diff}{verdict}");
     }
     s
 }

@@ -250,8 +250,23 @@ fn repeated_presets_get_a_seed_paired_table() {
         .map(|e| e.path().join("paired.json"))
         .find(|p| p.is_file())
         .expect("paired.json beside the comparison");
-    let rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(paired).unwrap()).unwrap();
+    let rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&paired).unwrap()).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 3);
+    assert_eq!(rows[1]["vs_first"]["verdict"], "better");
+    // Nine runs: a short name, not the nine joined.
+    let folder = paired.parent().unwrap().file_name().unwrap().to_str().unwrap().to_string();
+    assert!(folder.starts_with("compare-A-s0-and-8-more-") && folder.len() < 40, "{folder}");
+
+    // The page leads with the verdict, and lists the runs.
+    let mut args: Vec<&str> = names.iter().map(String::as_str).collect();
+    args.extend(["--grid-step", "0"]);
+    let (ok, out) = audit(dir.path(), &args);
+    assert!(ok, "{out}");
+    let page = std::fs::read_to_string(paired.with_file_name("index.html")).unwrap();
+    let verdict = page.find("Seed-paired verdict").expect("the verdict section");
+    assert!(verdict < page.find("Side by side").unwrap(), "the verdict comes first");
+    assert!(page.contains("+3.00 [+0.52, +5.48] over 3 pairs</td><td>better"), "B's row");
+    assert!(page.contains("9 runs: <code>A-s0</code>"));
 
     // Two runs of one preset with the same seed (another split, say): no table, and no failure.
     let (ok, out) = audit(dir.path(), &[&names[0], &names[0], "--no-html", "--grid-step", "0"]);
