@@ -11,7 +11,7 @@ use tch::{Device, Kind, Tensor};
 use crate::config::{Precision, Run};
 
 /// The dtype the training forward's autocast lowers to under `run` on `device` (`None`: plain fp32).
-pub fn autocast_kind(run: &Run, device: Device) -> anyhow::Result<Option<Kind>> {
+pub(crate) fn autocast_kind(run: &Run, device: Device) -> anyhow::Result<Option<Kind>> {
     let precision = match (run.precision, run.amp) {
         (Precision::Auto, Some(false)) => Precision::Fp32,
         (p, _) => p,
@@ -29,19 +29,19 @@ pub fn autocast_kind(run: &Run, device: Device) -> anyhow::Result<Option<Kind>> 
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GradScaler {
-    pub enabled: bool,
-    pub scale: f64,
-    pub clean_steps: u64,
-    pub growth_every: u64,
+pub(crate) struct GradScaler {
+    pub(crate) enabled: bool,
+    pub(crate) scale: f64,
+    pub(crate) clean_steps: u64,
+    pub(crate) growth_every: u64,
 }
 
 impl GradScaler {
-    pub fn new(enabled: bool) -> Self {
+    pub(crate) fn new(enabled: bool) -> Self {
         GradScaler { enabled, scale: 65536.0, clean_steps: 0, growth_every: 2000 }
     }
 
-    pub fn scale_loss(&self, loss: &Tensor) -> Tensor {
+    pub(crate) fn scale_loss(&self, loss: &Tensor) -> Tensor {
         if self.enabled {
             loss * self.scale
         } else {
@@ -51,7 +51,7 @@ impl GradScaler {
 
     /// Divides the gradients by the scale; returns false (and backs off) when any of them is not finite, in
     /// which case the caller skips the optimiser step.
-    pub fn unscale(&mut self, grads: &[Tensor]) -> bool {
+    pub(crate) fn unscale(&mut self, grads: &[Tensor]) -> bool {
         if !self.enabled {
             return true;
         }
@@ -82,7 +82,7 @@ impl GradScaler {
 }
 
 /// The forward outputs back in fp32, so losses, fusion and the memory bank never see fp16.
-pub fn to_f32(t: &Tensor) -> Tensor {
+pub(crate) fn to_f32(t: &Tensor) -> Tensor {
     if t.kind() == Kind::Float {
         t.shallow_clone()
     } else {

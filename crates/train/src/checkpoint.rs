@@ -24,37 +24,37 @@ use crate::sitfer::threshold::SelfAdaptive;
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct State {
     pub step: u64,
-    pub epoch: u32,
-    pub labeled: SamplerState,
-    pub unlabeled: SamplerState,
+    pub(crate) epoch: u32,
+    pub(crate) labeled: SamplerState,
+    pub(crate) unlabeled: SamplerState,
     pub best_val: f64,
     pub best_epoch: u32,
-    pub tensors: String,
+    pub(crate) tensors: String,
     /// Mixed-precision loss scale (absent in CPU runs' checkpoints).
     #[serde(default)]
-    pub scaler: Option<GradScaler>,
+    pub(crate) scaler: Option<GradScaler>,
     /// The sums of the epoch so far, in a checkpoint taken mid-epoch.
     #[serde(default)]
-    pub running: Option<Running>,
+    pub(crate) running: Option<Running>,
     /// τ_t, τ_i fitted on val at the last epoch end (`method.fit_temperatures`).
     #[serde(default)]
-    pub taus: Option<[f64; 2]>,
+    pub(crate) taus: Option<[f64; 2]>,
 }
 
 /// Everything a checkpoint holds besides [`State`].
-pub struct Parts<'a> {
-    pub vs: &'a mut VarStore,
-    pub opt: &'a mut Optimizer,
-    pub bank: &'a mut MemoryBank,
-    pub ema: Option<&'a mut Ema>,
-    pub sat: &'a mut SelfAdaptive,
+pub(crate) struct Parts<'a> {
+    pub(crate) vs: &'a mut VarStore,
+    pub(crate) opt: &'a mut Optimizer,
+    pub(crate) bank: &'a mut MemoryBank,
+    pub(crate) ema: Option<&'a mut Ema>,
+    pub(crate) sat: &'a mut SelfAdaptive,
 }
 
 pub fn dir(run_dir: &Path) -> PathBuf {
     layout::run::checkpoints(run_dir)
 }
 
-pub fn save(run_dir: &Path, p: &Parts, state: &State) -> anyhow::Result<()> {
+pub(crate) fn save(run_dir: &Path, p: &Parts, state: &State) -> anyhow::Result<()> {
     let (vs, opt, bank) = (&*p.vs, &*p.opt, &*p.bank);
     let d = dir(run_dir);
     std::fs::create_dir_all(&d)?;
@@ -91,7 +91,7 @@ pub fn load_state(run_dir: &Path) -> anyhow::Result<State> {
 }
 
 /// Restores model, optimiser, bank and EMA from the latest checkpoint; returns its state.
-pub fn restore(run_dir: &Path, p: &mut Parts) -> anyhow::Result<State> {
+pub(crate) fn restore(run_dir: &Path, p: &mut Parts) -> anyhow::Result<State> {
     let (vs, bank) = (&mut *p.vs, &mut *p.bank);
     let state = load_state(run_dir)?;
     let path = dir(run_dir).join(&state.tensors);

@@ -9,12 +9,11 @@ use anyhow::{bail, Context};
 use exchange::fusion::{Fusion, FusionMode};
 use serde::{Deserialize, Serialize};
 
-pub use crate::model::config::Model;
-use crate::model::Init;
-pub use crate::optim::{LrSchedule, Optim};
-pub use crate::sitfer::losses::{LabelTargets, UnlabeledMean};
+pub(crate) use crate::model::config::Model;
+pub(crate) use crate::optim::Optim;
+pub(crate) use crate::sitfer::losses::{LabelTargets, UnlabeledMean};
 use crate::sitfer::memory_bank::InstanceRule;
-pub use crate::sitfer::threshold::ThresholdRule;
+pub(crate) use crate::sitfer::threshold::ThresholdRule;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -26,7 +25,7 @@ pub struct Config {
     pub model: Model,
     pub optim: Optim,
     pub schedule: Schedule,
-    pub run: Run,
+    pub(crate) run: Run,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,49 +35,49 @@ pub struct Method {
     pub text: bool,
     /// Instance level (memory bank) on.
     pub instance: bool,
-    pub fusion: FusionMode,
+    pub(crate) fusion: FusionMode,
     /// Weights of semantic, text, instance.
-    pub weights: [f32; 3],
+    pub(crate) weights: [f32; 3],
     /// The placebo control: the text and instance levels shuffled across the batch before the training
     /// step's fusion (sitfer/placebo.rs).
-    pub placebo: bool,
+    pub(crate) placebo: bool,
     /// The fixed threshold (`threshold_rule = "fixed"`).
-    pub threshold: f64,
+    pub(crate) threshold: f64,
     /// `fixed` or FreeMatch's `self-adaptive` (sitfer/threshold.rs).
-    pub threshold_rule: ThresholdRule,
+    pub(crate) threshold_rule: ThresholdRule,
     /// EMA momentum of the self-adaptive threshold, per step (FreeMatch: 0.999 over ~10⁶ steps).
-    pub sat_momentum: f64,
+    pub(crate) sat_momentum: f64,
     /// Refit τ_t and τ_i on val at every epoch end (sitfer/temperature.rs); `tau_text`/`tau_ins` are the
     /// values until the first fit.
-    pub fit_temperatures: bool,
-    pub tau_text: f64,
-    pub tau_ins: f64,
-    pub instance_rule: InstanceRule,
+    pub(crate) fit_temperatures: bool,
+    pub(crate) tau_text: f64,
+    pub(crate) tau_ins: f64,
+    pub(crate) instance_rule: InstanceRule,
     /// Memory-bank momentum μ (0: overwrite).
-    pub bank_momentum: f64,
+    pub(crate) bank_momentum: f64,
     /// Epochs before the instance level joins the training fusion.
-    pub instance_warmup_epochs: u32,
+    pub(crate) instance_warmup_epochs: u32,
     /// The same as a share of `schedule.epochs`, so a preset keeps its proportion at every scale (the
     /// released code: 15 of 80 epochs, 0.1875); at most one of the two is set. See [`Config::instance_warmup`].
-    pub instance_warmup_fraction: f64,
+    pub(crate) instance_warmup_fraction: f64,
     /// Epochs before `L_u` is switched on.
-    pub unlabeled_warmup_epochs: u32,
+    pub(crate) unlabeled_warmup_epochs: u32,
     pub lambda_text: f64,
     pub lambda_unlabeled: f64,
     /// `majority` (one-hot) or `votes` (FER+'s vote shares, for `L_s` of labeled faces).
-    pub label_targets: LabelTargets,
+    pub(crate) label_targets: LabelTargets,
     /// `batch` (FixMatch, the paper) or `selected` (the released code): what `L_u` averages over.
-    pub unlabeled_mean: UnlabeledMean,
+    pub(crate) unlabeled_mean: UnlabeledMean,
     /// Labeled, weak and strong views in three train-mode forwards (the released code; batch norm then
     /// normalises each with its own statistics) instead of one concatenated batch.
-    pub separate_forwards: bool,
+    pub(crate) separate_forwards: bool,
     /// Fusion for the val/test fused accuracy only: `as-trained` (the training fusion in force), or a rule
     /// with `eval_weights` and the instance level always in (the released code: mean-prob, 0.3/0.2/0.5).
-    pub eval_fusion: EvalFusion,
+    pub(crate) eval_fusion: EvalFusion,
     /// Weights of `eval_fusion` when it is not `as-trained`.
-    pub eval_weights: [f32; 3],
+    pub(crate) eval_weights: [f32; 3],
     pub lambda_contrastive: f64,
-    pub supcon_temperature: f64,
+    pub(crate) supcon_temperature: f64,
     /// Multiplies the total loss (released code: 0.4).
     pub loss_scale: f64,
 }
@@ -86,7 +85,7 @@ pub struct Method {
 /// The fusion behind the val/test fused accuracy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum EvalFusion {
+pub(crate) enum EvalFusion {
     AsTrained,
     MeanProb,
     WeightedLogit,
@@ -106,37 +105,37 @@ pub struct Schedule {
     pub steps_per_epoch: u64,
     pub batch_labeled: i64,
     pub batch_unlabeled: i64,
-    pub eval_batch: i64,
+    pub(crate) eval_batch: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Run {
-    pub seed: u64,
+pub(crate) struct Run {
+    pub(crate) seed: u64,
     /// Checkpoint every N steps (0: only at epoch ends).
-    pub checkpoint_every: u64,
+    pub(crate) checkpoint_every: u64,
     /// Write pseudo-label files every N epochs (0: never).
-    pub pseudo_labels_every: u32,
+    pub(crate) pseudo_labels_every: u32,
     /// Unlabeled faces an earlier sweep reads: a fixed subset drawn from `seed` (0: all). The last epoch's
     /// sweep always reads every face. Training never reads the sweeps; only audit does.
-    pub sweep_subset: usize,
+    pub(crate) sweep_subset: usize,
     /// Rayon threads decoding and augmenting ahead of the step.
-    pub loader_threads: usize,
+    pub(crate) loader_threads: usize,
     /// Batches prepared ahead (the bounded prefetch queue).
-    pub prefetch: usize,
+    pub(crate) prefetch: usize,
     /// A throughput diagnostic, not a way to train: when N > 0 the first N batches are augmented once and
     /// then fed again and again, so the step runs without augmentation competing for the cores (`make bench`'s
     /// "step alone" row). 0 (default): every step gets its own batch.
-    pub replay_batches: usize,
+    pub(crate) replay_batches: usize,
     /// The training forward's arithmetic: see [`Precision`].
-    pub precision: Precision,
+    pub(crate) precision: Precision,
     /// Convolution weights and input batches in the channels-last memory format (oneDNN's and cuDNN's fastest
     /// layout; values are the same, only the strides change).
-    pub channels_last: bool,
+    pub(crate) channels_last: bool,
     /// Before `precision`: `amp = false` meant fp32 everywhere, `true` (the old default) fp16 on CUDA. Read for
     /// old configs and run folders, never written; with `precision` left at auto, `amp = false` means fp32.
     #[serde(default, skip_serializing)]
-    pub amp: Option<bool>,
+    pub(crate) amp: Option<bool>,
 }
 
 /// Mixed precision of the training forward and of the backbone in inference (evaluation, sweeps, predict).
@@ -144,7 +143,7 @@ pub struct Run {
 /// before anything reads them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Precision {
+pub(crate) enum Precision {
     /// bf16 on CUDA, fp32 on the CPU (bf16 pays off only on CPUs with AVX-512 BF16 or AMX: ask for it there).
     Auto,
     Fp32,
@@ -323,9 +322,72 @@ fn check_keys(base: &toml::Value, layer: &toml::Value, origin: &str) -> anyhow::
     walk(base, layer, "", origin)
 }
 
+impl Method {
+    fn validate(&self) -> anyhow::Result<()> {
+        use Range::*;
+        for (key, v, range) in [
+            ("method.threshold", self.threshold, ZeroToOneOpen),
+            ("method.tau_text", self.tau_text, Positive),
+            ("method.tau_ins", self.tau_ins, Positive),
+            ("method.bank_momentum", self.bank_momentum, ZeroToOneOpen),
+            ("method.sat_momentum", self.sat_momentum, ZeroToOneOpen),
+            ("method.lambda_text", self.lambda_text, NonNegative),
+            ("method.lambda_unlabeled", self.lambda_unlabeled, NonNegative),
+            ("method.lambda_contrastive", self.lambda_contrastive, NonNegative),
+            ("method.supcon_temperature", self.supcon_temperature, Positive),
+            ("method.loss_scale", self.loss_scale, Positive),
+        ] {
+            range.check(key, v)?;
+        }
+        for (key, w) in [("method.weights", self.weights), ("method.eval_weights", self.eval_weights)] {
+            if w.iter().any(|w| !w.is_finite() || *w < 0.0) || w.iter().sum::<f32>() <= 0.0 {
+                bail!("{key} = {w:?}: expected three finite non-negative numbers, not all zero");
+            }
+        }
+        if !(0.0..1.0).contains(&self.instance_warmup_fraction) {
+            bail!(
+                "method.instance_warmup_fraction = {}: expected a share of the schedule in [0, 1)",
+                self.instance_warmup_fraction
+            );
+        }
+        if self.instance_warmup_fraction > 0.0 && self.instance_warmup_epochs > 0 {
+            bail!(
+                "method.instance_warmup_epochs = {} and method.instance_warmup_fraction = {}: set one of them (the \
+                 fraction keeps its share of the schedule at every scale)",
+                self.instance_warmup_epochs,
+                self.instance_warmup_fraction
+            );
+        }
+        if self.placebo && !(self.text || self.instance) {
+            bail!("method.placebo = true shuffles the text and instance levels: switch at least one of them on");
+        }
+        if let InstanceRule::TopKMean(k) | InstanceRule::Knn(k) = self.instance_rule {
+            if k < 1 {
+                bail!("method.instance_rule = {:?}: expected k of at least 1", self.instance_rule);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Schedule {
+    fn validate(&self, method: &Method) -> anyhow::Result<()> {
+        if self.batch_labeled < 1 || self.epochs < 1 || self.steps_per_epoch < 1 || self.eval_batch < 1 {
+            bail!("schedule: epochs, steps_per_epoch, batch_labeled and eval_batch must each be at least 1");
+        }
+        if self.batch_unlabeled < 0 {
+            bail!("schedule.batch_unlabeled = {}: expected 0 or more", self.batch_unlabeled);
+        }
+        if method.lambda_unlabeled > 0.0 && self.batch_unlabeled < 1 {
+            bail!("schedule.batch_unlabeled must be at least 1 when method.lambda_unlabeled > 0");
+        }
+        Ok(())
+    }
+}
+
 /// The ranges config values are checked against.
 #[derive(Clone, Copy)]
-enum Range {
+pub(crate) enum Range {
     /// `(0, ∞)`
     Positive,
     /// `[0, ∞)`
@@ -335,7 +397,7 @@ enum Range {
 }
 
 impl Range {
-    fn check(self, key: &str, v: f64) -> anyhow::Result<()> {
+    pub(crate) fn check(self, key: &str, v: f64) -> anyhow::Result<()> {
         let (ok, text) = match self {
             Range::Positive => (v > 0.0, "a finite number > 0"),
             Range::NonNegative => (v >= 0.0, "a finite number >= 0"),
@@ -350,7 +412,7 @@ impl Range {
 }
 
 /// Preset names in `dir`.
-pub fn list(dir: &Path) -> Vec<String> {
+pub(crate) fn list(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|d| {
             d.flatten().filter_map(|e| e.file_name().to_str()?.strip_suffix(".toml").map(str::to_string)).collect()
@@ -361,111 +423,13 @@ pub fn list(dir: &Path) -> Vec<String> {
 }
 
 impl Config {
-    /// Every numeric key in its range; the message names the key, the value and the range.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        let (m, o, s, md) = (&self.method, &self.optim, &self.schedule, &self.model);
-        use Range::*;
-        for (key, v, range) in [
-            ("method.threshold", m.threshold, ZeroToOneOpen),
-            ("method.tau_text", m.tau_text, Positive),
-            ("method.tau_ins", m.tau_ins, Positive),
-            ("method.bank_momentum", m.bank_momentum, ZeroToOneOpen),
-            ("method.sat_momentum", m.sat_momentum, ZeroToOneOpen),
-            ("method.lambda_text", m.lambda_text, NonNegative),
-            ("method.lambda_unlabeled", m.lambda_unlabeled, NonNegative),
-            ("method.lambda_contrastive", m.lambda_contrastive, NonNegative),
-            ("method.supcon_temperature", m.supcon_temperature, Positive),
-            ("method.loss_scale", m.loss_scale, Positive),
-            ("optim.lr", o.lr, Positive),
-            ("optim.weight_decay", o.weight_decay, NonNegative),
-            ("optim.beta1", o.beta1, ZeroToOneOpen),
-            ("optim.beta2", o.beta2, ZeroToOneOpen),
-            ("optim.momentum", o.momentum, ZeroToOneOpen),
-            ("optim.clip_grad_norm", o.clip_grad_norm, NonNegative),
-            ("optim.ema", o.ema, ZeroToOneOpen),
-            ("optim.backbone_lr_scale", o.backbone_lr_scale, NonNegative),
-            ("model.dropout", md.dropout, ZeroToOneOpen),
-            ("model.classifier_scale", md.classifier_scale, Positive),
-        ] {
-            range.check(key, v)?;
-        }
-        for (key, w) in [("method.weights", m.weights), ("method.eval_weights", m.eval_weights)] {
-            if w.iter().any(|w| !w.is_finite() || *w < 0.0) || w.iter().sum::<f32>() <= 0.0 {
-                bail!("{key} = {w:?}: expected three finite non-negative numbers, not all zero");
-            }
-        }
-        if !(0.0..1.0).contains(&m.instance_warmup_fraction) {
-            bail!(
-                "method.instance_warmup_fraction = {}: expected a share of the schedule in [0, 1)",
-                m.instance_warmup_fraction
-            );
-        }
-        if m.instance_warmup_fraction > 0.0 && m.instance_warmup_epochs > 0 {
-            bail!(
-                "method.instance_warmup_epochs = {} and method.instance_warmup_fraction = {}: set one of them (the \
-                 fraction keeps its share of the schedule at every scale)",
-                m.instance_warmup_epochs,
-                m.instance_warmup_fraction
-            );
-        }
-        if m.placebo && !(m.text || m.instance) {
-            bail!("method.placebo = true shuffles the text and instance levels: switch at least one of them on");
-        }
-        if let InstanceRule::TopKMean(k) | InstanceRule::Knn(k) = m.instance_rule {
-            if k < 1 {
-                bail!("method.instance_rule = {:?}: expected k of at least 1", m.instance_rule);
-            }
-        }
-        if s.batch_labeled < 1 || s.epochs < 1 || s.steps_per_epoch < 1 || s.eval_batch < 1 {
-            bail!("schedule: epochs, steps_per_epoch, batch_labeled and eval_batch must each be at least 1");
-        }
-        if s.batch_unlabeled < 0 {
-            bail!("schedule.batch_unlabeled = {}: expected 0 or more", s.batch_unlabeled);
-        }
-        if (m.lambda_unlabeled > 0.0) && s.batch_unlabeled < 1 {
-            bail!("schedule.batch_unlabeled must be at least 1 when method.lambda_unlabeled > 0");
-        }
-        if !(16..=1024).contains(&md.image_size) {
-            bail!("model.image_size = {}: expected 16 to 1024 pixels", md.image_size);
-        }
-        if md.classifier_scale > 100.0 {
-            bail!("model.classifier_scale = {}: expected a number in (0, 100] (1 = the paper)", md.classifier_scale);
-        }
-        if !(4..=256).contains(&md.width) {
-            bail!("model.width = {}: expected 4 to 256 channels (torchvision's ResNet-18: 64)", md.width);
-        }
-        let dlib = md.arch == crate::model::Arch::DlibResnet;
-        if dlib {
-            let Some(min) = crate::model::dlib::min_image_size(md.dlib_cut) else {
-                bail!(
-                    "model.dlib_cut = {}: expected 128 (after the 128-channel stage) or 256 (the whole trunk)",
-                    md.dlib_cut
-                );
-            };
-            if md.image_size < min {
-                bail!(
-                    "model.image_size = {}: dlib's network cut at model.dlib_cut = {} needs at least {min} px (its \
-                     strided convolutions have no padding)",
-                    md.image_size,
-                    md.dlib_cut
-                );
-            }
-        }
-        if md.init == Init::Dlib && !dlib {
-            bail!("model.init = \"dlib\" needs model.arch = \"dlib-resnet\" (it is {:?})", md.arch);
-        }
-        if md.freeze_bn && !md.init.is_pretrained() {
-            bail!("model.freeze_bn = true: only with pretrained weights (fixed statistics of random weights mean nothing)");
-        }
-        if md.freeze_bn && md.sync_bn {
-            bail!(
-                "model.freeze_bn = true and model.sync_bn = true: frozen batch norms use their running statistics, \
-                 there is no batch to synchronise (choose one)"
-            );
-        }
-        if md.init == Init::Dlib && md.calibration_images < 1 {
-            bail!("model.calibration_images = 0: init = \"dlib\" calibrates its batch norms on at least one face");
-        }
+    /// Every section's values in their ranges and consistent with each other; each message names the key,
+    /// the value and what was expected.
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        self.method.validate()?;
+        self.optim.validate()?;
+        self.schedule.validate(&self.method)?;
+        self.model.validate()?;
         if self.run.prefetch < 1 {
             bail!("run.prefetch = 0: expected at least 1 batch prepared ahead");
         }
@@ -474,7 +438,7 @@ impl Config {
 
     /// Epochs before the instance level joins the training fusion: `method.instance_warmup_epochs`, or
     /// `method.instance_warmup_fraction` of `schedule.epochs` rounded to the nearest epoch.
-    pub fn instance_warmup(&self) -> u32 {
+    pub(crate) fn instance_warmup(&self) -> u32 {
         let m = &self.method;
         if m.instance_warmup_fraction > 0.0 {
             (m.instance_warmup_fraction * f64::from(self.schedule.epochs)).round() as u32
@@ -484,18 +448,18 @@ impl Config {
     }
 
     /// The selection threshold at the precision every stage compares it in.
-    pub fn threshold(&self) -> f32 {
+    pub(crate) fn threshold(&self) -> f32 {
         self.method.threshold as f32
     }
 
     /// The fusion rule as recorded for audit.
-    pub fn fusion(&self) -> Fusion {
+    pub(crate) fn fusion(&self) -> Fusion {
         let m = &self.method;
         Fusion { mode: m.fusion, weights: m.weights, tau_text: m.tau_text as f32, tau_ins: m.tau_ins as f32 }
     }
 
     /// The weights of the loss terms.
-    pub fn loss_weights(&self) -> crate::sitfer::losses::Weights {
+    pub(crate) fn loss_weights(&self) -> crate::sitfer::losses::Weights {
         let m = &self.method;
         crate::sitfer::losses::Weights {
             text: m.lambda_text,
@@ -506,7 +470,7 @@ impl Config {
     }
 
     /// Whether pseudo-labels are used at all (supervised has none).
-    pub fn semi_supervised(&self) -> bool {
+    pub(crate) fn semi_supervised(&self) -> bool {
         self.method.lambda_unlabeled > 0.0
     }
 }
@@ -514,6 +478,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Init;
 
     fn dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/train")

@@ -15,11 +15,11 @@ use torch_ext::dist::{ProcessGroup, Rendezvous};
 /// built on it) set: `RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR`, `MASTER_PORT`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Launch {
-    pub rank: usize,
+    pub(crate) rank: usize,
     pub world: usize,
-    pub local_rank: usize,
-    pub addr: String,
-    pub port: u16,
+    pub(crate) local_rank: usize,
+    pub(crate) addr: String,
+    pub(crate) port: u16,
 }
 
 impl Launch {
@@ -104,12 +104,12 @@ impl Dist {
     }
 
     /// The process group itself, for collectives inside the model (synchronised batch norm).
-    pub fn group(&self) -> &ProcessGroup {
+    pub(crate) fn group(&self) -> &ProcessGroup {
         &self.group
     }
 
     /// Every variable (weights and batch-norm buffers) as rank 0 has it, in name order on every rank.
-    pub fn broadcast_variables(&self, vs: &VarStore) -> anyhow::Result<()> {
+    pub(crate) fn broadcast_variables(&self, vs: &VarStore) -> anyhow::Result<()> {
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         tch::no_grad(|| -> anyhow::Result<()> {
@@ -121,7 +121,7 @@ impl Dist {
     }
 
     /// Replaces each gradient with its mean over the ranks: one flat all-reduce (gradients of one dtype).
-    pub fn average_gradients(&self, grads: &[Tensor]) -> anyhow::Result<()> {
+    pub(crate) fn average_gradients(&self, grads: &[Tensor]) -> anyhow::Result<()> {
         let defined: Vec<&Tensor> = grads.iter().filter(|g| g.defined()).collect();
         if defined.is_empty() {
             return Ok(());
@@ -142,14 +142,14 @@ impl Dist {
 
     /// Every rank's rows of `t` (same shape on each), stacked in rank order: what one process with the whole
     /// batch would hold.
-    pub fn gather_rows(&self, t: &Tensor) -> anyhow::Result<Tensor> {
+    pub(crate) fn gather_rows(&self, t: &Tensor) -> anyhow::Result<Tensor> {
         // The exchange happens where the group's tensors live (the GPU for NCCL); the rows come back where `t` was.
         let parts = self.group.all_gather(&t.to_device(self.device).contiguous()).context("gathering rows")?;
         Ok(Tensor::cat(&parts, 0).to_device(t.device()))
     }
 
     /// Rank `rank`'s contiguous share of `n` items for evaluation: ⌈n / world⌉ each, the last share shorter.
-    pub fn share(&self, n: usize) -> std::ops::Range<usize> {
+    pub(crate) fn share(&self, n: usize) -> std::ops::Range<usize> {
         let per = n.div_ceil(self.world());
         let start = (self.rank() * per).min(n);
         start..(start + per).min(n)
@@ -157,7 +157,7 @@ impl Dist {
 
     /// The rows of every rank's [`Self::share`] of `n` items, stacked in order: `t` holds this rank's rows
     /// (padded to the common share size for the exchange, trimmed after).
-    pub fn gather_shares(&self, t: &Tensor, n: usize) -> anyhow::Result<Tensor> {
+    pub(crate) fn gather_shares(&self, t: &Tensor, n: usize) -> anyhow::Result<Tensor> {
         let per = n.div_ceil(self.world()) as i64;
         let mut size = t.size();
         let have = size[0];
@@ -172,7 +172,7 @@ impl Dist {
 
     /// True on every rank when it is true on any (a Ctrl-C or a planned stop seen by one rank stops all at
     /// the same step, so they write one checkpoint together).
-    pub fn any(&self, flag: bool) -> anyhow::Result<bool> {
+    pub(crate) fn any(&self, flag: bool) -> anyhow::Result<bool> {
         let t = Tensor::from_slice(&[i32::from(flag)]).to_kind(Kind::Float).to_device(self.device);
         self.group.all_reduce_sum(std::slice::from_ref(&t))?.wait().context("agreeing on stopping")?;
         Ok(f64::try_from(&t)? > 0.0)

@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use tch::nn::VarStore;
 use tch::Tensor;
 
-pub struct Ema {
-    pub decay: f64,
+pub(crate) struct Ema {
+    pub(crate) decay: f64,
     shadow: Vec<(String, Tensor)>,
 }
 
 impl Ema {
-    pub fn new(vs: &VarStore, decay: f64) -> Self {
+    pub(crate) fn new(vs: &VarStore, decay: f64) -> Self {
         let mut shadow: Vec<(String, Tensor)> =
             vs.variables().into_iter().map(|(k, v)| (k, v.detach().copy())).collect();
         shadow.sort_by(|a, b| a.0.cmp(&b.0));
@@ -21,7 +21,7 @@ impl Ema {
     }
 
     /// `shadow ← decay·shadow + (1−decay)·current`, after an optimiser step.
-    pub fn update(&mut self, vs: &VarStore) {
+    pub(crate) fn update(&mut self, vs: &VarStore) {
         let vars = vs.variables();
         tch::no_grad(|| {
             for (name, s) in &mut self.shadow {
@@ -37,7 +37,7 @@ impl Ema {
     }
 
     /// Runs `f` with the model's variables replaced by the average, then puts the trained ones back.
-    pub fn with_average<T>(&self, vs: &VarStore, f: impl FnOnce() -> T) -> T {
+    pub(crate) fn with_average<T>(&self, vs: &VarStore, f: impl FnOnce() -> T) -> T {
         let vars = vs.variables();
         let saved: Vec<(String, Tensor)> =
             self.shadow.iter().filter_map(|(k, _)| vars.get(k).map(|v| (k.clone(), v.detach().copy()))).collect();
@@ -57,11 +57,11 @@ impl Ema {
         });
     }
 
-    pub fn state(&self) -> Vec<(String, Tensor)> {
+    pub(crate) fn state(&self) -> Vec<(String, Tensor)> {
         self.shadow.iter().map(|(k, v)| (format!("ema.{k}"), v.shallow_clone())).collect()
     }
 
-    pub fn load_state(&mut self, named: &HashMap<String, Tensor>) -> anyhow::Result<()> {
+    pub(crate) fn load_state(&mut self, named: &HashMap<String, Tensor>) -> anyhow::Result<()> {
         for (k, s) in &mut self.shadow {
             crate::named_tensors::load_into(named, &format!("ema.{k}"), s)?;
         }

@@ -14,10 +14,10 @@ use tch::{Kind, Tensor};
 use crate::readback;
 
 /// One step's terms on the device: `[loss, s, t, u, con, mask_rate]` (f64; absent terms are 0).
-pub struct StepLosses(pub Tensor);
+pub(crate) struct StepLosses(pub(crate) Tensor);
 
 impl StepLosses {
-    pub fn new(
+    pub(crate) fn new(
         loss: &Tensor,
         s: &Tensor,
         t: Option<&Tensor>,
@@ -34,33 +34,34 @@ impl StepLosses {
 
 /// The first non-finite total loss a flush found.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct NonFinite {
-    pub step: u64,
-    pub loss: f64,
+pub(crate) struct NonFinite {
+    pub(crate) step: u64,
+    pub(crate) loss: f64,
 }
 
 /// Steps whose terms are still on the device, from `first_step` on.
 #[derive(Default)]
-pub struct Pending {
+pub(crate) struct Pending {
     steps: Vec<Tensor>,
     first_step: u64,
 }
 
 impl Pending {
-    pub fn push(&mut self, step: u64, losses: StepLosses) {
+    pub(crate) fn push(&mut self, step: u64, losses: StepLosses) {
         if self.steps.is_empty() {
             self.first_step = step;
         }
         self.steps.push(losses.0);
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
 
     /// Reads the pending steps back (one host read), adds them to `running` and returns each step's total
     /// loss in order; a non-finite total is an error naming its step, and nothing of the flush is added.
-    pub fn flush(&mut self, running: &mut Running) -> Result<Vec<f64>, NonFinite> {
+    pub(crate) fn flush(&mut self, running: &mut Running) -> Result<Vec<f64>, NonFinite> {
         if self.steps.is_empty() {
             return Ok(Vec::new());
         }
@@ -82,22 +83,22 @@ const PARTS: usize = 6;
 
 /// Running sums over the steps of one epoch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Running {
-    pub n: f64,
-    pub loss: f64,
-    pub loss_s: f64,
-    pub loss_t: f64,
-    pub loss_u: f64,
-    pub loss_con: f64,
-    pub mask: f64,
+pub(crate) struct Running {
+    pub(crate) n: f64,
+    pub(crate) loss: f64,
+    pub(crate) loss_s: f64,
+    pub(crate) loss_t: f64,
+    pub(crate) loss_u: f64,
+    pub(crate) loss_con: f64,
+    pub(crate) mask: f64,
     /// Time the step waited for the prefetch queue, and the whole time of the epoch's steps.
-    pub wait: Duration,
-    pub busy: Duration,
+    pub(crate) wait: Duration,
+    pub(crate) busy: Duration,
 }
 
 impl Running {
     /// A step's timing (its terms come later, at a flush; `n` counts the step now).
-    pub fn add_time(&mut self, wait: Duration, busy: Duration) {
+    pub(crate) fn add_time(&mut self, wait: Duration, busy: Duration) {
         self.n += 1.0;
         self.wait += wait;
         self.busy += busy;
@@ -114,7 +115,7 @@ impl Running {
     }
 
     /// The epoch means recorded in the metrics, by metric name.
-    pub fn means(&self) -> [(&'static str, f64); 6] {
+    pub(crate) fn means(&self) -> [(&'static str, f64); 6] {
         let n = self.n.max(1.0);
         [
             ("loss", self.loss / n),
@@ -126,15 +127,15 @@ impl Running {
         ]
     }
 
-    pub fn images_per_s(&self, images_per_step: f64) -> f64 {
+    pub(crate) fn images_per_s(&self, images_per_step: f64) -> f64 {
         self.n * images_per_step / self.busy.as_secs_f64().max(1e-9)
     }
 
-    pub fn wait_fraction(&self) -> f64 {
+    pub(crate) fn wait_fraction(&self) -> f64 {
         self.wait.as_secs_f64() / self.busy.as_secs_f64().max(1e-9)
     }
 
-    pub fn message(&self, images_per_step: f64) -> String {
+    pub(crate) fn message(&self, images_per_step: f64) -> String {
         let n = self.n.max(1.0);
         format!(
             "loss {:.3} (s {:.3} t {:.3} u {:.3}) mask {:.2}  {:.0} img/s  wait {:.0}%",

@@ -20,10 +20,10 @@ use crate::sitfer::memory_bank::MemoryBank;
 
 /// A set's raw outputs, on the CPU: classifier logits and the text and instance levels' scores (before any
 /// temperature), so temperatures can be fitted and fusions recomputed without another forward pass.
-pub struct Raw {
-    pub z: Tensor,
-    pub s_text: Option<Tensor>,
-    pub s_ins: Option<Tensor>,
+pub(crate) struct Raw {
+    pub(crate) z: Tensor,
+    pub(crate) s_text: Option<Tensor>,
+    pub(crate) s_ins: Option<Tensor>,
 }
 
 /// Per-image outputs of a set, on the CPU.
@@ -37,7 +37,7 @@ pub struct Inference {
 /// The network in eval mode over `images`, in `eval_batch` chunks, through the frozen inference network
 /// ([`InferenceNet`]: batch norms folded, grey faces through a one-channel stem, the run's precision and
 /// memory format).
-pub fn forward_set<I: Borrow<Img> + Sync>(
+pub(crate) fn forward_set<I: Borrow<Img> + Sync>(
     net: &Net,
     images: &[I],
     bank: &MemoryBank,
@@ -66,7 +66,7 @@ pub fn forward_set<I: Borrow<Img> + Sync>(
 
 /// The inference arithmetic of a run with `cfg` on `device`: its training precision and memory format (a
 /// precision this device refuses was refused when the run started; here it falls back to fp32).
-pub fn arithmetic(cfg: &Config, device: Device) -> Arithmetic {
+pub(crate) fn arithmetic(cfg: &Config, device: Device) -> Arithmetic {
     Arithmetic {
         autocast: crate::amp::autocast_kind(&cfg.run, device).ok().flatten(),
         channels_last: cfg.run.channels_last,
@@ -75,7 +75,7 @@ pub fn arithmetic(cfg: &Config, device: Device) -> Arithmetic {
 
 /// The levels at temperatures `taus` (τ_t, τ_i, in f64: the record's f32 copies in `fusion` would move the
 /// probabilities in the eighth digit) and their fusion for a set's raw outputs.
-pub fn infer(raw: &Raw, fusion: &Fusion, taus: [f64; 2]) -> Inference {
+pub(crate) fn infer(raw: &Raw, fusion: &Fusion, taus: [f64; 2]) -> Inference {
     let l = levels(
         &raw.z,
         raw.s_text.as_ref().map(Tensor::shallow_clone),
@@ -89,15 +89,15 @@ pub fn infer(raw: &Raw, fusion: &Fusion, taus: [f64; 2]) -> Inference {
 }
 
 /// The numbers of one evaluated set.
-pub struct Scores {
-    pub acc_cls: f64,
-    pub acc_fused: f64,
-    pub balanced_cls: f64,
-    pub class_acc: Vec<f64>,
-    pub confusion: Vec<Vec<u64>>,
+pub(crate) struct Scores {
+    pub(crate) acc_cls: f64,
+    pub(crate) acc_fused: f64,
+    pub(crate) balanced_cls: f64,
+    pub(crate) class_acc: Vec<f64>,
+    pub(crate) confusion: Vec<Vec<u64>>,
 }
 
-pub fn score(inf: &Inference, labels: &[i64], classes: usize) -> Scores {
+pub(crate) fn score(inf: &Inference, labels: &[i64], classes: usize) -> Scores {
     let pred = |p: &Tensor| -> Vec<i64> { Vec::try_from(&p.argmax(-1, false)).unwrap_or_default() };
     let (cls, fused) = (pred(&inf.p_sem), pred(&inf.p_fused));
     let acc = |p: &[i64]| p.iter().zip(labels).filter(|(a, b)| a == b).count() as f64 / labels.len().max(1) as f64;
@@ -141,7 +141,7 @@ pub fn per_class(pairs: impl IntoIterator<Item = (usize, usize)>, classes: usize
     PerClass { confusion, recall, balanced }
 }
 
-pub fn metric_rows(s: &Scores, epoch: u32, step: u64, split: &str) -> Vec<MetricRow> {
+pub(crate) fn metric_rows(s: &Scores, epoch: u32, step: u64, split: &str) -> Vec<MetricRow> {
     let mut rows = vec![
         MetricRow::scalar(epoch, step, split, names::ACC_CLS, s.acc_cls),
         MetricRow::scalar(epoch, step, split, names::ACC_FUSED, s.acc_fused),
@@ -179,7 +179,7 @@ pub fn most_probable(p: &[f32]) -> (usize, f32) {
 
 /// Pseudo-label exchange rows of the unlabeled sweep (ids and probabilities only), selected with the
 /// threshold in force for each row's class.
-pub fn pseudo_rows(inf: &Inference, ids: &[String], epoch: u32, threshold: &Threshold) -> Vec<PseudoLabelRow> {
+pub(crate) fn pseudo_rows(inf: &Inference, ids: &[String], epoch: u32, threshold: &Threshold) -> Vec<PseudoLabelRow> {
     let (sem, fused) = (rows(&inf.p_sem), rows(&inf.p_fused));
     let text = inf.p_text.as_ref().map(rows);
     let ins = inf.p_ins.as_ref().map(rows);

@@ -11,7 +11,7 @@ use tch::Tensor;
 /// Writes named tensors to a safetensors file atomically (fsynced, then renamed into place). safetensors
 /// stores dense row-major data: channels-last tensors are written in the standard layout, and restoring copies
 /// them back into whatever layout is live.
-pub fn write(path: &Path, named: &[(String, Tensor)]) -> anyhow::Result<()> {
+pub(crate) fn write(path: &Path, named: &[(String, Tensor)]) -> anyhow::Result<()> {
     let dense: Vec<(String, Tensor)> = named.iter().map(|(k, v)| (k.clone(), v.contiguous())).collect();
     exchange::atomic::write_by_path(path, |tmp| Tensor::write_safetensors(&dense, tmp))
         .with_context(|| format!("writing {}", path.display()))
@@ -19,7 +19,7 @@ pub fn write(path: &Path, named: &[(String, Tensor)]) -> anyhow::Result<()> {
 
 /// Copies the checkpoint tensor `key` into `dst` (same shape required): the one restore rule the model,
 /// optimiser and EMA share.
-pub fn load_into(named: &HashMap<String, Tensor>, key: &str, dst: &mut Tensor) -> anyhow::Result<()> {
+pub(crate) fn load_into(named: &HashMap<String, Tensor>, key: &str, dst: &mut Tensor) -> anyhow::Result<()> {
     let src = named.get(key).with_context(|| format!("checkpoint has no {key}"))?;
     if src.size() != dst.size() {
         bail!(

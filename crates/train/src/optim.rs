@@ -12,7 +12,7 @@ use tch::{Kind, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LrSchedule {
+pub(crate) enum LrSchedule {
     Constant,
     Cosine,
 }
@@ -20,7 +20,7 @@ pub enum LrSchedule {
 /// `optim.kind`: the update rule's name in the config (its parameters are the section's other keys).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum OptimName {
+pub(crate) enum OptimName {
     Adam,
     #[serde(rename = "adamw")]
     AdamW,
@@ -31,22 +31,22 @@ pub enum OptimName {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Optim {
-    pub kind: OptimName,
-    pub lr: f64,
-    pub weight_decay: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub momentum: f64,
-    pub schedule: LrSchedule,
-    pub warmup_steps: u64,
+    pub(crate) kind: OptimName,
+    pub(crate) lr: f64,
+    pub(crate) weight_decay: f64,
+    pub(crate) beta1: f64,
+    pub(crate) beta2: f64,
+    pub(crate) momentum: f64,
+    pub(crate) schedule: LrSchedule,
+    pub(crate) warmup_steps: u64,
     /// 0 turns clipping off.
-    pub clip_grad_norm: f64,
+    pub(crate) clip_grad_norm: f64,
     /// EMA decay of an evaluation copy of the model; 0 turns it off.
-    pub ema: f64,
+    pub(crate) ema: f64,
     /// The backbone's learning rate as a fraction of the heads' (`lr`) when `model.init` loads pretrained
     /// weights (from scratch every layer learns at `lr`): below 1 fine-tunes the trunk gently while the new
     /// heads learn; 0 freezes the trunk's weights (its batch norms still follow `model.freeze_bn`).
-    pub backbone_lr_scale: f64,
+    pub(crate) backbone_lr_scale: f64,
 }
 
 impl Default for Optim {
@@ -68,8 +68,26 @@ impl Default for Optim {
 }
 
 impl Optim {
+    /// Every `[optim]` number in its range (`crate::config::Config::validate` calls it).
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        use crate::config::Range::*;
+        for (key, v, range) in [
+            ("optim.lr", self.lr, Positive),
+            ("optim.weight_decay", self.weight_decay, NonNegative),
+            ("optim.beta1", self.beta1, ZeroToOneOpen),
+            ("optim.beta2", self.beta2, ZeroToOneOpen),
+            ("optim.momentum", self.momentum, ZeroToOneOpen),
+            ("optim.clip_grad_norm", self.clip_grad_norm, NonNegative),
+            ("optim.ema", self.ema, ZeroToOneOpen),
+            ("optim.backbone_lr_scale", self.backbone_lr_scale, NonNegative),
+        ] {
+            range.check(key, v)?;
+        }
+        Ok(())
+    }
+
     /// The update rule `kind` names, with its parameters.
-    pub fn kind(&self) -> OptimKind {
+    pub(crate) fn kind(&self) -> OptimKind {
         let o = self;
         match o.kind {
             OptimName::Adam => OptimKind::Adam { beta1: o.beta1, beta2: o.beta2, eps: 1e-8 },
@@ -81,7 +99,7 @@ impl Optim {
 }
 
 /// Learning rate at `step` (0-based) of `total`: linear warm-up, then constant or cosine decay to 0.
-pub fn learning_rate(o: &Optim, step: u64, total: u64) -> f64 {
+pub(crate) fn learning_rate(o: &Optim, step: u64, total: u64) -> f64 {
     if step < o.warmup_steps {
         return o.lr * (step + 1) as f64 / o.warmup_steps as f64;
     }
@@ -97,7 +115,7 @@ pub fn learning_rate(o: &Optim, step: u64, total: u64) -> f64 {
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "kind")]
-pub enum OptimKind {
+pub(crate) enum OptimKind {
     /// L2 penalty added to the gradient (PyTorch `Adam(weight_decay=…)`).
     Adam {
         beta1: f64,
@@ -116,10 +134,10 @@ pub enum OptimKind {
     },
 }
 
-pub struct Optimizer {
-    pub kind: OptimKind,
-    pub weight_decay: f64,
-    pub step: i64,
+pub(crate) struct Optimizer {
+    pub(crate) kind: OptimKind,
+    pub(crate) weight_decay: f64,
+    pub(crate) step: i64,
     params: Vec<(String, Tensor)>,
     /// Each parameter's learning rate as a multiple of the step's (1 unless [`Optimizer::with_lr_scale`]).
     lr_scales: Vec<f64>,
@@ -130,7 +148,7 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
-    pub fn new(vs: &VarStore, kind: OptimKind, weight_decay: f64) -> Self {
+    pub(crate) fn new(vs: &VarStore, kind: OptimKind, weight_decay: f64) -> Self {
         let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let m = params.iter().map(|(_, p)| p.zeros_like()).collect();
@@ -140,28 +158,28 @@ impl Optimizer {
     }
 
     /// Scales the learning rate of each parameter by `scale(name)`; a parameter at 0 is not updated at all.
-    pub fn with_lr_scale(mut self, scale: impl Fn(&str) -> f64) -> Self {
+    pub(crate) fn with_lr_scale(mut self, scale: impl Fn(&str) -> f64) -> Self {
         self.lr_scales = self.params.iter().map(|(n, _)| scale(n)).collect();
         self
     }
 
     /// Drops the gradients (PyTorch's default `set_to_none`): a parameter the next loss does not reach keeps
     /// none and is not updated, as in PyTorch.
-    pub fn zero_grad(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn zero_grad(&mut self) -> anyhow::Result<()> {
         let params: Vec<Tensor> = self.params.iter().map(|(_, p)| p.shallow_clone()).collect();
         torch_ext::optim::clear_grads(&params).context("clearing gradients")?;
         Ok(())
     }
 
     /// The parameters' gradients (shallow handles; undefined ones included).
-    pub fn gradients(&self) -> Vec<Tensor> {
+    pub(crate) fn gradients(&self) -> Vec<Tensor> {
         self.params.iter().map(|(_, p)| p.grad()).collect()
     }
 
     /// Scales gradients so their global L2 norm is at most `max_norm`; returns the norm before clipping, as a
     /// device scalar. PyTorch's rule (`clip_grad_norm_`): every gradient times `min(1, max_norm / (norm + 1e-6))`,
     /// computed on the device, so clipping never waits for a read back; a non-finite norm leaves them as they are.
-    pub fn clip_grad_norm(&mut self, max_norm: f64) -> Tensor {
+    pub(crate) fn clip_grad_norm(&mut self, max_norm: f64) -> Tensor {
         tch::no_grad(|| {
             let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).filter(|g| g.defined()).collect();
             let Some(first) = grads.first() else {
@@ -180,7 +198,7 @@ impl Optimizer {
     }
 
     /// One update with learning rate `lr` from the parameters' current gradients.
-    pub fn step(&mut self, lr: f64) -> anyhow::Result<()> {
+    pub(crate) fn step(&mut self, lr: f64) -> anyhow::Result<()> {
         self.step += 1;
         tch::no_grad(|| match self.kind {
             OptimKind::Adam { beta1, beta2, eps } | OptimKind::AdamW { beta1, beta2, eps } => {
@@ -259,7 +277,7 @@ impl Optimizer {
     }
 
     /// The state as named tensors for a checkpoint.
-    pub fn state(&self) -> Vec<(String, Tensor)> {
+    pub(crate) fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![("optim.step".to_string(), Tensor::from_slice(&[self.step]))];
         for (i, (name, _)) in self.params.iter().enumerate() {
             out.push((format!("optim.m.{name}"), self.m[i].shallow_clone()));
@@ -269,7 +287,7 @@ impl Optimizer {
     }
 
     /// Restores [`Optimizer::state`]; every parameter's moments must be there with matching shapes.
-    pub fn load_state(&mut self, named: &HashMap<String, Tensor>) -> anyhow::Result<()> {
+    pub(crate) fn load_state(&mut self, named: &HashMap<String, Tensor>) -> anyhow::Result<()> {
         let step = named.get("optim.step").context("checkpoint has no optim.step")?;
         self.step = i64::try_from(step)?;
         for (i, (name, _)) in self.params.iter().enumerate() {

@@ -13,7 +13,7 @@ thread_local! {
 }
 
 /// The tensor's elements as f64, flattened, in one device-to-host copy (counted).
-pub fn values(t: &Tensor) -> Vec<f64> {
+pub(crate) fn values(t: &Tensor) -> Vec<f64> {
     READS.with(|r| r.set(r.get() + 1));
     let flat = t.detach().to_device(Device::Cpu).to_kind(Kind::Double).flatten(0, -1);
     Vec::<f64>::try_from(&flat).unwrap_or_else(|_| vec![f64::NAN; flat.numel()])

@@ -17,15 +17,15 @@ const THREADS_PER_CORE: usize = 4;
 
 /// The memory one step needs, in bytes, as the check counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StepMemory {
+pub(crate) struct StepMemory {
     /// The input batches alive at once: the prefetch queue, the one being built and the one training.
-    pub inputs: u64,
+    pub(crate) inputs: u64,
     /// Activations kept for the backward pass (on the host only when training on the CPU).
-    pub activations: u64,
+    pub(crate) activations: u64,
 }
 
 impl StepMemory {
-    pub fn of(cfg: &Config, on_cpu: bool) -> Self {
+    pub(crate) fn of(cfg: &Config, on_cpu: bool) -> Self {
         let s = &cfg.schedule;
         let images =
             s.batch_labeled.max(0) as u64 + if cfg.semi_supervised() { 2 * s.batch_unlabeled.max(0) as u64 } else { 0 };
@@ -37,7 +37,7 @@ impl StepMemory {
         StepMemory { inputs: per_step.saturating_mul(live), activations }
     }
 
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.inputs.saturating_add(self.activations)
     }
 }

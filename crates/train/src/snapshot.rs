@@ -21,7 +21,7 @@ use crate::sitfer::memory_bank::MemoryBank;
 
 /// Writes the tensors (`<snapshot>-<step>.safetensors`), then the card naming them, each atomically, then
 /// removes that snapshot's older tensor files: a crash leaves the previous card and its file intact.
-pub fn write(run_dir: &Path, card: &ModelCard, tensors: &[(String, Tensor)]) -> anyhow::Result<()> {
+pub(crate) fn write(run_dir: &Path, card: &ModelCard, tensors: &[(String, Tensor)]) -> anyhow::Result<()> {
     let dir = layout::run::model(run_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     crate::named_tensors::write(&dir.join(&card.tensors), tensors)?;
@@ -38,8 +38,8 @@ pub fn write(run_dir: &Path, card: &ModelCard, tensors: &[(String, Tensor)]) -> 
 
 /// A snapshot read back: its card and its named tensors (on the CPU).
 pub struct Snapshot {
-    pub card: ModelCard,
-    pub tensors: HashMap<String, Tensor>,
+    pub(crate) card: ModelCard,
+    pub(crate) tensors: HashMap<String, Tensor>,
 }
 
 impl Snapshot {
@@ -62,7 +62,7 @@ pub struct Model {
     pub card: ModelCard,
     pub cfg: Config,
     pub net: Net,
-    pub device: Device,
+    pub(crate) device: Device,
     bank: MemoryBank,
     protos: Option<Tensor>,
     // Owns the network's variables; `net` refers to them.

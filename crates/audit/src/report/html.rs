@@ -4,8 +4,10 @@
 use std::fmt::Write;
 
 use super::charts;
+use super::tables::{self, Table};
 use super::terminal::compare_rows;
 use super::{delta_pts, evaluation_line, pct, RunReport};
+use crate::analysis::{EpochReport, LevelReport};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -14,7 +16,7 @@ fn esc(s: &str) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}\
 h1{font-size:1.5em}h2{margin-top:2em;border-bottom:1px solid #ddd}table{border-collapse:collapse;margin:.5em 0}\
 td,th{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}th{background:#f6f6f6}td:first-child,th:first-child{text-align:left}\
-.charts{display:flex;flex-wrap:wrap;gap:12px}.warn{color:#a40}.best{font-weight:bold}.note{color:#666;font-size:.9em}";
+.charts{display:flex;flex-wrap:wrap;gap:12px}.warn{color:#a40}#best{font-weight:bold}.note{color:#666;font-size:.9em}";
 
 fn page(title: &str, body: &str) -> String {
     format!(
@@ -42,22 +44,19 @@ fn table(head: &[String], rows: &[Vec<String>]) -> String {
     s
 }
 
-fn strings(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+/// A table of [`tables`] under its heading, with the page anchor it names.
+fn section(level: u8, t: &Table) -> String {
+    format!("<h{level} id=\"{}\">{}</h{level}>{}", t.id, esc(&t.title), table(&t.head, &t.rows))
 }
 
+/// A paragraph with an anchor, where there is something to say.
+fn sentence(id: &str, text: Option<String>) -> String {
+    text.map(|t| format!("<p id=\"{id}\">{}</p>", esc(&t))).unwrap_or_default()
+}
+
+/// The run's page: the tables the terminal prints ([`tables`]), each beside its pictures.
 pub fn run_page(r: &RunReport) -> String {
-    let mut b = String::new();
-    let _ = write!(b, "<h1>Pseudo-label audit: {}</h1>", esc(&r.run));
-    let _ = write!(
-        b,
-        "<p>{} preset on {} · {} classes · {} unlabeled rows audited · setting: <b>{}</b></p>",
-        esc(&r.preset),
-        esc(&r.dataset),
-        r.classes.len(),
-        r.detail().map_or(0, |d| d.rows),
-        esc(&r.setting)
-    );
+    let mut b = format!("<h1>Pseudo-label audit: {}</h1><p>{}</p>", esc(&r.run), esc(&tables::headline(r)));
     if let Some(line) = r.classifier_line() {
         let _ = write!(b, "<p id=\"classifier\">{}</p>", esc(&line));
     }
@@ -70,10 +69,40 @@ pub fn run_page(r: &RunReport) -> String {
     let Some(d) = r.detail() else {
         return page(&format!("audit {}", r.run), &b);
     };
+    b.push_str(&trajectory_charts(r, d));
+    b.push_str(&section(2, &tables::epochs(r, d)));
+    b.push_str(&section(2, &tables::levels(d)));
+    b.push_str(&sentence("gain", tables::gain_at_classifier_quantity(d)));
+    b.push_str(&sentence("votes", tables::votes(d)));
+    b.push_str(&sentence("fusion-note", tables::stored_fusion_note(d)));
+    if let Some(t) = tables::agreement(d) {
+        b.push_str(&section(3, &t));
+    }
+    b.push_str(&calibration_and_sweep(d));
+    let bars = [
+        ("pseudo-labels (selected)".to_string(), d.per_class.iter().map(|c| c.pseudo_share.unwrap_or(0.0)).collect()),
+        ("labeled prior".to_string(), d.per_class.iter().map(|c| c.labeled_prior).collect()),
+        ("true unlabeled".to_string(), d.per_class.iter().map(|c| c.true_share).collect()),
+    ];
+    let _ = write!(b, "<div class=\"charts\">{}</div>", charts::grouped_bars("class histogram", &r.classes, &bars));
+    b.push_str(&section(2, &tables::per_class(d)));
+    b.push_str(&section(3, &tables::class_recall(d)));
+    let _ = write!(
+        b,
+        "<h2 id=\"confusion\">Fused confusion matrix</h2><div class=\"charts\">{}</div>",
+        charts::heatmap("rows: true class", &r.classes, &d.confusion)
+    );
+    if let Some(w) = &r.what_if {
+        b.push_str(&section(2, &tables::what_if(w, 15)));
+        b.push_str(&sentence("best", tables::what_if_verdict(w)));
+    }
+    page(&format!("audit {}", r.run), &b)
+}
 
-    // Trajectory over epochs.
+/// Accuracy, quantity and quality of every level over the epochs.
+fn trajectory_charts(r: &RunReport, d: &EpochReport) -> String {
     let level_names: Vec<&str> = d.levels.iter().map(|l| l.level.as_str()).collect();
-    let series = |f: &dyn Fn(&crate::analysis::LevelReport) -> Option<f64>| -> Vec<(String, Vec<(f64, f64)>)> {
+    let series = |f: &dyn Fn(&LevelReport) -> Option<f64>| -> Vec<(String, Vec<(f64, f64)>)> {
         level_names
             .iter()
             .map(|l| {
@@ -82,9 +111,8 @@ pub fn run_page(r: &RunReport) -> String {
             })
             .collect()
     };
-    let _ = write!(
-        b,
-        "<h2 id=\"trajectory\">Per epoch</h2><div class=\"charts\">{}{}{}</div>",
+    format!(
+        "<div class=\"charts\">{}{}{}</div>",
         charts::lines(
             "argmax accuracy on unlabeled data",
             "epoch",
@@ -106,60 +134,12 @@ pub fn run_page(r: &RunReport) -> String {
             &series(&|l| l.selection.quality),
             (0.0, 1.0)
         )
-    );
-    let rows: Vec<Vec<String>> = r
-        .epochs
-        .iter()
-        .map(|e| {
-            let f = e.level("fused").expect("fused");
-            let mut row = vec![e.epoch.to_string(), super::terminal::swept_rows(e)];
-            row.extend(level_names.iter().map(|l| e.level(l).map(|x| pct(Some(x.accuracy))).unwrap_or_default()));
-            row.extend([
-                pct(Some(f.selection.quantity)),
-                pct(f.selection.quality),
-                format!("{:.3}", f.ece),
-                e.fusion.clone(),
-            ]);
-            row
-        })
-        .collect();
-    let mut head = strings(&["epoch", "rows"]);
-    head.extend(level_names.iter().map(|l| format!("{l} acc")));
-    head.extend(strings(&["quantity", "quality", "ECE", "fusion"]));
-    b.push_str(&table(&head, &rows));
+    )
+}
 
-    // Levels at the detail epoch.
-    let _ = write!(b, "<h2 id=\"levels\">Epoch {}: levels (threshold {})</h2>", d.epoch, d.threshold);
-    let rows: Vec<Vec<String>> = d
-        .levels
-        .iter()
-        .map(|l| {
-            vec![
-                l.level.clone(),
-                pct(Some(l.accuracy)),
-                pct(Some(l.selection.quantity)),
-                pct(l.selection.quality),
-                l.selection.selected.to_string(),
-                format!("{:.3}", l.ece),
-            ]
-        })
-        .collect();
-    b.push_str(&table(&strings(&["level", "accuracy", "quantity", "quality", "selected", "ECE"]), &rows));
-    if !d.agreement.pairs.is_empty() {
-        let mut rows: Vec<Vec<String>> =
-            d.agreement.pairs.iter().map(|(k, v)| vec![k.clone(), pct(Some(*v))]).collect();
-        rows.push(vec!["all levels agree".into(), pct(d.agreement.all)]);
-        rows.push(vec!["fused accuracy where all agree".into(), pct(d.agreement.fused_accuracy_when_agree)]);
-        rows.push(vec!["fused accuracy where they disagree".into(), pct(d.agreement.fused_accuracy_when_disagree)]);
-        let _ = write!(b, "<h3>Agreement between levels</h3>{}", table(&strings(&["", "share"]), &rows));
-    }
-    if let Some(v) = &d.votes {
-        let _ = write!(b, "<p id=\"votes\">Wrong pseudo-labels that are the annotators' second choice: <b>{}</b> ({} of {}); among selected: {} of {}; with no vote at all: {}.</p>",
-            pct(v.rate), v.second_choice, v.wrong, pct(v.rate_selected), v.wrong_selected, pct(v.no_vote_share));
-    }
-
-    // Calibration and sweep.
-    let _ = write!(b, "<h2 id=\"calibration\">Calibration (epoch {})</h2><div class=\"charts\">", d.epoch);
+/// Each level's reliability diagram, its coverage/accuracy curve, and the fused level's sweep as a table.
+fn calibration_and_sweep(d: &EpochReport) -> String {
+    let mut b = format!("<h2 id=\"calibration\">Calibration (epoch {})</h2><div class=\"charts\">", d.epoch);
     for l in &d.levels {
         b.push_str(&charts::reliability(&format!("{} (ECE {:.3})", l.level, l.ece), &l.reliability));
     }
@@ -174,66 +154,10 @@ pub fn run_page(r: &RunReport) -> String {
         "<h2 id=\"sweep\">Threshold sweep: coverage against accuracy</h2><div class=\"charts\">{}</div>",
         charts::lines("every threshold of the sweep", "quantity (coverage)", "quality", &sweep, (0.0, 1.0))
     );
-    if let Some(f) = d.level("fused") {
-        let rows: Vec<Vec<String>> = f
-            .sweep
-            .iter()
-            .map(|p| vec![p.threshold.to_string(), pct(Some(p.quantity)), pct(p.quality), p.selected.to_string()])
-            .collect();
-        b.push_str(&table(&strings(&["threshold (fused)", "quantity", "quality", "selected"]), &rows));
+    if let Some(t) = tables::fused_sweep(d) {
+        b.push_str(&section(3, &t));
     }
-
-    // Classes.
-    let names = &r.classes;
-    let bars = [
-        ("pseudo-labels (selected)".to_string(), d.per_class.iter().map(|c| c.pseudo_share.unwrap_or(0.0)).collect()),
-        ("labeled prior".to_string(), d.per_class.iter().map(|c| c.labeled_prior).collect()),
-        ("true unlabeled".to_string(), d.per_class.iter().map(|c| c.true_share).collect()),
-    ];
-    let _ = write!(
-        b,
-        "<h2 id=\"classes\">Per class</h2><div class=\"charts\">{}</div>",
-        charts::grouped_bars("class histogram", names, &bars)
-    );
-    let rows: Vec<Vec<String>> = d
-        .per_class
-        .iter()
-        .map(|c| {
-            vec![
-                c.class.clone(),
-                pct(c.precision),
-                pct(c.recall),
-                pct(c.pseudo_share),
-                pct(Some(c.labeled_prior)),
-                pct(Some(c.true_share)),
-            ]
-        })
-        .collect();
-    b.push_str(&table(
-        &strings(&["class", "precision", "recall", "pseudo share", "labeled prior", "true share"]),
-        &rows,
-    ));
-    let _ = write!(
-        b,
-        "<h2 id=\"confusion\">Fused confusion matrix</h2><div class=\"charts\">{}</div>",
-        charts::heatmap("rows: true class", names, &d.confusion)
-    );
-
-    if let Some(w) = &r.what_if {
-        let _ = write!(b, "<h2 id=\"what-if\">What-if at equal quantity (epoch {})</h2><p>The run selected {} rows ({}) with {} at threshold {}; their accuracy was {}. Below, each setting's accuracy on <em>its own</em> {} most confident rows.</p>",
-            w.epoch, w.selected, pct(Some(w.quantity)), esc(&w.setting), w.threshold, pct(w.quality), w.selected);
-        let rows: Vec<Vec<String>> = w
-            .candidates
-            .iter()
-            .take(15)
-            .map(|c| vec![c.fusion.clone(), pct(c.quality), delta_pts(c.delta), format!("{:.3}", c.threshold)])
-            .collect();
-        b.push_str(&table(&strings(&["setting", "quality", "Δ pts", "equivalent threshold"]), &rows));
-        if let Some(best) = w.candidates.first() {
-            let _ = write!(b, "<p class=\"best\">Best: {} ({} pts).</p>", esc(&best.fusion), delta_pts(best.delta));
-        }
-    }
-    page(&format!("audit {}", r.run), &b)
+    b
 }
 
 /// The comparison page: the seed-paired verdict first (when presets repeat over seeds), the runs it covers,

@@ -1,9 +1,11 @@
-//! Everything the audit shows: the report data (serialisable as it is to JSON), the terminal tables,
-//! the HTML page with its charts, and the flat Parquet summary for notebooks.
+//! Everything the audit shows: the report data (serialisable as it is to JSON), its tables (one model for
+//! the terminal and the page), the terminal's rendering, the HTML page with its charts, and the flat Parquet
+//! summary for notebooks.
 
 pub mod charts;
 pub mod html;
 pub mod summary;
+pub mod tables;
 pub mod terminal;
 
 use serde::Serialize;

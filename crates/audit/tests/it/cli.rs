@@ -41,7 +41,7 @@ fn latest_run_report_what_if_and_compare() {
     let (ok, out) = audit(dir.path(), &[]);
     assert!(ok, "{out}");
     assert!(
-        out.contains("audit a-run") && out.contains("what-if at equal quantity") && out.contains("per class"),
+        out.contains("audit a-run") && out.contains("What-if at equal quantity") && out.contains("Per class"),
         "{out}"
     );
     let report = dir.path().join("artifacts/reports/a-run");

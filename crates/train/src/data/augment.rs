@@ -17,7 +17,7 @@ pub struct Img {
 const FILL: f32 = 128.0;
 
 impl Img {
-    pub fn new(w: usize, h: usize, c: usize) -> Self {
+    pub(crate) fn new(w: usize, h: usize, c: usize) -> Self {
         Img { w, h, c, data: vec![0; w * h * c] }
     }
 
@@ -87,7 +87,7 @@ impl Img {
 
 /// The 14 RandAugment operations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     AutoContrast,
     Brightness,
     Color,
@@ -104,7 +104,7 @@ pub enum Op {
     TranslateY,
 }
 
-pub const OPS: [Op; 14] = [
+pub(crate) const OPS: [Op; 14] = [
     Op::AutoContrast,
     Op::Brightness,
     Op::Color,
@@ -122,45 +122,12 @@ pub const OPS: [Op; 14] = [
 ];
 
 /// Applies `op` at magnitude `m` in [0, 1] (signed ops pick their sign from `neg`).
-pub fn apply(img: &Img, op: Op, m: f32, neg: bool) -> Img {
+pub(crate) fn apply(img: &Img, op: Op, m: f32, neg: bool) -> Img {
     let s = if neg { -1.0 } else { 1.0 };
     match op {
         Op::Identity => img.clone(),
-        Op::AutoContrast => {
-            let mut out = img.clone();
-            for ch in 0..img.c {
-                let vals = img.data.iter().skip(ch).step_by(img.c);
-                let (lo, hi) = vals.fold((255u8, 0u8), |(a, b), &v| (a.min(v), b.max(v)));
-                if hi > lo {
-                    let scale = 255.0 / f32::from(hi - lo);
-                    for v in out.data.iter_mut().skip(ch).step_by(img.c) {
-                        *v = ((f32::from(*v) - f32::from(lo)) * scale).round().clamp(0.0, 255.0) as u8;
-                    }
-                }
-            }
-            out
-        }
-        Op::Equalize => {
-            let mut out = img.clone();
-            for ch in 0..img.c {
-                let mut hist = [0usize; 256];
-                img.data.iter().skip(ch).step_by(img.c).for_each(|&v| hist[v as usize] += 1);
-                let n: usize = hist.iter().sum();
-                let mut cdf = [0usize; 256];
-                let mut acc = 0;
-                for (i, h) in hist.iter().enumerate() {
-                    acc += h;
-                    cdf[i] = acc;
-                }
-                let first = cdf.iter().copied().find(|&c| c > 0).unwrap_or(0);
-                if n > first {
-                    for v in out.data.iter_mut().skip(ch).step_by(img.c) {
-                        *v = ((cdf[*v as usize] - first) as f32 * 255.0 / (n - first) as f32).round() as u8;
-                    }
-                }
-            }
-            out
-        }
+        Op::AutoContrast => auto_contrast(img),
+        Op::Equalize => equalize(img),
         Op::Brightness => img.blend(&Img { data: vec![0; img.data.len()], ..*img }, 1.0 + s * 0.9 * m),
         Op::Color => {
             let g = img.grey();
@@ -172,23 +139,7 @@ pub fn apply(img: &Img, op: Op, m: f32, neg: bool) -> Img {
             let mean = img.grey().iter().sum::<f32>() / (img.w * img.h) as f32;
             img.blend(&Img { data: vec![mean.round() as u8; img.data.len()], ..*img }, 1.0 + s * 0.9 * m)
         }
-        Op::Sharpness => {
-            // PIL's SMOOTH kernel (1 1 1 / 1 5 1 / 1 1 1) / 13 on the interior, border kept.
-            let mut smooth = img.clone();
-            for y in 1..img.h.saturating_sub(1) {
-                for x in 1..img.w.saturating_sub(1) {
-                    for ch in 0..img.c {
-                        let mut acc = 0.0;
-                        for (dy, dx) in (-1i32..=1).flat_map(|dy| (-1i32..=1).map(move |dx| (dy, dx))) {
-                            let w = if dx == 0 && dy == 0 { 5.0 } else { 1.0 };
-                            acc += w * f32::from(img.at((x as i32 + dx) as usize, (y as i32 + dy) as usize, ch));
-                        }
-                        smooth.data[(y * img.w + x) * img.c + ch] = (acc / 13.0).round() as u8;
-                    }
-                }
-            }
-            img.blend(&smooth, 1.0 + s * 0.9 * m)
-        }
+        Op::Sharpness => img.blend(&smooth(img), 1.0 + s * 0.9 * m),
         Op::Posterize => {
             let bits = 8 - (m * 4.0).round() as u32; // 8..4 bits kept
             let mask = !((1u16 << (8 - bits)) - 1) as u8;
@@ -208,6 +159,64 @@ pub fn apply(img: &Img, op: Op, m: f32, neg: bool) -> Img {
         Op::TranslateX => img.affine([1.0, 0.0, s * 0.3 * m * img.w as f32, 0.0, 1.0, 0.0]),
         Op::TranslateY => img.affine([1.0, 0.0, 0.0, 0.0, 1.0, s * 0.3 * m * img.h as f32]),
     }
+}
+
+/// Each channel stretched to the full 0–255 range (PIL's `autocontrast`).
+fn auto_contrast(img: &Img) -> Img {
+    let mut out = img.clone();
+    for ch in 0..img.c {
+        let vals = img.data.iter().skip(ch).step_by(img.c);
+        let (lo, hi) = vals.fold((255u8, 0u8), |(a, b), &v| (a.min(v), b.max(v)));
+        if hi > lo {
+            let scale = 255.0 / f32::from(hi - lo);
+            for v in out.data.iter_mut().skip(ch).step_by(img.c) {
+                *v = ((f32::from(*v) - f32::from(lo)) * scale).round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    out
+}
+
+/// Each channel's histogram equalised (PIL's `equalize`).
+fn equalize(img: &Img) -> Img {
+    let mut out = img.clone();
+    for ch in 0..img.c {
+        let mut hist = [0usize; 256];
+        img.data.iter().skip(ch).step_by(img.c).for_each(|&v| hist[v as usize] += 1);
+        let n: usize = hist.iter().sum();
+        let mut cdf = [0usize; 256];
+        let mut acc = 0;
+        for (i, h) in hist.iter().enumerate() {
+            acc += h;
+            cdf[i] = acc;
+        }
+        let first = cdf.iter().copied().find(|&c| c > 0).unwrap_or(0);
+        if n > first {
+            for v in out.data.iter_mut().skip(ch).step_by(img.c) {
+                *v = ((cdf[*v as usize] - first) as f32 * 255.0 / (n - first) as f32).round() as u8;
+            }
+        }
+    }
+    out
+}
+
+/// PIL's SMOOTH kernel (1 1 1 / 1 5 1 / 1 1 1) / 13 on the interior, border kept: what `Sharpness` blends
+/// away from.
+fn smooth(img: &Img) -> Img {
+    let mut smooth = img.clone();
+    for y in 1..img.h.saturating_sub(1) {
+        for x in 1..img.w.saturating_sub(1) {
+            for ch in 0..img.c {
+                let mut acc = 0.0;
+                for (dy, dx) in (-1i32..=1).flat_map(|dy| (-1i32..=1).map(move |dx| (dy, dx))) {
+                    let w = if dx == 0 && dy == 0 { 5.0 } else { 1.0 };
+                    acc += w * f32::from(img.at((x as i32 + dx) as usize, (y as i32 + dy) as usize, ch));
+                }
+                smooth.data[(y * img.w + x) * img.c + ch] = (acc / 13.0).round() as u8;
+            }
+        }
+    }
+    smooth
 }
 
 /// Weak view: with probability 0.5 a random crop after `pad`-pixel grey padding, then a horizontal flip
@@ -245,7 +254,7 @@ pub fn weak(img: &Img, pad: usize, rng: &mut impl Rng) -> Img {
 }
 
 /// Cutout: a grey square of side U(0, 0.5)·width at a uniformly random centre (clipped at the borders).
-pub fn cutout(img: &Img, rng: &mut impl Rng) -> Img {
+pub(crate) fn cutout(img: &Img, rng: &mut impl Rng) -> Img {
     let side = (rng.random::<f32>() * 0.5 * img.w as f32).round() as isize;
     if side == 0 {
         return img.clone();

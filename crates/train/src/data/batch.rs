@@ -9,8 +9,8 @@ use tch::{Device, Tensor};
 
 use super::augment::Img;
 
-pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
+pub(crate) const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub(crate) const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// Planar, normalised `3 × S × S` floats of one image.
 pub fn planar(img: &Img) -> Vec<f32> {

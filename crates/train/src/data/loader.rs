@@ -22,16 +22,16 @@ use super::augment::Img;
 pub struct LabeledSet {
     pub ids: Vec<String>,
     pub images: Vec<Img>,
-    pub labels: Vec<i64>,
+    pub(crate) labels: Vec<i64>,
     /// Annotator vote shares over the run's classes (summing to 1), where the dataset has votes (FER+) and
     /// some vote falls in the run's classes; `None` elsewhere.
-    pub votes: Vec<Option<Vec<f32>>>,
+    pub(crate) votes: Vec<Option<Vec<f32>>>,
 }
 
 /// Unlabeled data: ids and images, by construction nothing else.
 pub struct UnlabeledSet {
     pub ids: Vec<String>,
-    pub images: Vec<Img>,
+    pub(crate) images: Vec<Img>,
 }
 
 pub struct Data {
@@ -40,7 +40,7 @@ pub struct Data {
     pub unlabeled: UnlabeledSet,
     pub val: LabeledSet,
     pub test: LabeledSet,
-    pub channels: usize,
+    pub(crate) channels: usize,
 }
 
 /// (role, id, label — None for unlabeled rows —, PNG bytes, is grey, votes) of one split row.

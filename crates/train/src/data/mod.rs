@@ -5,5 +5,5 @@
 pub mod augment;
 pub mod batch;
 pub mod loader;
-pub mod prefetch;
-pub mod sampler;
+pub(crate) mod prefetch;
+pub(crate) mod sampler;

@@ -20,17 +20,17 @@ use super::batch::to_tensor;
 use super::sampler::{Sampler, SamplerState};
 
 /// What one step consumes.
-pub struct Batch {
-    pub step: u64,
+pub(crate) struct Batch {
+    pub(crate) step: u64,
     /// Labeled slots (indices into the labeled set and the memory bank).
-    pub labeled: Vec<usize>,
+    pub(crate) labeled: Vec<usize>,
     /// Unlabeled indices (empty for supervised runs).
-    pub unlabeled: Vec<usize>,
+    pub(crate) unlabeled: Vec<usize>,
     /// `[labeled-weak; unlabeled-weak; unlabeled-strong]` on the CPU.
-    pub x: Tensor,
+    pub(crate) x: Tensor,
     /// The samplers' positions after this step, for its checkpoint.
-    pub labeled_state: SamplerState,
-    pub unlabeled_state: SamplerState,
+    pub(crate) labeled_state: SamplerState,
+    pub(crate) unlabeled_state: SamplerState,
 }
 
 impl Batch {
@@ -48,31 +48,31 @@ impl Batch {
 }
 
 /// The input side of a run: images, batch sizes and augmentation settings.
-pub struct Plan<'a> {
-    pub labeled: &'a [Img],
-    pub unlabeled: &'a [Img],
-    pub batch_labeled: usize,
+pub(crate) struct Plan<'a> {
+    pub(crate) labeled: &'a [Img],
+    pub(crate) unlabeled: &'a [Img],
+    pub(crate) batch_labeled: usize,
     /// 0 for supervised runs: no unlabeled views are drawn.
-    pub batch_unlabeled: usize,
-    pub pad: usize,
-    pub seed: u64,
+    pub(crate) batch_unlabeled: usize,
+    pub(crate) pad: usize,
+    pub(crate) seed: u64,
     /// Threads of the augmentation pool (0: one per core).
-    pub threads: usize,
+    pub(crate) threads: usize,
     /// Which share of every global batch this process trains on.
-    pub shard: Shard,
+    pub(crate) shard: Shard,
     /// N > 0: the first N batches, augmented once, are sent again and again (a benchmark of the step alone).
-    pub replay: usize,
+    pub(crate) replay: usize,
 }
 
 /// Rank `rank` of `world` takes the `rank`-th of `world` equal, contiguous slices of a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Shard {
-    pub rank: usize,
-    pub world: usize,
+pub(crate) struct Shard {
+    pub(crate) rank: usize,
+    pub(crate) world: usize,
 }
 
 impl Shard {
-    pub const WHOLE: Shard = Shard { rank: 0, world: 1 };
+    pub(crate) const WHOLE: Shard = Shard { rank: 0, world: 1 };
 
     /// This rank's slice of a global batch and the global slot of its first face (`world` divides the
     /// batch: the configuration is checked before training).
@@ -112,7 +112,7 @@ impl Plan<'_> {
     }
 
     /// This rank's share of one step's batch; advances the samplers (by the whole global batch).
-    pub fn batch(&self, step: u64, lab: &mut Sampler, unl: &mut Sampler) -> Batch {
+    pub(crate) fn batch(&self, step: u64, lab: &mut Sampler, unl: &mut Sampler) -> Batch {
         let global_l = lab.next_batch(self.batch_labeled);
         let global_u = if self.batch_unlabeled > 0 { unl.next_batch(self.batch_unlabeled) } else { Vec::new() };
         let ((li, lf), (ui, uf)) = (self.shard.of(&global_l), self.shard.of(&global_u));
@@ -133,7 +133,7 @@ impl Plan<'_> {
 }
 
 /// Starts the producer for `steps` inside `scope`. Dropping the receiver stops it at its next send.
-pub fn spawn<'scope, 'env>(
+pub(crate) fn spawn<'scope, 'env>(
     scope: &'scope Scope<'scope, 'env>,
     plan: Plan<'env>,
     mut lab: Sampler,

@@ -7,12 +7,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SamplerState {
-    pub pass: u64,
-    pub pos: usize,
+pub(crate) struct SamplerState {
+    pub(crate) pass: u64,
+    pub(crate) pos: usize,
 }
 
-pub struct Sampler {
+pub(crate) struct Sampler {
     n: usize,
     seed: u64,
     stream: u64,
@@ -21,7 +21,7 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn new(n: usize, seed: u64, stream: u64) -> Self {
+    pub(crate) fn new(n: usize, seed: u64, stream: u64) -> Self {
         let mut s = Sampler { n, seed, stream, state: SamplerState { pass: 0, pos: 0 }, perm: Vec::new() };
         s.shuffle();
         s
@@ -36,7 +36,7 @@ impl Sampler {
     }
 
     /// The next `b` indices; a pass that runs out continues into a freshly shuffled one.
-    pub fn next_batch(&mut self, b: usize) -> Vec<usize> {
+    pub(crate) fn next_batch(&mut self, b: usize) -> Vec<usize> {
         let mut out = Vec::with_capacity(b);
         while out.len() < b && self.n > 0 {
             if self.state.pos == self.n {
@@ -49,11 +49,11 @@ impl Sampler {
         out
     }
 
-    pub fn state(&self) -> SamplerState {
+    pub(crate) fn state(&self) -> SamplerState {
         self.state
     }
 
-    pub fn restore(&mut self, state: SamplerState) {
+    pub(crate) fn restore(&mut self, state: SamplerState) {
         self.state = state;
         self.shuffle();
     }

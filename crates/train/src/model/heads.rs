@@ -9,32 +9,39 @@
 use tch::nn::{self, Module};
 use tch::Tensor;
 
-pub struct Heads {
-    pub fc: nn::Linear,
-    pub text_proj: Option<nn::Linear>,
-    pub dropout: f64,
+pub(crate) struct Heads {
+    pub(crate) fc: nn::Linear,
+    pub(crate) text_proj: Option<nn::Linear>,
+    pub(crate) dropout: f64,
     /// The classifier sees `scale · h` (1 = the paper's `z = W h + b`).
-    pub scale: f64,
+    pub(crate) scale: f64,
 }
 
 /// What the heads give for a batch.
 pub struct HeadOut {
     /// `[B, feature]`, unit norm.
-    pub h: Tensor,
+    pub(crate) h: Tensor,
     /// `[B, C]` classifier logits.
     pub z: Tensor,
     /// `[B, D]` projection into text space (not normalised; the text level normalises).
-    pub g: Tensor,
+    pub(crate) g: Tensor,
 }
 
 impl Heads {
-    pub fn new(root: &nn::Path, feature_dim: i64, classes: i64, text_dim: i64, dropout: f64, scale: f64) -> Self {
+    pub(crate) fn new(
+        root: &nn::Path,
+        feature_dim: i64,
+        classes: i64,
+        text_dim: i64,
+        dropout: f64,
+        scale: f64,
+    ) -> Self {
         let text_proj = (text_dim != feature_dim)
             .then(|| nn::linear(root / "text_proj", feature_dim, text_dim, Default::default()));
         Heads { fc: nn::linear(root / "fc", feature_dim, classes, Default::default()), text_proj, dropout, scale }
     }
 
-    pub fn forward(&self, feature: &Tensor, train: bool) -> HeadOut {
+    pub(crate) fn forward(&self, feature: &Tensor, train: bool) -> HeadOut {
         let h = feature / feature.norm_scalaropt_dim(2, [1i64], true).clamp_min(1e-12);
         let z = self.logits(&h.dropout(self.dropout, train));
         let g = match &self.text_proj {
@@ -45,7 +52,7 @@ impl Heads {
     }
 
     /// The classifier on unit features `h` without dropout: the logits a pseudo-label is made from.
-    pub fn logits(&self, h: &Tensor) -> Tensor {
+    pub(crate) fn logits(&self, h: &Tensor) -> Tensor {
         if self.scale == 1.0 {
             self.fc.forward(h)
         } else {

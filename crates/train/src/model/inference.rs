@@ -16,14 +16,14 @@ use crate::data::batch::{to_tensor, MEAN, STD};
 
 /// How an inference forward computes, from the run's settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Arithmetic {
+pub(crate) struct Arithmetic {
     /// The dtype the backbone's autocast lowers to (`None`: fp32).
-    pub autocast: Option<Kind>,
-    pub channels_last: bool,
+    pub(crate) autocast: Option<Kind>,
+    pub(crate) channels_last: bool,
 }
 
 impl Arithmetic {
-    pub const FP32: Arithmetic = Arithmetic { autocast: None, channels_last: false };
+    pub(crate) const FP32: Arithmetic = Arithmetic { autocast: None, channels_last: false };
 }
 
 /// One convolution with its batch norm folded in.
@@ -50,7 +50,7 @@ struct FoldedDlib {
 
 /// The eval-mode network of one evaluation, built from the weights in force when it is made (the EMA average
 /// inside [`crate::ema::Ema::with_average`]). Holds copies, so later training steps do not change it.
-pub struct InferenceNet<'n> {
+pub(crate) struct InferenceNet<'n> {
     net: &'n Net,
     dlib: Option<FoldedDlib>,
     arithmetic: Arithmetic,
@@ -121,7 +121,7 @@ fn stem_weights(w: &Tensor, a: &Tensor, b: &Tensor, grey: bool) -> (Tensor, Tens
 }
 
 /// A grey batch as the one-channel stem reads it: `[B, 1, S, S]` of `pixel / 255`.
-pub fn grey_tensor<I: Borrow<Img> + Sync>(images: &[I], device: Device) -> Tensor {
+pub(crate) fn grey_tensor<I: Borrow<Img> + Sync>(images: &[I], device: Device) -> Tensor {
     let (w, h) = images.first().map(|i| (i.borrow().w, i.borrow().h)).unwrap_or((1, 1));
     let flat: Vec<u8> = images.iter().flat_map(|i| i.borrow().data.iter().copied()).collect();
     Tensor::from_slice(&flat).view([images.len() as i64, 1, h as i64, w as i64]).to_device(device).to_kind(Kind::Float)
@@ -131,13 +131,13 @@ pub fn grey_tensor<I: Borrow<Img> + Sync>(images: &[I], device: Device) -> Tenso
 impl<'n> InferenceNet<'n> {
     /// `net` frozen for inference; `grey` when every image it will see has one channel (dlib's trunk then
     /// takes them as they are).
-    pub fn new(net: &'n Net, grey: bool, arithmetic: Arithmetic) -> Self {
+    pub(crate) fn new(net: &'n Net, grey: bool, arithmetic: Arithmetic) -> Self {
         let dlib = net.dlib().map(|t| FoldedDlib::new(t, grey, arithmetic.channels_last));
         InferenceNet { net, dlib, arithmetic }
     }
 
     /// The input tensor this network reads for `images`.
-    pub fn input<I: Borrow<Img> + Sync>(&self, images: &[I], device: Device) -> Tensor {
+    pub(crate) fn input<I: Borrow<Img> + Sync>(&self, images: &[I], device: Device) -> Tensor {
         let x = match &self.dlib {
             Some(d) if d.grey => grey_tensor(images, device),
             _ => to_tensor(images, device),
@@ -150,7 +150,7 @@ impl<'n> InferenceNet<'n> {
     }
 
     /// The heads' outputs, in fp32, for a batch made by [`Self::input`].
-    pub fn forward(&self, x: &Tensor) -> HeadOut {
+    pub(crate) fn forward(&self, x: &Tensor) -> HeadOut {
         tch::no_grad(|| {
             let Some(d) = &self.dlib else {
                 return self.net.forward(x, false);

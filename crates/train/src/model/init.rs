@@ -13,17 +13,17 @@ use tch::nn::VarStore;
 use tch::Tensor;
 
 #[derive(Debug, Default, Serialize, PartialEq)]
-pub struct InitReport {
-    pub file: String,
-    pub loaded: Vec<String>,
-    pub missing: Vec<String>,
-    pub unexpected: Vec<String>,
+pub(crate) struct InitReport {
+    pub(crate) file: String,
+    pub(crate) loaded: Vec<String>,
+    pub(crate) missing: Vec<String>,
+    pub(crate) unexpected: Vec<String>,
     /// (name, shape in the file, shape in the model)
-    pub mismatched: Vec<(String, Vec<i64>, Vec<i64>)>,
+    pub(crate) mismatched: Vec<(String, Vec<i64>, Vec<i64>)>,
 }
 
 impl InitReport {
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let list = |v: &[String]| if v.is_empty() { "none".to_string() } else { v.join(", ") };
         let mism: Vec<String> =
             self.mismatched.iter().map(|(n, f, m)| format!("{n} (file {f:?}, model {m:?})")).collect();
@@ -38,7 +38,7 @@ impl InitReport {
     }
 }
 
-pub fn load(vs: &VarStore, path: &Path) -> anyhow::Result<InitReport> {
+pub(crate) fn load(vs: &VarStore, path: &Path) -> anyhow::Result<InitReport> {
     let file: HashMap<String, Tensor> = Tensor::read_safetensors(path)
         .with_context(|| format!("--init: {} is not a readable safetensors file", path.display()))?
         .into_iter()

@@ -2,21 +2,21 @@
 //! ResNet ([`dlib`], the face-pretrained one) or a small plain CNN for CPU-sized demos ([`small_cnn`]) — and
 //! SIT-FER's heads ([`heads`]), assembled in [`Net`].
 
-pub mod config;
+pub(crate) mod config;
 pub mod dlib;
-pub mod heads;
-pub mod inference;
-pub mod init;
-pub mod norm;
-pub mod resnet;
-pub mod small_cnn;
+pub(crate) mod heads;
+pub(crate) mod inference;
+pub(crate) mod init;
+pub(crate) mod norm;
+pub(crate) mod resnet;
+pub(crate) mod small_cnn;
 
 use std::rc::Rc;
 
 use tch::nn;
 use tch::Tensor;
 
-pub use config::{Init, Model};
+pub(crate) use config::{Init, Model};
 use dlib::DlibResNet;
 use heads::{HeadOut, Heads};
 use norm::Norm;
@@ -27,7 +27,7 @@ use crate::distributed::Dist;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Arch {
+pub(crate) enum Arch {
     /// torchvision's ResNet-18 (takes pretrained weights by name).
     Resnet18,
     /// dlib's face-recognition ResNet v1 (takes `init = "dlib"`).
@@ -38,7 +38,7 @@ pub enum Arch {
 
 impl Arch {
     /// The feature size of this backbone at first-stage width `width`, or at `dlib_cut` channels for dlib's.
-    pub fn feature_dim(self, width: i64, dlib_cut: i64) -> i64 {
+    pub(crate) fn feature_dim(self, width: i64, dlib_cut: i64) -> i64 {
         match self {
             Arch::Resnet18 => resnet::feature_dim(width),
             Arch::DlibResnet => dlib_cut,
@@ -55,7 +55,7 @@ enum Backbone {
 
 /// Whether variable `name` belongs to the heads (the classifier and the text projection) rather than the
 /// backbone: `optim.backbone_lr_scale` applies to the others.
-pub fn is_head(name: &str) -> bool {
+pub(crate) fn is_head(name: &str) -> bool {
     name.starts_with("fc.") || name.starts_with("text_proj.")
 }
 
@@ -65,12 +65,12 @@ pub struct Net {
     freeze_bn: bool,
     /// `model.sync_bn` in a data-parallel run: training batch norms take every rank's batch together.
     sync_bn: Option<Rc<Dist>>,
-    pub heads: Heads,
+    pub(crate) heads: Heads,
 }
 
 impl Net {
     /// The network `model` describes, with `classes` outputs and a projection into a `text_dim` text space.
-    pub fn new(root: &nn::Path, model: &Model, classes: i64, text_dim: i64) -> Self {
+    pub(crate) fn new(root: &nn::Path, model: &Model, classes: i64, text_dim: i64) -> Self {
         let backbone = match model.arch {
             Arch::Resnet18 => Backbone::ResNet18(Box::new(ResNet18::new(root, model.stem, model.width))),
             Arch::DlibResnet => Backbone::Dlib(Box::new(DlibResNet::new(root, model.dlib_cut, false))),
@@ -81,7 +81,7 @@ impl Net {
     }
 
     /// From now on, batch norms in training normalise with the batch of every rank of `dist` together.
-    pub fn synchronise_batch_norm(&mut self, dist: Rc<Dist>) {
+    pub(crate) fn synchronise_batch_norm(&mut self, dist: Rc<Dist>) {
         self.sync_bn = Some(dist);
     }
 
@@ -101,7 +101,7 @@ impl Net {
     }
 
     /// The dlib backbone, for `init = "dlib"`.
-    pub fn dlib(&self) -> Option<&DlibResNet> {
+    pub(crate) fn dlib(&self) -> Option<&DlibResNet> {
         match &self.backbone {
             Backbone::Dlib(b) => Some(b),
             _ => None,

@@ -14,7 +14,7 @@ const MOMENTUM: f64 = 0.1;
 
 /// Which statistics a batch norm normalises with.
 #[derive(Clone, Copy)]
-pub enum Norm<'a> {
+pub(crate) enum Norm<'a> {
     /// The running statistics; nothing is updated.
     Running,
     /// This process's batch; the running statistics follow it.
@@ -26,7 +26,7 @@ pub enum Norm<'a> {
 
 impl Norm<'_> {
     /// [`Norm::Running`] or [`Norm::Batch`]: a one-process `train` flag.
-    pub fn local(train: bool) -> Norm<'static> {
+    pub(crate) fn local(train: bool) -> Norm<'static> {
         if train {
             Norm::Batch
         } else {
@@ -38,12 +38,12 @@ impl Norm<'_> {
 /// A 2-d batch norm (tch's, whose variables it keeps under the same names) that knows its `eps`, which the
 /// synchronised path needs and tch keeps private.
 #[derive(Debug)]
-pub struct BatchNorm2d {
+pub(crate) struct BatchNorm2d {
     inner: nn::BatchNorm,
     eps: f64,
 }
 
-pub fn batch_norm2d(p: nn::Path, channels: i64, eps: f64) -> BatchNorm2d {
+pub(crate) fn batch_norm2d(p: nn::Path, channels: i64, eps: f64) -> BatchNorm2d {
     let cfg = nn::BatchNormConfig { eps, momentum: MOMENTUM, ..Default::default() };
     BatchNorm2d { inner: nn::batch_norm2d(p, channels, cfg), eps }
 }
@@ -52,7 +52,7 @@ impl BatchNorm2d {
     /// # Panics
     /// In [`Norm::AllRanks`], when the collective fails (a rank died or timed out): the process then stops,
     /// and the launcher names it and stops the others, as for any failed rank.
-    pub fn forward(&self, x: &Tensor, norm: Norm) -> Tensor {
+    pub(crate) fn forward(&self, x: &Tensor, norm: Norm) -> Tensor {
         match norm {
             Norm::Running => x.apply_t(&self.inner, false),
             Norm::Batch => x.apply_t(&self.inner, true),

@@ -16,7 +16,7 @@ const BN_EPS: f64 = 1e-5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Stem {
+pub(crate) enum Stem {
     /// 7×7 stride-2 conv + 3×3 stride-2 max-pool (torchvision; for 112–224 px).
     Imagenet,
     /// 3×3 stride-1 conv, no max-pool (for 32–64 px).
@@ -63,7 +63,7 @@ impl Block {
 
 /// The backbone up to global average pooling: image `[B, 3, H, W]` -> feature `[B, 8 × width]`.
 #[derive(Debug)]
-pub struct ResNet18 {
+pub(crate) struct ResNet18 {
     conv1: nn::Conv2D,
     bn1: BatchNorm2d,
     stem: Stem,
@@ -71,15 +71,15 @@ pub struct ResNet18 {
 }
 
 /// torchvision's first-stage width; the only one pretrained weights fit.
-pub const TORCHVISION_WIDTH: i64 = 64;
+pub(crate) const TORCHVISION_WIDTH: i64 = 64;
 
 /// The feature size a backbone of this first-stage width ends with (512 at torchvision's 64).
-pub fn feature_dim(width: i64) -> i64 {
+pub(crate) fn feature_dim(width: i64) -> i64 {
     8 * width
 }
 
 impl ResNet18 {
-    pub fn new(root: &nn::Path, stem: Stem, width: i64) -> Self {
+    pub(crate) fn new(root: &nn::Path, stem: Stem, width: i64) -> Self {
         let conv1 = match stem {
             Stem::Imagenet => conv(root / "conv1", 3, width, 7, 2, 3),
             Stem::Small => conv(root / "conv1", 3, width, 3, 1, 1),
@@ -98,7 +98,7 @@ impl ResNet18 {
 }
 
 impl ResNet18 {
-    pub fn forward(&self, x: &Tensor, norm: Norm) -> Tensor {
+    pub(crate) fn forward(&self, x: &Tensor, norm: Norm) -> Tensor {
         let mut x = self.bn1.forward(&x.apply(&self.conv1), norm).relu();
         if self.stem == Stem::Imagenet {
             x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);

@@ -32,17 +32,17 @@ impl ConvBn {
 
 /// Image `[B, 3, H, W]` -> feature `[B, 4 × width]`.
 #[derive(Debug)]
-pub struct SmallCnn {
+pub(crate) struct SmallCnn {
     stages: Vec<[ConvBn; 2]>,
 }
 
 /// The feature size this backbone ends with.
-pub fn feature_dim(width: i64) -> i64 {
+pub(crate) fn feature_dim(width: i64) -> i64 {
     4 * width
 }
 
 impl SmallCnn {
-    pub fn new(root: &nn::Path, width: i64) -> Self {
+    pub(crate) fn new(root: &nn::Path, width: i64) -> Self {
         let mut i = 3;
         let stages = [1, 2, 4]
             .into_iter()
@@ -59,7 +59,7 @@ impl SmallCnn {
 }
 
 impl SmallCnn {
-    pub fn forward(&self, x: &Tensor, norm: Norm) -> Tensor {
+    pub(crate) fn forward(&self, x: &Tensor, norm: Norm) -> Tensor {
         let mut x = x.shallow_clone();
         for [a, b] in &self.stages {
             x = b.forward(&a.forward(&x, norm), norm).max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);

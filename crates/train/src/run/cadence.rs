@@ -4,28 +4,28 @@
 
 /// What the loop does after a step, besides the step itself.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct After {
+pub(crate) struct After {
     /// Refresh the visible progress bar's message.
-    pub bar: bool,
+    pub(crate) bar: bool,
     /// Print a plain progress line (logs, where the bar draws nothing).
-    pub log: bool,
+    pub(crate) log: bool,
     /// Write a mid-epoch checkpoint (the epoch's last step is checkpointed by the epoch's end instead).
-    pub save: bool,
+    pub(crate) save: bool,
     /// Read the pending loss terms back to the host (one read; where a non-finite loss stops the run). Every
     /// other answer needs them, and so does the epoch's end.
-    pub read_back: bool,
+    pub(crate) read_back: bool,
 }
 
 /// How often each thing happens, in steps.
 #[derive(Clone, Copy, Debug)]
-pub struct Cadence {
-    pub steps_per_epoch: u64,
+pub(crate) struct Cadence {
+    pub(crate) steps_per_epoch: u64,
     /// Whether the progress bar is drawn (a terminal, not `--quiet`).
-    pub bar_visible: bool,
+    pub(crate) bar_visible: bool,
     /// Whether plain log lines are printed (not a terminal, not `--quiet`).
-    pub log_lines: bool,
+    pub(crate) log_lines: bool,
     /// `run.checkpoint_every`; 0: only at epoch ends (and when asked to stop).
-    pub checkpoint_every: u64,
+    pub(crate) checkpoint_every: u64,
 }
 
 /// The bar's message is refreshed this often: a read-back costs a host synchronisation.
@@ -35,7 +35,7 @@ const LOG_LINES_PER_EPOCH: u64 = 5;
 
 impl Cadence {
     /// After the step that brought the run to `done` steps; `stop`: the run is asked to stop there.
-    pub fn after(&self, done: u64, stop: bool) -> After {
+    pub(crate) fn after(&self, done: u64, stop: bool) -> After {
         let spe = self.steps_per_epoch.max(1);
         let in_epoch = match done % spe {
             0 => spe,

@@ -25,18 +25,18 @@ use crate::optim::learning_rate;
 use crate::sitfer::temperature;
 
 /// What the epoch end needs to know about the epoch just trained.
-pub struct EpochSummary<'r> {
-    pub epoch: u32,
-    pub running: &'r Running,
-    pub images_per_step: f64,
-    pub total_steps: u64,
+pub(crate) struct EpochSummary<'r> {
+    pub(crate) epoch: u32,
+    pub(crate) running: &'r Running,
+    pub(crate) images_per_step: f64,
+    pub(crate) total_steps: u64,
     /// Wall seconds of the epoch's steps (input waits included; after a resume, the rest of the epoch).
-    pub train_seconds: f64,
+    pub(crate) train_seconds: f64,
 }
 
 impl Trainer<'_> {
     /// Runs the epoch end; returns the epoch's one-line report.
-    pub fn epoch_end(
+    pub(crate) fn epoch_end(
         &mut self,
         spec: &RunSpec,
         data: &Data,

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::model::Init;
 
 /// The stage name in a run folder's manifest (and the mark that the folder is train's).
-pub const STAGE: &str = "train";
+pub(crate) const STAGE: &str = "train";
 
 /// Held while this process trains the run; dropping it (or the process ending) releases the folder.
 pub struct Lock {

@@ -51,7 +51,12 @@ pub fn load_data(spec: &RunSpec, cfg: &Config) -> anyhow::Result<Data> {
 }
 
 /// The run's class prototypes `[C, D]` in the run's class order, from embed-text's prototypes file.
-pub fn prototypes(text_root: &Path, cfg: &Config, classes: &[Expression], device: Device) -> anyhow::Result<Tensor> {
+pub(crate) fn prototypes(
+    text_root: &Path,
+    cfg: &Config,
+    classes: &[Expression],
+    device: Device,
+) -> anyhow::Result<Tensor> {
     let path = layout::prototypes_file(text_root, &cfg.text.encoder, &cfg.text.set);
     let rows: Vec<PrototypeRow> = read_table(&path).with_context(|| {
         format!(
@@ -73,12 +78,12 @@ pub fn prototypes(text_root: &Path, cfg: &Config, classes: &[Expression], device
 }
 
 /// The run folder's name, as other stages and file metadata know the run.
-pub fn run_name(spec: &RunSpec) -> String {
+pub(crate) fn run_name(spec: &RunSpec) -> String {
     spec.run_dir.file_name().and_then(|s| s.to_str()).unwrap_or("run").to_string()
 }
 
 /// A device as libtorch and PyTorch users write it: `cpu`, `cuda:0`, `mps`.
-pub fn device_name(d: Device) -> String {
+pub(crate) fn device_name(d: Device) -> String {
     match d {
         Device::Cpu => "cpu".into(),
         Device::Cuda(i) => format!("cuda:{i}"),

@@ -4,18 +4,19 @@
 //! between steps (log, read back, save) is [`cadence`]'s answer; what a user sees is in [`progress`]; what
 //! the run reads and records about itself in [`inputs`].
 
-pub mod cadence;
-pub mod epoch_end;
+pub(crate) mod cadence;
+pub(crate) mod epoch_end;
 pub mod folder;
 pub mod inputs;
-pub mod progress;
-pub mod spec;
-pub mod step;
-pub mod sweep;
-pub mod trainer;
+pub(crate) mod progress;
+pub(crate) mod spec;
+pub(crate) mod step;
+pub(crate) mod sweep;
+pub(crate) mod trainer;
 
 use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
 use anyhow::bail;
@@ -23,10 +24,10 @@ use exchange::layout;
 use exchange::parquet_io::{read_table, write_table};
 use exchange::schema::metrics::MetricRow;
 
-use crate::checkpoint;
+use crate::checkpoint::{self, State};
 use crate::config::Config;
 use crate::data::loader::Data;
-use crate::data::prefetch::{self, Plan, Shard};
+use crate::data::prefetch::{self, Batch, Plan, Shard};
 use crate::epoch_stats::{NonFinite, Pending, Running};
 use cadence::Cadence;
 use epoch_end::EpochSummary;
@@ -69,89 +70,17 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
         checkpoint_every: cfg.run.checkpoint_every,
     };
 
+    let lp = Loop { spec, steps_per_epoch, total, images_per_step, cadence, metrics_path: &metrics_path };
     let interrupted = std::thread::scope(|scope| -> anyhow::Result<bool> {
         let queue =
             prefetch::spawn(scope, plan, start.labeled, start.unlabeled, state.step..stop_at, cfg.run.prefetch)?;
         while state.step < total {
             let epoch = (state.step / steps_per_epoch) as u32 + 1;
-            let epoch_start = u64::from(epoch - 1) * steps_per_epoch;
-            let epoch_end = epoch_start + steps_per_epoch;
-            let pb = progress::bar(spec.quiet, epoch, cfg.schedule.epochs, steps_per_epoch, state.step - epoch_start);
-            let cadence = Cadence { bar_visible: !pb.is_hidden(), ..cadence };
-            // A mid-epoch checkpoint carries the epoch's sums so far.
-            let mut running = state.running.take().filter(|_| state.step > epoch_start).unwrap_or_default();
-            let mut pending = Pending::default();
-            // Reads the steps' terms back (one host read) at a log point; a non-finite loss stops the run here,
-            // before anything is saved.
-            let mut flush = |pending: &mut Pending, running: &mut Running| -> anyhow::Result<()> {
-                match pending.flush(running) {
-                    Ok(losses) => {
-                        losses_seen.extend(losses);
-                        Ok(())
-                    }
-                    Err(NonFinite { step, loss }) => bail!(
-                        "loss became {loss} at step {step} (epoch {}); stopping. The last good checkpoint is kept \
-                         in {} (lower optim.lr, or set optim.clip_grad_norm)",
-                        step / steps_per_epoch + 1,
-                        checkpoint::dir(&spec.run_dir).display()
-                    ),
-                }
-            };
             let epoch_started = Instant::now();
-            while state.step < epoch_end {
-                let step = state.step;
-                let t0 = Instant::now();
-                let Ok(batch) = queue.recv() else {
-                    bail!("the input pipeline stopped before step {step} (a panic in augmentation? see above)");
-                };
-                let waited = t0.elapsed();
-                debug_assert_eq!(batch.step, step);
-                let forward = trainer.forward(&batch, step, epoch)?;
-                trainer.update(&forward, step, total)?;
-                pending.push(step, forward.losses);
-                running.add_time(waited, t0.elapsed());
-                state.step += 1;
-                state.labeled = batch.labeled_state;
-                state.unlabeled = batch.unlabeled_state;
-                state.scaler = trainer.scaler.enabled.then_some(trainer.scaler);
-                pb.inc(1);
-                let stop = INTERRUPT.load(Ordering::SeqCst) || spec.stop_after == Some(state.step);
-                // Data-parallel ranks stop together, at the step where any of them was asked to.
-                let stop = match &spec.dist {
-                    Some(d) => d.any(stop)?,
-                    None => stop,
-                };
-                let after = cadence.after(state.step, stop);
-                if after.read_back {
-                    if let Err(e) = flush(&mut pending, &mut running) {
-                        pb.abandon();
-                        return Err(e);
-                    }
-                }
-                if after.bar {
-                    pb.set_message(running.message(images_per_step));
-                }
-                if after.log {
-                    let in_epoch = state.step - epoch_start;
-                    eprintln!(
-                        "epoch {epoch:>3}  step {in_epoch}/{steps_per_epoch}  {}",
-                        running.message(images_per_step)
-                    );
-                }
-                if after.save && spec.writes() {
-                    state.running = Some(running.clone());
-                    trainer.save(&spec.run_dir, &state)?;
-                    state.running = None;
-                }
-                if stop && state.step < epoch_end {
-                    pb.abandon();
-                    if spec.writes() {
-                        write_table(&metrics_path, &metrics, &[])?;
-                    }
-                    return Ok(true);
-                }
-            }
-            pb.finish_and_clear();
+            let Some(running) = lp.epoch_steps(&mut trainer, &queue, &mut state, &mut metrics, &mut losses_seen)?
+            else {
+                return Ok(true);
+            };
             let summary = EpochSummary {
                 epoch,
                 running: &running,
@@ -170,6 +99,112 @@ pub fn train(spec: &RunSpec, cfg: &Config, data: &Data) -> anyhow::Result<Outcom
         Ok(false)
     })?;
     Ok(Outcome { losses: losses_seen, state, interrupted })
+}
+
+/// What every step of a run shares: the run, its schedule, and when to log, read back and save.
+struct Loop<'r> {
+    spec: &'r RunSpec,
+    steps_per_epoch: u64,
+    total: u64,
+    images_per_step: f64,
+    cadence: Cadence,
+    metrics_path: &'r std::path::Path,
+}
+
+impl Loop<'_> {
+    /// The rest of the current epoch's steps. Their averages, or `None` where the run was asked to stop
+    /// before the epoch's end (after a checkpoint; the metrics so far written).
+    fn epoch_steps(
+        &self,
+        trainer: &mut Trainer,
+        queue: &Receiver<Batch>,
+        state: &mut State,
+        metrics: &mut [MetricRow],
+        losses_seen: &mut Vec<f64>,
+    ) -> anyhow::Result<Option<Running>> {
+        let spe = self.steps_per_epoch;
+        let epoch = (state.step / spe) as u32 + 1;
+        let epoch_start = u64::from(epoch - 1) * spe;
+        let epoch_end = epoch_start + spe;
+        let pb = progress::bar(self.spec.quiet, epoch, trainer.cfg.schedule.epochs, spe, state.step - epoch_start);
+        let cadence = Cadence { bar_visible: !pb.is_hidden(), ..self.cadence };
+        // A mid-epoch checkpoint carries the epoch's sums so far.
+        let mut running = state.running.take().filter(|_| state.step > epoch_start).unwrap_or_default();
+        let mut pending = Pending::default();
+        while state.step < epoch_end {
+            let step = state.step;
+            let t0 = Instant::now();
+            let Ok(batch) = queue.recv() else {
+                bail!("the input pipeline stopped before step {step} (a panic in augmentation? see above)");
+            };
+            let waited = t0.elapsed();
+            debug_assert_eq!(batch.step, step);
+            let forward = trainer.forward(&batch, step, epoch)?;
+            trainer.update(&forward, step, self.total)?;
+            pending.push(step, forward.losses);
+            running.add_time(waited, t0.elapsed());
+            state.step += 1;
+            state.labeled = batch.labeled_state;
+            state.unlabeled = batch.unlabeled_state;
+            state.scaler = trainer.scaler.enabled.then_some(trainer.scaler);
+            pb.inc(1);
+            let stop = self.asked_to_stop(state.step)?;
+            let after = cadence.after(state.step, stop);
+            if after.read_back {
+                if let Err(e) = self.read_back(&mut pending, &mut running, losses_seen) {
+                    pb.abandon();
+                    return Err(e);
+                }
+            }
+            if after.bar {
+                pb.set_message(running.message(self.images_per_step));
+            }
+            if after.log {
+                let in_epoch = state.step - epoch_start;
+                eprintln!("epoch {epoch:>3}  step {in_epoch}/{spe}  {}", running.message(self.images_per_step));
+            }
+            if after.save && self.spec.writes() {
+                state.running = Some(running.clone());
+                trainer.save(&self.spec.run_dir, state)?;
+                state.running = None;
+            }
+            if stop && state.step < epoch_end {
+                pb.abandon();
+                if self.spec.writes() {
+                    write_table(self.metrics_path, metrics, &[])?;
+                }
+                return Ok(None);
+            }
+        }
+        pb.finish_and_clear();
+        Ok(Some(running))
+    }
+
+    /// Ctrl-C or `--stop-after`; data-parallel ranks stop together, at the step where any of them was asked to.
+    fn asked_to_stop(&self, done: u64) -> anyhow::Result<bool> {
+        let stop = INTERRUPT.load(Ordering::SeqCst) || self.spec.stop_after == Some(done);
+        match &self.spec.dist {
+            Some(d) => d.any(stop),
+            None => Ok(stop),
+        }
+    }
+
+    /// Reads the steps' terms back (one host read) at a log point; a non-finite loss stops the run here,
+    /// before anything is saved.
+    fn read_back(&self, pending: &mut Pending, running: &mut Running, seen: &mut Vec<f64>) -> anyhow::Result<()> {
+        match pending.flush(running) {
+            Ok(losses) => {
+                seen.extend(losses);
+                Ok(())
+            }
+            Err(NonFinite { step, loss }) => bail!(
+                "loss became {loss} at step {step} (epoch {}); stopping. The last good checkpoint is kept in {} \
+                 (lower optim.lr, or set optim.clip_grad_norm)",
+                step / self.steps_per_epoch + 1,
+                checkpoint::dir(&self.spec.run_dir).display()
+            ),
+        }
+    }
 }
 
 /// On resume, forgets what the run recorded after its checkpoint (metrics rows, pseudo-label files of later

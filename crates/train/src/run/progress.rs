@@ -4,7 +4,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// The bar of one epoch (hidden with `--quiet`), starting at `done` of `len` steps.
-pub fn bar(quiet: bool, epoch: u32, epochs: u32, len: u64, done: u64) -> ProgressBar {
+pub(crate) fn bar(quiet: bool, epoch: u32, epochs: u32, len: u64, done: u64) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }

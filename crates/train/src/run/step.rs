@@ -21,9 +21,9 @@ use crate::sitfer::placebo;
 use crate::sitfer::threshold::ThresholdRule;
 
 /// A step's forward pass: the loss to minimise and what the update needs besides it.
-pub struct Forward {
-    pub loss: Tensor,
-    pub losses: StepLosses,
+pub(crate) struct Forward {
+    pub(crate) loss: Tensor,
+    pub(crate) losses: StepLosses,
     /// Labeled slots of the batch (rows of the memory bank) and their features.
     slots: Tensor,
     h_labeled: Tensor,
@@ -31,7 +31,7 @@ pub struct Forward {
 
 impl Trainer<'_> {
     /// Forward → levels → fusion → loss terms → objective, for `batch` at (0-based) `step` of `epoch`.
-    pub fn forward(&mut self, batch: &Batch, step: u64, epoch: u32) -> anyhow::Result<Forward> {
+    pub(crate) fn forward(&mut self, batch: &Batch, step: u64, epoch: u32) -> anyhow::Result<Forward> {
         let cfg = self.cfg;
         tch::manual_seed((cfg.run.seed as i64).wrapping_mul(1_000_003).wrapping_add(step as i64));
         let x = self.input(&batch.x);
@@ -146,7 +146,7 @@ impl Trainer<'_> {
     /// is skipped, as PyTorch's GradScaler does; the memory bank takes the step's labeled features either way.
     /// Data-parallel: the gradients are averaged over the ranks before anything reads them, and the bank takes
     /// every rank's labeled features, so weights and bank stay identical everywhere.
-    pub fn update(&mut self, f: &Forward, step: u64, total: u64) -> anyhow::Result<()> {
+    pub(crate) fn update(&mut self, f: &Forward, step: u64, total: u64) -> anyhow::Result<()> {
         let cfg = self.cfg;
         self.opt.zero_grad()?;
         self.scaler.scale_loss(&f.loss).backward();

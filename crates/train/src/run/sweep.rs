@@ -24,14 +24,14 @@ const SUBSET_STREAM: u64 = 0x5EED_5B5E_7000_0001;
 
 /// Whether epoch `epoch` of `epochs` sweeps: every `pseudo_labels_every`-th epoch, and always the last one
 /// (so audit always sees the final pseudo-labels); never with `pseudo_labels_every = 0`.
-pub fn due(run: &Run, epoch: u32, epochs: u32) -> bool {
+pub(crate) fn due(run: &Run, epoch: u32, epochs: u32) -> bool {
     run.pseudo_labels_every > 0 && (epoch.is_multiple_of(run.pseudo_labels_every) || epoch == epochs)
 }
 
 /// The unlabeled faces (indices, ascending) an earlier sweep reads: `subset` of `n` drawn once from `seed`,
 /// the same at every epoch so audit's epochs compare like with like; `None` when the sweep reads all of them
 /// (`subset` 0 or not smaller than `n`).
-pub fn subset(n: usize, subset: usize, seed: u64) -> Option<Vec<usize>> {
+pub(crate) fn subset(n: usize, subset: usize, seed: u64) -> Option<Vec<usize>> {
     if subset == 0 || subset >= n {
         return None;
     }

@@ -24,36 +24,36 @@ use crate::sitfer::memory_bank::MemoryBank;
 use crate::sitfer::threshold::SelfAdaptive;
 use exchange::fusion::Threshold;
 
-pub struct Trainer<'a> {
-    pub cfg: &'a Config,
-    pub device: Device,
-    pub vs: VarStore,
-    pub net: Net,
-    pub opt: Optimizer,
-    pub bank: MemoryBank,
-    pub ema: Option<Ema>,
-    pub scaler: GradScaler,
+pub(crate) struct Trainer<'a> {
+    pub(crate) cfg: &'a Config,
+    pub(crate) device: Device,
+    pub(crate) vs: VarStore,
+    pub(crate) net: Net,
+    pub(crate) opt: Optimizer,
+    pub(crate) bank: MemoryBank,
+    pub(crate) ema: Option<Ema>,
+    pub(crate) scaler: GradScaler,
     /// The process group of a data-parallel run.
-    pub dist: Option<std::rc::Rc<crate::distributed::Dist>>,
+    pub(crate) dist: Option<std::rc::Rc<crate::distributed::Dist>>,
     /// The dtype of the forward's autocast region (`None`: fp32), from `run.precision`.
-    pub autocast: Option<tch::Kind>,
+    pub(crate) autocast: Option<tch::Kind>,
     /// Class prototypes `[C, D]` when the text level is on.
-    pub protos: Option<Tensor>,
+    pub(crate) protos: Option<Tensor>,
     /// Labels of the labeled set, on the device, indexed by the sampler's slots.
-    pub labels: Tensor,
+    pub(crate) labels: Tensor,
     /// `[N, C]` vote shares of the labeled set, with `method.label_targets = "votes"`.
-    pub soft_targets: Option<Tensor>,
+    pub(crate) soft_targets: Option<Tensor>,
     /// FreeMatch's threshold averages (updated only under `threshold_rule = "self-adaptive"`).
-    pub sat: SelfAdaptive,
+    pub(crate) sat: SelfAdaptive,
     /// τ_t, τ_i in force: the config's until fitted on val (`method.fit_temperatures`).
-    pub taus: [f64; 2],
+    pub(crate) taus: [f64; 2],
 }
 
 /// Where the run starts: its state and the two samplers positioned at that state.
-pub struct Start {
-    pub state: State,
-    pub labeled: Sampler,
-    pub unlabeled: Sampler,
+pub(crate) struct Start {
+    pub(crate) state: State,
+    pub(crate) labeled: Sampler,
+    pub(crate) unlabeled: Sampler,
 }
 
 /// `model.init`: nothing for scratch, dlib's face weights (loaded, then batch norms calibrated on a seeded sample
@@ -92,6 +92,41 @@ fn calibration_sample(data: &Data, n: usize, seed: u64) -> Vec<crate::data::augm
     all.into_iter().take(n).cloned().collect()
 }
 
+/// The network with its variables seeded from `run.seed`, its batch norms synchronised across ranks where
+/// asked, and (a fresh run) `model.init`'s weights, the same on every rank.
+fn network(spec: &RunSpec, cfg: &Config, data: &Data, text_dim: i64) -> anyhow::Result<(VarStore, Net)> {
+    tch::manual_seed(cfg.run.seed as i64);
+    let vs = VarStore::new(spec.device);
+    let mut net = Net::new(&vs.root(), &cfg.model, data.classes.len() as i64, text_dim);
+    if let (true, Some(d)) = (cfg.model.sync_bn, &spec.dist) {
+        net.synchronise_batch_norm(d.clone());
+    }
+    if !spec.resume {
+        // Rank 0 alone initialises (and writes init.json); every rank then starts from its weights. A resumed
+        // run's ranks all read the same checkpoint instead.
+        if spec.writes() {
+            init_weights(spec, cfg, &vs, &net, data)?;
+        }
+        if let Some(d) = &spec.dist {
+            d.broadcast_variables(&vs)?;
+        }
+    }
+    Ok((vs, net))
+}
+
+/// `optim.kind` over the trainable variables; a pretrained trunk learns at `optim.backbone_lr_scale` of the
+/// heads' rate (from scratch every layer learns at `lr`).
+fn optimizer(cfg: &Config, vs: &VarStore) -> Optimizer {
+    let trunk = if cfg.model.init.is_pretrained() { cfg.optim.backbone_lr_scale } else { 1.0 };
+    Optimizer::new(vs, cfg.optim.kind(), cfg.optim.weight_decay).with_lr_scale(|name| {
+        if crate::model::is_head(name) {
+            1.0
+        } else {
+            trunk
+        }
+    })
+}
+
 /// `[N, C]` vote shares of every labeled face; refuses a face without votes by its id.
 fn vote_targets(set: &crate::data::loader::LabeledSet, classes: i64) -> anyhow::Result<Tensor> {
     let mut flat = Vec::with_capacity(set.ids.len() * classes as usize);
@@ -110,38 +145,15 @@ fn vote_targets(set: &crate::data::loader::LabeledSet, classes: i64) -> anyhow::
 impl<'a> Trainer<'a> {
     /// The trainer at step 0 (variables seeded from `run.seed`, then `model.init`), or at the latest
     /// checkpoint with `spec.resume`.
-    pub fn new(spec: &RunSpec, cfg: &'a Config, data: &Data) -> anyhow::Result<(Self, Start)> {
+    pub(crate) fn new(spec: &RunSpec, cfg: &'a Config, data: &Data) -> anyhow::Result<(Self, Start)> {
         let device = spec.device;
         let c = data.classes.len() as i64;
         let protos =
             if cfg.method.text { Some(prototypes(&spec.text_root, cfg, &data.classes, device)?) } else { None };
         let feature = cfg.model.feature_dim();
         let text_dim = protos.as_ref().map(|p| p.size()[1]).unwrap_or(feature);
-        tch::manual_seed(cfg.run.seed as i64);
-        let vs = VarStore::new(device);
-        let mut net = Net::new(&vs.root(), &cfg.model, c, text_dim);
-        if let (true, Some(d)) = (cfg.model.sync_bn, &spec.dist) {
-            net.synchronise_batch_norm(d.clone());
-        }
-        if !spec.resume {
-            // Rank 0 alone initialises (and writes init.json); every rank then starts from its weights. A resumed
-            // run's ranks all read the same checkpoint instead.
-            if spec.writes() {
-                init_weights(spec, cfg, &vs, &net, data)?;
-            }
-            if let Some(d) = &spec.dist {
-                d.broadcast_variables(&vs)?;
-            }
-        }
-        // The scale is for pretrained trunks: from scratch every layer learns at lr.
-        let trunk = if cfg.model.init.is_pretrained() { cfg.optim.backbone_lr_scale } else { 1.0 };
-        let opt = Optimizer::new(&vs, cfg.optim.kind(), cfg.optim.weight_decay).with_lr_scale(|name| {
-            if crate::model::is_head(name) {
-                1.0
-            } else {
-                trunk
-            }
-        });
+        let (vs, net) = network(spec, cfg, data, text_dim)?;
+        let opt = optimizer(cfg, &vs);
         let bank = MemoryBank::new(&data.labeled.labels, feature, c, cfg.method.bank_momentum, device);
         let ema = (cfg.optim.ema > 0.0).then(|| Ema::new(&vs, cfg.optim.ema));
         let autocast = crate::amp::autocast_kind(&cfg.run, device)?;
@@ -159,8 +171,6 @@ impl<'a> Trainer<'a> {
             crate::config::LabelTargets::Majority => None,
             crate::config::LabelTargets::Votes => Some(vote_targets(&data.labeled, c)?.to_device(device)),
         };
-        let sat = SelfAdaptive::new(c, cfg.method.sat_momentum, device);
-        let taus = [cfg.method.tau_text, cfg.method.tau_ins];
         let mut t = Trainer {
             cfg,
             device,
@@ -175,30 +185,21 @@ impl<'a> Trainer<'a> {
             protos,
             labels,
             soft_targets,
-            sat,
-            taus,
+            sat: SelfAdaptive::new(c, cfg.method.sat_momentum, device),
+            taus: [cfg.method.tau_text, cfg.method.tau_ins],
         };
-        let mut labeled = Sampler::new(data.labeled.ids.len(), cfg.run.seed, 1);
-        let mut unlabeled = Sampler::new(data.unlabeled.ids.len(), cfg.run.seed, 2);
-        let state = if spec.resume {
-            let state = checkpoint::restore(&spec.run_dir, &mut t.parts()).with_context(|| {
-                format!(
-                    "restoring the latest checkpoint of {} (delete the folder to start over, or train a new run \
-                     with --run-id)",
-                    spec.run_dir.display()
-                )
-            })?;
-            labeled.restore(state.labeled);
-            unlabeled.restore(state.unlabeled);
-            if let Some(s) = state.scaler {
-                t.scaler = s;
-            }
-            if let Some(taus) = state.taus {
-                t.taus = taus;
-            }
-            state
-        } else {
-            State {
+        let start = t.start(spec, data)?;
+        Ok((t, start))
+    }
+
+    /// The samplers and the state at step 0, or both restored (with the trainer's tensors, scaler and
+    /// temperatures) from the latest checkpoint with `spec.resume`.
+    fn start(&mut self, spec: &RunSpec, data: &Data) -> anyhow::Result<Start> {
+        let seed = self.cfg.run.seed;
+        let mut labeled = Sampler::new(data.labeled.ids.len(), seed, 1);
+        let mut unlabeled = Sampler::new(data.unlabeled.ids.len(), seed, 2);
+        if !spec.resume {
+            let state = State {
                 step: 0,
                 epoch: 0,
                 labeled: labeled.state(),
@@ -209,9 +210,25 @@ impl<'a> Trainer<'a> {
                 scaler: None,
                 running: None,
                 taus: None,
-            }
-        };
-        Ok((t, Start { state, labeled, unlabeled }))
+            };
+            return Ok(Start { state, labeled, unlabeled });
+        }
+        let state = checkpoint::restore(&spec.run_dir, &mut self.parts()).with_context(|| {
+            format!(
+                "restoring the latest checkpoint of {} (delete the folder to start over, or train a new run with \
+                 --run-id)",
+                spec.run_dir.display()
+            )
+        })?;
+        labeled.restore(state.labeled);
+        unlabeled.restore(state.unlabeled);
+        if let Some(s) = state.scaler {
+            self.scaler = s;
+        }
+        if let Some(taus) = state.taus {
+            self.taus = taus;
+        }
+        Ok(Start { state, labeled, unlabeled })
     }
 
     fn parts(&mut self) -> Parts<'_> {
@@ -219,7 +236,7 @@ impl<'a> Trainer<'a> {
     }
 
     /// The fusion in force at `epoch`, with the temperatures in force.
-    pub fn fusion_at(&self, epoch: u32) -> exchange::fusion::Fusion {
+    pub(crate) fn fusion_at(&self, epoch: u32) -> exchange::fusion::Fusion {
         self.with_taus(self.cfg.fusion().in_force(epoch, self.cfg.instance_warmup()))
     }
 
@@ -230,7 +247,7 @@ impl<'a> Trainer<'a> {
 
     /// The fusion behind the val/test fused accuracy: `method.eval_fusion` (instance level always in), or the
     /// training fusion in force.
-    pub fn eval_fusion_at(&self, epoch: u32) -> exchange::fusion::Fusion {
+    pub(crate) fn eval_fusion_at(&self, epoch: u32) -> exchange::fusion::Fusion {
         use crate::config::EvalFusion;
         use exchange::fusion::FusionMode;
         let m = &self.cfg.method;
@@ -244,7 +261,7 @@ impl<'a> Trainer<'a> {
 
     /// The selection thresholds in force, in the form the pseudo-label files and audit share: the fixed one
     /// for every class, or the self-adaptive ones per class.
-    pub fn thresholds(&self) -> Threshold {
+    pub(crate) fn thresholds(&self) -> Threshold {
         match self.cfg.method.threshold_rule {
             crate::config::ThresholdRule::Fixed => Threshold::Global(self.cfg.threshold()),
             crate::config::ThresholdRule::SelfAdaptive => {
@@ -256,7 +273,7 @@ impl<'a> Trainer<'a> {
     /// Stops a run whose weights are no longer finite (a NaN learning rate, an overflow that the loss check
     /// did not see), naming the last good checkpoint. Runs before anything of the epoch is recorded, and
     /// before every checkpoint, so no checkpoint ever holds such weights.
-    pub fn check_finite(&self, run_dir: &Path, step: u64) -> anyhow::Result<()> {
+    pub(crate) fn check_finite(&self, run_dir: &Path, step: u64) -> anyhow::Result<()> {
         for (name, t) in self.vs.variables() {
             if !bool::try_from(t.isfinite().all()).unwrap_or(false) {
                 bail!(
@@ -270,7 +287,7 @@ impl<'a> Trainer<'a> {
     }
 
     /// Writes a checkpoint of everything above plus `state`.
-    pub fn save(&mut self, run_dir: &Path, state: &State) -> anyhow::Result<()> {
+    pub(crate) fn save(&mut self, run_dir: &Path, state: &State) -> anyhow::Result<()> {
         self.check_finite(run_dir, state.step)?;
         let parts = self.parts();
         checkpoint::save(run_dir, &parts, state)

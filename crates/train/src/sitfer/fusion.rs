@@ -9,16 +9,16 @@ use tch::{Kind, Tensor};
 
 use super::levels::Levels;
 
-pub struct Pseudo {
-    pub p: Tensor,
-    pub label: Tensor,
-    pub confidence: Tensor,
-    pub mask: Tensor,
+pub(crate) struct Pseudo {
+    pub(crate) p: Tensor,
+    pub(crate) label: Tensor,
+    pub(crate) confidence: Tensor,
+    pub(crate) mask: Tensor,
 }
 
 /// Fuses `l` with `f` (the fusion in force) and selects with [`exchange::fusion::selected`]'s rule: the
 /// confidence strictly above the threshold, in `f32`.
-pub fn fuse(l: &Levels, f: &Fusion, threshold: f32) -> Pseudo {
+pub(crate) fn fuse(l: &Levels, f: &Fusion, threshold: f32) -> Pseudo {
     let p = fused(l, f);
     let (confidence, label) = p.max_dim(-1, false);
     let mask = confidence.gt(f64::from(threshold)).to_kind(Kind::Float);
@@ -26,7 +26,7 @@ pub fn fuse(l: &Levels, f: &Fusion, threshold: f32) -> Pseudo {
 }
 
 /// The fused distribution alone, `[B, C]` (evaluation and the pseudo-label files need no selection).
-pub fn fused(l: &Levels, f: &Fusion) -> Tensor {
+pub(crate) fn fused(l: &Levels, f: &Fusion) -> Tensor {
     let w = f.weights;
     match f.mode {
         FusionMode::MeanProb => {

@@ -5,22 +5,22 @@
 use tch::{Kind, Tensor};
 
 /// Raw scores and probabilities of the levels that are switched on.
-pub struct Levels {
-    pub z: Tensor,
-    pub p_sem: Tensor,
-    pub s_text: Option<Tensor>,
-    pub p_text: Option<Tensor>,
-    pub s_ins: Option<Tensor>,
-    pub p_ins: Option<Tensor>,
+pub(crate) struct Levels {
+    pub(crate) z: Tensor,
+    pub(crate) p_sem: Tensor,
+    pub(crate) s_text: Option<Tensor>,
+    pub(crate) p_text: Option<Tensor>,
+    pub(crate) s_ins: Option<Tensor>,
+    pub(crate) p_ins: Option<Tensor>,
 }
 
 /// `[B, C]` cosine similarities between projected features `g` (`[B, D]`) and unit prototypes (`[C, D]`).
-pub fn text_scores(g: &Tensor, prototypes: &Tensor) -> Tensor {
+pub(crate) fn text_scores(g: &Tensor, prototypes: &Tensor) -> Tensor {
     let g = g / g.norm_scalaropt_dim(2, [1i64], true).clamp_min(1e-12);
     g.matmul(&prototypes.tr())
 }
 
-pub fn levels(z: &Tensor, s_text: Option<Tensor>, s_ins: Option<Tensor>, tau_text: f64, tau_ins: f64) -> Levels {
+pub(crate) fn levels(z: &Tensor, s_text: Option<Tensor>, s_ins: Option<Tensor>, tau_text: f64, tau_ins: f64) -> Levels {
     let p_text = s_text.as_ref().map(|s| (s / tau_text).softmax(-1, Kind::Float));
     let p_ins = s_ins.as_ref().map(|s| (s / tau_ins).softmax(-1, Kind::Float));
     Levels { z: z.shallow_clone(), p_sem: z.softmax(-1, Kind::Float), s_text, p_text, s_ins, p_ins }

@@ -4,20 +4,20 @@
 
 use tch::{Kind, Reduction, Tensor};
 
-pub fn supervised(z: &Tensor, y: &Tensor) -> Tensor {
+pub(crate) fn supervised(z: &Tensor, y: &Tensor) -> Tensor {
     z.cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, 0.0)
 }
 
 /// `L_s` against a target distribution `q` (`[B, C]`, rows summing to 1; FER+'s vote shares): the mean over
 /// the batch of `−Σ_c q_c log softmax(z)_c` (FER+'s "probability" protocol).
-pub fn supervised_soft(z: &Tensor, q: &Tensor) -> Tensor {
+pub(crate) fn supervised_soft(z: &Tensor, q: &Tensor) -> Tensor {
     -(q * z.log_softmax(-1, Kind::Float)).sum_dim_intlist([-1i64].as_slice(), false, Kind::Float).mean(Kind::Float)
 }
 
 /// What labeled faces are trained towards.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum LabelTargets {
+pub(crate) enum LabelTargets {
     /// The majority label, one-hot.
     #[default]
     Majority,
@@ -25,14 +25,14 @@ pub enum LabelTargets {
     Votes,
 }
 
-pub fn text(s_text: &Tensor, y: &Tensor, tau_text: f64) -> Tensor {
+pub(crate) fn text(s_text: &Tensor, y: &Tensor, tau_text: f64) -> Tensor {
     (s_text / tau_text).cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, 0.0)
 }
 
 /// Over which rows `L_u` averages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum UnlabeledMean {
+pub(crate) enum UnlabeledMean {
     /// The whole unlabeled batch, masked rows contributing 0 (FixMatch, the paper): `L_u` grows with the mask rate.
     #[default]
     Batch,
@@ -41,7 +41,7 @@ pub enum UnlabeledMean {
 }
 
 /// Masked consistency loss, averaged as `mean` says (0 when nothing is selected).
-pub fn unlabeled(z_strong: &Tensor, pseudo: &Tensor, mask: &Tensor, mean: UnlabeledMean) -> Tensor {
+pub(crate) fn unlabeled(z_strong: &Tensor, pseudo: &Tensor, mask: &Tensor, mean: UnlabeledMean) -> Tensor {
     let per = z_strong.cross_entropy_loss::<Tensor>(pseudo, None, Reduction::None, -100, 0.0);
     match mean {
         UnlabeledMean::Batch => (per * mask).mean(Kind::Float),
@@ -51,7 +51,7 @@ pub fn unlabeled(z_strong: &Tensor, pseudo: &Tensor, mask: &Tensor, mean: Unlabe
 
 /// Supervised contrastive loss (Khosla et al. 2020, "out" form) over normalised features `h` `[B, D]`.
 /// Anchors without a positive are left out of the mean.
-pub fn supcon(h: &Tensor, y: &Tensor, temperature: f64) -> Tensor {
+pub(crate) fn supcon(h: &Tensor, y: &Tensor, temperature: f64) -> Tensor {
     let b = h.size()[0];
     let device = h.device();
     let sim = h.matmul(&h.tr()) / temperature;
@@ -70,25 +70,25 @@ pub fn supcon(h: &Tensor, y: &Tensor, temperature: f64) -> Tensor {
 
 /// One step's loss terms; a term that is switched off (its level or weight off, or before its warm-up) is
 /// `None` and leaves the sum.
-pub struct Terms {
-    pub s: Tensor,
-    pub t: Option<Tensor>,
-    pub u: Option<Tensor>,
-    pub con: Option<Tensor>,
+pub(crate) struct Terms {
+    pub(crate) s: Tensor,
+    pub(crate) t: Option<Tensor>,
+    pub(crate) u: Option<Tensor>,
+    pub(crate) con: Option<Tensor>,
 }
 
 /// The weights of the terms in [`total`].
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Weights {
-    pub text: f64,
-    pub unlabeled: f64,
-    pub contrastive: f64,
+pub(crate) struct Weights {
+    pub(crate) text: f64,
+    pub(crate) unlabeled: f64,
+    pub(crate) contrastive: f64,
     /// Multiplies the whole sum (the released code's 0.4).
-    pub scale: f64,
+    pub(crate) scale: f64,
 }
 
 /// The objective, written once: `L = scale · (L_s + λ_t L_t + λ_u L_u + λ_con L_con)`.
-pub fn total(terms: &Terms, w: &Weights) -> Tensor {
+pub(crate) fn total(terms: &Terms, w: &Weights) -> Tensor {
     // A new tensor, not a shallow clone of L_s: `+=` below would otherwise add into L_s and misreport it.
     let mut loss = &terms.s * 1.0;
     if let Some(t) = &terms.t {

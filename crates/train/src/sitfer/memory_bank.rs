@@ -10,7 +10,7 @@ use tch::{Device, Kind, Tensor};
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum InstanceRule {
+pub(crate) enum InstanceRule {
     /// `max(0, max_{j: y_j = c} <h, m_j>)`
     Max,
     /// Mean of the k largest similarities among class `c`'s slots (fewer if the class has fewer), floored at 0.
@@ -22,26 +22,26 @@ pub enum InstanceRule {
 }
 
 /// τ_v of the kNN vote (SimMatch's similarity temperature). The level's own τ_i, fitted or set, applies on top.
-pub const VOTE_TEMPERATURE: f64 = 0.1;
+pub(crate) const VOTE_TEMPERATURE: f64 = 0.1;
 
 /// kNN score of a class without a neighbour among the k: far below any cosine, so its probability vanishes
 /// (below e⁻²⁰ at τ_i ≤ 0.5) without an infinity reaching the fusion or the stored files.
-pub const NO_NEIGHBOUR: f64 = -10.0;
+pub(crate) const NO_NEIGHBOUR: f64 = -10.0;
 
-pub struct MemoryBank {
+pub(crate) struct MemoryBank {
     /// `[N, D]` slot features (zeros until written).
-    pub feats: Tensor,
+    pub(crate) feats: Tensor,
     /// `[N]` int64 slot labels (class indices of the run).
-    pub labels: Tensor,
+    pub(crate) labels: Tensor,
     /// `[N]` bool: slot written at least once.
-    pub written: Tensor,
+    pub(crate) written: Tensor,
     /// `[C, N]` bool: slot j belongs to class c (fixed: labels never change).
     class_of: Tensor,
-    pub momentum: f64,
+    pub(crate) momentum: f64,
 }
 
 impl MemoryBank {
-    pub fn new(labels: &[i64], dim: i64, classes: i64, momentum: f64, device: Device) -> Self {
+    pub(crate) fn new(labels: &[i64], dim: i64, classes: i64, momentum: f64, device: Device) -> Self {
         let n = labels.len() as i64;
         let labels = Tensor::from_slice(labels).to_device(device);
         let class_of = Tensor::arange(classes, (Kind::Int64, device)).unsqueeze(1).eq_tensor(&labels.unsqueeze(0));
@@ -54,17 +54,13 @@ impl MemoryBank {
         }
     }
 
-    pub fn len(&self) -> i64 {
+    pub(crate) fn len(&self) -> i64 {
         self.labels.size()[0]
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Writes the (already normalised) features of the labeled samples `idx` (`[B]` slot indices).
     /// With momentum μ > 0, written slots become `normalize(μ m + (1-μ) h)`; first writes take `h`.
-    pub fn update(&mut self, idx: &Tensor, h: &Tensor) {
+    pub(crate) fn update(&mut self, idx: &Tensor, h: &Tensor) {
         tch::no_grad(|| {
             let h = h.detach().to_kind(Kind::Float);
             let new = if self.momentum > 0.0 {
@@ -82,7 +78,7 @@ impl MemoryBank {
     }
 
     /// `[B, C]` instance scores of features `h` (`[B, D]`, normalised). Classes with no written slot score 0.
-    pub fn scores(&self, h: &Tensor, rule: InstanceRule) -> Tensor {
+    pub(crate) fn scores(&self, h: &Tensor, rule: InstanceRule) -> Tensor {
         let sims = h.matmul(&self.feats.tr()); // [B, N]
         if let InstanceRule::Knn(k) = rule {
             return self.knn_vote(&sims, k);

@@ -2,10 +2,10 @@
 //! that turn their scores into probabilities, their fusion into pseudo-labels, the threshold that selects
 //! them, the losses, and the placebo control that shuffles the levels. Pure tensor functions: no data loading, no optimiser, no files.
 
-pub mod fusion;
-pub mod levels;
-pub mod losses;
-pub mod memory_bank;
-pub mod placebo;
-pub mod temperature;
-pub mod threshold;
+pub(crate) mod fusion;
+pub(crate) mod levels;
+pub(crate) mod losses;
+pub(crate) mod memory_bank;
+pub(crate) mod placebo;
+pub(crate) mod temperature;
+pub(crate) mod threshold;

@@ -11,7 +11,7 @@ use super::levels::Levels;
 
 /// `l` with the text rows permuted by `perm_text` and the instance rows by `perm_ins` (scores and
 /// probabilities alike, so either fusion rule sees the shuffle); the semantic level is untouched.
-pub fn shuffle(l: Levels, perm_text: &Tensor, perm_ins: &Tensor) -> Levels {
+pub(crate) fn shuffle(l: Levels, perm_text: &Tensor, perm_ins: &Tensor) -> Levels {
     let rows = |t: Option<Tensor>, perm: &Tensor| t.map(|t| t.index_select(0, perm));
     Levels {
         z: l.z,

@@ -9,12 +9,12 @@
 use tch::{Kind, Reduction, Tensor};
 
 /// Range searched, in τ.
-pub const TAU_MIN: f64 = 1e-3;
-pub const TAU_MAX: f64 = 10.0;
+pub(crate) const TAU_MIN: f64 = 1e-3;
+pub(crate) const TAU_MAX: f64 = 10.0;
 
 /// Negative log-likelihood of `softmax(scores / tau)` at `labels`, averaged over rows, in f64 (near its
 /// minimum the NLL is flat: f32 rounding moves the fitted τ in the third digit).
-pub fn nll(scores: &Tensor, labels: &Tensor, tau: f64) -> f64 {
+pub(crate) fn nll(scores: &Tensor, labels: &Tensor, tau: f64) -> f64 {
     let loss =
         (scores.to_kind(Kind::Double) / tau).cross_entropy_loss::<Tensor>(labels, None, Reduction::Mean, -100, 0.0);
     f64::try_from(&loss).unwrap_or(f64::INFINITY)
@@ -23,7 +23,7 @@ pub fn nll(scores: &Tensor, labels: &Tensor, tau: f64) -> f64 {
 /// The τ in [[`TAU_MIN`], [`TAU_MAX`]] minimising [`nll`], by golden-section search on ln τ (the NLL of a
 /// temperature-scaled softmax is unimodal in it). `None` for an empty set or scores that are all equal in
 /// every row (no τ carries information).
-pub fn fit(scores: &Tensor, labels: &Tensor) -> Option<f64> {
+pub(crate) fn fit(scores: &Tensor, labels: &Tensor) -> Option<f64> {
     if scores.size().first().copied().unwrap_or(0) == 0 {
         return None;
     }

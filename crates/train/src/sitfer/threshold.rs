@@ -12,23 +12,23 @@ use tch::{Device, Kind, Tensor};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ThresholdRule {
+pub(crate) enum ThresholdRule {
     #[default]
     Fixed,
     SelfAdaptive,
 }
 
 /// FreeMatch's self-adaptive threshold state.
-pub struct SelfAdaptive {
+pub(crate) struct SelfAdaptive {
     /// `[]` τ_t: EMA of the batches' mean maximum probability.
-    pub global: Tensor,
+    pub(crate) global: Tensor,
     /// `[C]` p̃_t: EMA of the batches' mean probability per class.
-    pub class: Tensor,
-    pub momentum: f64,
+    pub(crate) class: Tensor,
+    pub(crate) momentum: f64,
 }
 
 impl SelfAdaptive {
-    pub fn new(classes: i64, momentum: f64, device: Device) -> Self {
+    pub(crate) fn new(classes: i64, momentum: f64, device: Device) -> Self {
         let c = classes.max(1);
         SelfAdaptive {
             global: Tensor::full([] as [i64; 0], 1.0 / c as f64, (Kind::Float, device)),
@@ -39,7 +39,7 @@ impl SelfAdaptive {
 
     /// One step's update from the fused distribution `p` (`[B, C]`) of the unlabeled batch:
     /// `τ ← m τ + (1−m) mean_b max_c p`, `p̃ ← m p̃ + (1−m) mean_b p`.
-    pub fn update(&mut self, p: &Tensor) {
+    pub(crate) fn update(&mut self, p: &Tensor) {
         if p.size()[0] == 0 {
             return;
         }
@@ -54,12 +54,12 @@ impl SelfAdaptive {
     }
 
     /// `[C]` thresholds in force: `τ · p̃_c / max_c p̃_c`.
-    pub fn thresholds(&self) -> Tensor {
+    pub(crate) fn thresholds(&self) -> Tensor {
         &self.global * (&self.class / self.class.max().clamp_min(1e-12))
     }
 
     /// `[B]` float mask: confidence above the threshold of the pseudo-label's class.
-    pub fn select(&self, confidence: &Tensor, label: &Tensor) -> Tensor {
+    pub(crate) fn select(&self, confidence: &Tensor, label: &Tensor) -> Tensor {
         confidence.gt_tensor(&self.thresholds().index_select(0, label)).to_kind(Kind::Float)
     }
 }

@@ -28,7 +28,7 @@ pub fn dat_path() -> anyhow::Result<PathBuf> {
 
 /// The tensors of `w` under this network's names: `<layer>.conv.weight` `[cout, cin, k, k]`,
 /// `<layer>.conv.bias`, `<layer>.affine.scale`, `<layer>.affine.shift`, and `embed.weight` `[128, 256]`.
-pub fn named_tensors(w: &DatWeights) -> Vec<(String, Tensor)> {
+pub(crate) fn named_tensors(w: &DatWeights) -> Vec<(String, Tensor)> {
     let mut out = Vec::with_capacity(4 * w.convs.len() + 1);
     for ((name, c), a) in layer_names().iter().zip(&w.convs).zip(&w.affines) {
         let k = c.kernel as i64;

@@ -11,42 +11,38 @@
 //! weights. The counts and shapes are then checked against the architecture, so a different or damaged file is
 //! refused with what differed rather than loaded wrong.
 
-use std::path::Path;
-
 /// One `con_4` record: `weight` is `[cout, cin, kh, kw]` flattened (OIHW), `bias` has `cout` values.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Conv {
-    pub cout: usize,
-    pub cin: usize,
-    pub kernel: usize,
-    pub stride: usize,
-    pub padding: usize,
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
+pub(crate) struct Conv {
+    pub(crate) cout: usize,
+    pub(crate) cin: usize,
+    pub(crate) kernel: usize,
+    pub(crate) stride: usize,
+    pub(crate) padding: usize,
+    pub(crate) weight: Vec<f32>,
+    pub(crate) bias: Vec<f32>,
 }
 
 /// One `affine_` record: `y = x · scale[c] + shift[c]`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Affine {
-    pub scale: Vec<f32>,
-    pub shift: Vec<f32>,
+pub(crate) struct Affine {
+    pub(crate) scale: Vec<f32>,
+    pub(crate) shift: Vec<f32>,
 }
 
 /// The weights of the whole file, in the order of the network from its input.
 #[derive(Clone, Debug, PartialEq)]
-pub struct DatWeights {
-    pub convs: Vec<Conv>,
-    pub affines: Vec<Affine>,
+pub(crate) struct DatWeights {
+    pub(crate) convs: Vec<Conv>,
+    pub(crate) affines: Vec<Affine>,
     /// The identity embedding `[outputs][inputs]` (already transposed from dlib's `y = x·W`).
-    pub embed: Vec<f32>,
-    pub embed_outputs: usize,
-    pub embed_inputs: usize,
+    pub(crate) embed: Vec<f32>,
+    pub(crate) embed_outputs: usize,
+    pub(crate) embed_inputs: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum DatError {
-    #[error("{path}: cannot read the file: {source}")]
-    Io { path: String, source: std::io::Error },
+pub(crate) enum DatError {
     #[error("{path}: byte {offset}: {what}")]
     Format { path: String, offset: usize, what: String },
     #[error("{path}: not dlib's face-recognition ResNet v1: {what}")]
@@ -189,7 +185,7 @@ fn fc(r: &mut Reader) -> Result<(usize, usize, Vec<f32>), (usize, String)> {
 }
 
 /// Parses `bytes` (the file at `path`, named in errors) and checks it against [`super::ARCH`].
-pub fn parse(path: &str, bytes: &[u8]) -> Result<DatWeights, DatError> {
+pub(crate) fn parse(path: &str, bytes: &[u8]) -> Result<DatWeights, DatError> {
     let mut r = Reader { bytes, pos: 0 };
     let (mut convs, mut affines, mut embed) = (Vec::new(), Vec::new(), None);
     let format = |(offset, what): (usize, String)| DatError::Format { path: path.to_string(), offset, what };
@@ -230,12 +226,6 @@ pub fn parse(path: &str, bytes: &[u8]) -> Result<DatWeights, DatError> {
         return Err(arch(format!("fc_2 maps {embed_inputs} -> {embed_outputs}, expected 256 -> 128")));
     }
     Ok(DatWeights { convs, affines, embed, embed_outputs, embed_inputs })
-}
-
-pub fn read(path: &Path) -> Result<DatWeights, DatError> {
-    let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| DatError::Io { path: shown.clone(), source })?;
-    parse(&shown, &bytes)
 }
 
 #[cfg(test)]

@@ -12,39 +12,39 @@
 //! [`min_image_size`] (31 px cut at 128, 103 px whole).
 
 pub mod convert;
-pub mod dat;
-pub mod pretrained;
+pub(crate) mod dat;
+pub(crate) mod pretrained;
 
-use tch::nn::{self, Module, ModuleT};
-use tch::{Kind, Tensor};
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
 
 use super::norm::{batch_norm2d, BatchNorm2d, Norm};
 use crate::data::batch::{MEAN, STD};
 
 /// dlib's per-channel pixel means (RGB), subtracted before dividing by 256.
-pub const PIXEL_MEAN: [f64; 3] = [122.782, 117.001, 104.298];
+pub(crate) const PIXEL_MEAN: [f64; 3] = [122.782, 117.001, 104.298];
 /// Channels at the end of the whole trunk, and the identity embedding's size.
-pub const FULL_CHANNELS: usize = 256;
-pub const EMBED_DIM: usize = 128;
+pub(crate) const FULL_CHANNELS: usize = 256;
+pub(crate) const EMBED_DIM: usize = 128;
 
 /// The batch norms' ε (PyTorch's default), which [`pretrained`] needs to re-express dlib's affines exactly.
-pub const BN_EPS: f64 = 1e-5;
+pub(crate) const BN_EPS: f64 = 1e-5;
 
 /// `(channels, blocks)` of each stage after the stem; every stage but the first opens with a down block.
 const STAGES: [(usize, usize); 5] = [(32, 3), (64, 4), (128, 3), (256, 3), (256, 1)];
 
 /// One convolution's geometry, as dlib's file states it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConvShape {
-    pub cin: usize,
-    pub cout: usize,
-    pub kernel: usize,
-    pub stride: usize,
-    pub padding: usize,
+pub(crate) struct ConvShape {
+    pub(crate) cin: usize,
+    pub(crate) cout: usize,
+    pub(crate) kernel: usize,
+    pub(crate) stride: usize,
+    pub(crate) padding: usize,
 }
 
 /// The 29 convolutions in the order dlib stores them (stem, then conv1/conv2 of each block from the input).
-pub fn conv_shapes() -> Vec<ConvShape> {
+pub(crate) fn conv_shapes() -> Vec<ConvShape> {
     let mut out = vec![ConvShape { cin: 3, cout: 32, kernel: 7, stride: 2, padding: 0 }];
     let mut cin = 32;
     for (stage, &(c, blocks)) in STAGES.iter().enumerate() {
@@ -64,7 +64,7 @@ pub fn conv_shapes() -> Vec<ConvShape> {
 
 /// The variable-name prefix of each convolution + batch norm pair, in [`conv_shapes`] order: `stem`, then
 /// `layer{stage}.{block}.{1,2}` with stages numbered from 1.
-pub fn layer_names() -> Vec<String> {
+pub(crate) fn layer_names() -> Vec<String> {
     let mut out = vec!["stem".to_string()];
     for (s, &(_, blocks)) in STAGES.iter().enumerate() {
         for b in 0..blocks {
@@ -80,17 +80,17 @@ pub fn layer_names() -> Vec<String> {
 const CUTS: [(i64, usize, i64); 2] = [(128, 3, 31), (256, 5, 103)];
 
 /// Stages kept for a cut after `channels` (128: stages 1–3; 256: all five); `None` for another cut.
-pub fn stages_for_cut(channels: i64) -> Option<usize> {
+pub(crate) fn stages_for_cut(channels: i64) -> Option<usize> {
     CUTS.iter().find(|c| c.0 == channels).map(|c| c.1)
 }
 
 /// The smallest input size for a cut after `channels`; `None` for another cut.
-pub fn min_image_size(channels: i64) -> Option<i64> {
+pub(crate) fn min_image_size(channels: i64) -> Option<i64> {
     CUTS.iter().find(|c| c.0 == channels).map(|c| c.2)
 }
 
 /// Sees each convolution's output (its index in [`conv_shapes`] order) during a forward pass: calibration.
-pub type Probe<'a> = &'a mut dyn FnMut(usize, &Tensor);
+pub(crate) type Probe<'a> = &'a mut dyn FnMut(usize, &Tensor);
 
 /// The path of a dotted name (`layer2.0.1`): tch refuses dots within one path segment.
 fn sub<'a>(root: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
@@ -99,9 +99,9 @@ fn sub<'a>(root: &nn::Path<'a>, dotted: &str) -> nn::Path<'a> {
 
 /// A convolution (no bias) and the batch norm that replaces dlib's folded affine.
 #[derive(Debug)]
-pub struct ConvBn {
-    pub conv: nn::Conv2D,
-    pub bn: BatchNorm2d,
+pub(crate) struct ConvBn {
+    pub(crate) conv: nn::Conv2D,
+    pub(crate) bn: BatchNorm2d,
 }
 
 impl ConvBn {
@@ -125,20 +125,20 @@ impl ConvBn {
 }
 
 #[derive(Debug)]
-pub struct DlibResNet {
+pub(crate) struct DlibResNet {
     /// In [`layer_names`] order, as many as the cut keeps.
-    pub layers: Vec<ConvBn>,
+    pub(crate) layers: Vec<ConvBn>,
     stages: usize,
     /// Maps the loader's ImageNet normalisation to dlib's: `x·a + b` per channel, `[1, 3, 1, 1]`.
     input_a: Tensor,
     input_b: Tensor,
     /// The 256 → 128 identity embedding; built only for the whole trunk with `embedding` (parity checks).
-    pub embed: Option<nn::Linear>,
+    pub(crate) embed: Option<nn::Linear>,
 }
 
 impl DlibResNet {
     /// The trunk up to `cut` channels (128 or 256; the config check refuses others).
-    pub fn new(root: &nn::Path, cut: i64, embedding: bool) -> Self {
+    pub(crate) fn new(root: &nn::Path, cut: i64, embedding: bool) -> Self {
         let stages = stages_for_cut(cut).unwrap_or(5);
         let keep: usize = 1 + STAGES[..stages].iter().map(|(_, b)| 2 * b).sum::<usize>();
         let layers = conv_shapes()
@@ -168,32 +168,35 @@ impl DlibResNet {
     }
 
     /// The trunk's feature map for ImageNet-normalised `x`; `probe` sees every convolution's output.
-    pub fn features(&self, x: &Tensor, norm: Norm, mut probe: Option<Probe>) -> Tensor {
+    pub(crate) fn features(&self, x: &Tensor, norm: Norm, mut probe: Option<Probe>) -> Tensor {
         let x = x * &self.input_a + &self.input_b;
         trunk(&x, self.stages, |i, x| self.layers[i].forward(x, norm, &mut probe, i))
     }
 
     /// How many of [`STAGES`] this trunk keeps.
-    pub fn stages(&self) -> usize {
+    pub(crate) fn stages(&self) -> usize {
         self.stages
     }
 
     /// The map from the loader's ImageNet normalisation to dlib's, `x·a + b` per channel: `(a, b)`, `[1, 3, 1, 1]`.
-    pub fn input_affine(&self) -> (&Tensor, &Tensor) {
+    pub(crate) fn input_affine(&self) -> (&Tensor, &Tensor) {
         (&self.input_a, &self.input_b)
     }
 
-    /// dlib's 128-d identity descriptor (whole trunk built with `embedding`); `None` otherwise.
-    pub fn descriptor(&self, x: &Tensor) -> Option<Tensor> {
+    /// dlib's 128-d identity descriptor (whole trunk built with `embedding`); `None` otherwise. Only the
+    /// parity tests against dlib read it: the expression heads read the trunk's features.
+    #[cfg(test)]
+    pub(crate) fn descriptor(&self, x: &Tensor) -> Option<Tensor> {
         let e = self.embed.as_ref()?;
-        Some(e.forward(&self.features(x, Norm::Running, None).mean_dim([2i64, 3].as_slice(), false, Kind::Float)))
+        let pooled = self.features(x, Norm::Running, None).mean_dim([2i64, 3].as_slice(), false, tch::Kind::Float);
+        Some(nn::Module::forward(e, &pooled))
     }
 }
 
 /// The trunk's wiring over `stages` of [`STAGES`]: the stem (convolution `0`, ReLU, 3×3 max pool), then each
 /// block's two convolutions with its shortcut. `layer(i, x)` is convolution `i` with what follows it before
 /// the ReLU (a batch norm in training, nothing once it is folded in: [`crate::model::inference`]).
-pub fn trunk(x: &Tensor, stages: usize, mut layer: impl FnMut(usize, &Tensor) -> Tensor) -> Tensor {
+pub(crate) fn trunk(x: &Tensor, stages: usize, mut layer: impl FnMut(usize, &Tensor) -> Tensor) -> Tensor {
     let mut x = layer(0, x).relu().max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false);
     let mut i = 1;
     for (stage, &(_, blocks)) in STAGES[..stages].iter().enumerate() {
@@ -219,7 +222,7 @@ fn down_add(main: Tensor, x: &Tensor) -> Tensor {
 }
 
 impl DlibResNet {
-    pub fn forward(&self, x: &Tensor, norm: Norm) -> Tensor {
+    pub(crate) fn forward(&self, x: &Tensor, norm: Norm) -> Tensor {
         self.features(x, norm, None).adaptive_avg_pool2d([1, 1]).flatten(1, -1)
     }
 }
@@ -233,7 +236,7 @@ impl ModuleT for DlibResNet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Device;
+    use tch::{Device, Kind};
 
     #[test]
     fn shapes_sizes_and_parameter_count() {

@@ -24,20 +24,20 @@ use crate::model::norm::Norm;
 
 /// What `init.json` records for a dlib start.
 #[derive(Debug, Serialize)]
-pub struct DlibInit {
-    pub source: String,
-    pub safetensors: String,
+pub(crate) struct DlibInit {
+    pub(crate) source: String,
+    pub(crate) safetensors: String,
     /// Layers (convolution + batch norm) loaded, of the file's 29: fewer when the trunk is cut.
-    pub layers_loaded: usize,
-    pub embedding_loaded: bool,
-    pub calibration_images: usize,
+    pub(crate) layers_loaded: usize,
+    pub(crate) embedding_loaded: bool,
+    pub(crate) calibration_images: usize,
     /// Largest change of any eval-mode feature on the calibration images' first batch after re-expression:
     /// rounding only (beyond 1e-3 of the features' scale the load fails).
-    pub calibration_max_abs_change: f64,
+    pub(crate) calibration_max_abs_change: f64,
 }
 
 impl DlibInit {
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         format!(
             "init from dlib ({}): {} of 29 layers{}, batch norms calibrated on {} training faces (eval change {:.1e})",
             self.source,
@@ -51,7 +51,7 @@ impl DlibInit {
 
 /// Copies dlib's folded layers from `path` into `net` with batch norms that reproduce them in eval mode
 /// (γ = scale, β = shift, running mean = −bias, running variance = 1 − ε). Returns the layers loaded.
-pub fn load_folded(net: &DlibResNet, path: &Path) -> anyhow::Result<usize> {
+pub(crate) fn load_folded(net: &DlibResNet, path: &Path) -> anyhow::Result<usize> {
     let file: HashMap<String, Tensor> = Tensor::read_safetensors(path)
         .with_context(|| format!("{} is not a readable safetensors file", path.display()))?
         .into_iter()
@@ -105,7 +105,7 @@ struct Moments {
 
 /// Re-expresses every batch norm of `net` with running statistics measured on `images` (see the module doc);
 /// returns the largest eval-mode feature change on the first batch, which should be rounding.
-pub fn calibrate(net: &DlibResNet, images: &[Img], batch: usize, device: Device) -> anyhow::Result<f64> {
+pub(crate) fn calibrate(net: &DlibResNet, images: &[Img], batch: usize, device: Device) -> anyhow::Result<f64> {
     anyhow::ensure!(!images.is_empty(), "no images to calibrate dlib's batch norms on");
     let first = to_tensor(&images[..batch.min(images.len())], device);
     tch::no_grad(|| {
@@ -163,7 +163,7 @@ pub fn calibrate(net: &DlibResNet, images: &[Img], batch: usize, device: Device)
 
 /// `model.init = "dlib"`: the cached conversion of the `.dat` `make setup` fetched, loaded and calibrated on
 /// `images` (a seeded sample of the training faces).
-pub fn init(net: &DlibResNet, images: &[Img], batch: usize, device: Device) -> anyhow::Result<DlibInit> {
+pub(crate) fn init(net: &DlibResNet, images: &[Img], batch: usize, device: Device) -> anyhow::Result<DlibInit> {
     let dat = convert::dat_path()?;
     let st = convert::cached_safetensors(&dat)?;
     let layers_loaded = load_folded(net, &st)?;

@@ -10,7 +10,7 @@ use exchange::schema::evaluation::Evaluation;
 use exchange::Expression;
 use tch::Tensor;
 
-use crate::cli_model::{faces, open, FaceArgs, ModelArgs};
+use crate::model::{faces, open, FaceArgs, ModelArgs};
 
 #[derive(ClapArgs)]
 #[command(after_help = "Examples:
@@ -30,7 +30,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     let model = open(&a.model)?;
     let run_dir = a.model.run_dir()?;
     let chosen = faces(&a.faces, &model)?;
-    crate::cli_model::warn_training_overlap(&run_dir, &chosen);
+    crate::model::warn_training_overlap(&run_dir, &chosen);
     let set = &chosen.set;
     let run_classes: Vec<Expression> = exchange::labels::parse_class_list(&model.card.classes)
         .map_err(|e| anyhow::anyhow!("the model card's classes: {e}"))?;

@@ -11,6 +11,7 @@ use exchange::layout;
 
 use exchange::manifest::InputRecord;
 use train::config::{self, Config};
+use train::data::loader::Data;
 use train::distributed::{Dist, Launch};
 use train::run::folder::Lock;
 use train::run::inputs::{resolve_split, SplitInputs};
@@ -21,7 +22,7 @@ use crate::launcher;
 #[derive(ClapArgs)]
 pub struct Args {
     #[command(flatten)]
-    run: crate::cli_config::RunArgs,
+    run: crate::config::RunArgs,
     /// Continue the run from its latest checkpoint.
     #[arg(long)]
     resume: bool,
@@ -89,19 +90,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     if a.nproc > 1 && launch.is_none() {
         return launcher::spawn_local(a.nproc);
     }
-    // First Ctrl-C (or SIGTERM, SIGHUP): finish the step, write a checkpoint, exit 130. A second one quits at
-    // once. Installed before the rendezvous and the data load, so a signal then stops the run after its first
-    // step instead of killing it without a word.
-    ctrlc::set_handler(|| {
-        if INTERRUPT.swap(true, Ordering::SeqCst) {
-            // At once, without running exit handlers: libtorch's static destructors would tear down its
-            // operator registry under the training thread, which is still calling into it.
-            // SAFETY: _exit(2) ends the process; nothing after it runs.
-            unsafe { libc::_exit(130) };
-        }
-        eprintln!("\ninterrupt: writing a checkpoint after this step (Ctrl-C again to quit without one)");
-    })
-    .context("installing the Ctrl-C handler")?;
+    install_interrupt_handler()?;
     let cfg = a.run.preset.resolve()?;
     let SplitInputs { split, dataset, shards, .. } = resolve_split(&a.run.split, a.shards.as_deref())?;
     let (_, run_dir) = a.run.run_folder()?;
@@ -129,21 +118,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     };
     // What the run reads must exist before a run folder is made for it.
     let inputs = folder::inputs(&spec, &cfg)?;
-    // Rank 0 alone inspects and prepares the folder; the others follow its decision.
-    let prepared = if spec.writes() { Some(prepare(a, &cfg, &run_dir, &inputs)) } else { None };
-    // Ranks other than 0 send a placeholder that the broadcast replaces with rank 0's decision.
-    let mine = prepared.as_ref().map_or(Decision::Start, Decision::of);
-    let decision = match &dist {
-        Some(d) => Decision::from_byte(d.broadcast_code(mine as u8)?)?,
-        None => mine,
-    };
-    let _prepared = match prepared {
-        Some(p) => Some(p?),
-        None if decision == Decision::Failed => {
-            bail!("rank 0 could not prepare {} (its message says why)", run_dir.display())
-        }
-        None => None,
-    };
+    let (decision, _prepared) = agree_on_folder(a, &cfg, &spec, &inputs)?;
     if decision == Decision::UpToDate {
         if spec.writes() {
             println!("train: {} is up to date (finished, same configuration and inputs)", run_dir.display());
@@ -164,45 +139,94 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         folder::write_manifest(&run_dir, &cfg, inputs)?;
     }
     if !spec.quiet {
-        eprintln!(
-            "train {}: {} preset, {} scale, {} labeled / {} unlabeled / {} val / {} test, {} classes, init {}, device {device:?}{}",
-            run_dir.display(),
-            cfg.preset,
-            cfg.scale,
-            data.labeled.ids.len(),
-            data.unlabeled.ids.len(),
-            data.val.ids.len(),
-            data.test.ids.len(),
-            data.classes.len(),
-            cfg.model.init,
-            dist.as_ref().map_or(String::new(), |d| format!(", {} ranks", d.world()))
-        );
+        eprintln!("{}", announcement(&run_dir, &cfg, &data, dist.as_deref(), device));
     }
     let out = train(&spec, &cfg, &data)?;
-    let state = &out.state;
-    if out.interrupted {
-        if !spec.writes() {
-            std::process::exit(130);
+    report_end(&spec, &out.state, out.interrupted, total);
+    Ok(())
+}
+
+/// First Ctrl-C (or SIGTERM, SIGHUP): finish the step, write a checkpoint, exit 130. A second one quits at
+/// once. Installed before the rendezvous and the data load, so a signal then stops the run after its first
+/// step instead of killing it without a word.
+fn install_interrupt_handler() -> anyhow::Result<()> {
+    ctrlc::set_handler(|| {
+        if INTERRUPT.swap(true, Ordering::SeqCst) {
+            // At once, without running exit handlers: libtorch's static destructors would tear down its
+            // operator registry under the training thread, which is still calling into it.
+            // SAFETY: _exit(2) ends the process; nothing after it runs.
+            unsafe { libc::_exit(130) };
         }
-        eprintln!(
-            "train: stopped at step {} of {}; checkpoint in {} — continue with the same command plus --resume",
-            state.step,
-            total,
-            train::checkpoint::dir(&run_dir).display()
-        );
+        eprintln!("\ninterrupt: writing a checkpoint after this step (Ctrl-C again to quit without one)");
+    })
+    .context("installing the Ctrl-C handler")
+}
+
+/// Rank 0 alone inspects and prepares the run folder; every rank follows its decision. Rank 0 also gets what
+/// it prepared, whose lock on the folder must be held until the run ends.
+fn agree_on_folder(
+    a: &Args,
+    cfg: &Config,
+    spec: &RunSpec,
+    inputs: &[InputRecord],
+) -> anyhow::Result<(Decision, Option<Prepared>)> {
+    let run_dir = &spec.run_dir;
+    let prepared = if spec.writes() { Some(prepare(a, cfg, run_dir, inputs)) } else { None };
+    // Ranks other than 0 send a placeholder that the broadcast replaces with rank 0's decision.
+    let mine = prepared.as_ref().map_or(Decision::Start, Decision::of);
+    let decision = match &spec.dist {
+        Some(d) => Decision::from_byte(d.broadcast_code(mine as u8)?)?,
+        None => mine,
+    };
+    let prepared = match prepared {
+        Some(p) => Some(p?),
+        None if decision == Decision::Failed => {
+            bail!("rank 0 could not prepare {} (its message says why)", run_dir.display())
+        }
+        None => None,
+    };
+    Ok((decision, prepared))
+}
+
+/// The line a run starts with: what it trains on, with what, where.
+fn announcement(run_dir: &Path, cfg: &Config, data: &Data, dist: Option<&Dist>, device: tch::Device) -> String {
+    format!(
+        "train {}: {} preset, {} scale, {} labeled / {} unlabeled / {} val / {} test, {} classes, init {}, device {device:?}{}",
+        run_dir.display(),
+        cfg.preset,
+        cfg.scale,
+        data.labeled.ids.len(),
+        data.unlabeled.ids.len(),
+        data.val.ids.len(),
+        data.test.ids.len(),
+        data.classes.len(),
+        cfg.model.init,
+        dist.map_or(String::new(), |d| format!(", {} ranks", d.world()))
+    )
+}
+
+/// The run's last line (rank 0), and exit 130 where it was interrupted, as a shell expects.
+fn report_end(spec: &RunSpec, state: &train::checkpoint::State, interrupted: bool, total: u64) {
+    if interrupted {
+        if spec.writes() {
+            eprintln!(
+                "train: stopped at step {} of {}; checkpoint in {} — continue with the same command plus --resume",
+                state.step,
+                total,
+                train::checkpoint::dir(&spec.run_dir).display()
+            );
+        }
         std::process::exit(130);
     }
-    if !spec.writes() {
-        return Ok(());
+    if spec.writes() {
+        println!(
+            "train: {} done at step {} — best val accuracy {:.2}% at epoch {}",
+            spec.run_dir.display(),
+            state.step,
+            100.0 * state.best_val,
+            state.best_epoch
+        );
     }
-    println!(
-        "train: {} done at step {} — best val accuracy {:.2}% at epoch {}",
-        run_dir.display(),
-        state.step,
-        100.0 * state.best_val,
-        state.best_epoch
-    );
-    Ok(())
 }
 
 /// Joins the data-parallel group after checking that the batches split evenly over it.

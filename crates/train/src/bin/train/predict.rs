@@ -14,7 +14,7 @@ use train::data::augment::Img;
 use train::data::loader::decode;
 use train::evaluate::{most_probable, rows as prob_rows, Inference};
 
-use crate::cli_model::{faces, open, FaceArgs, ModelArgs};
+use crate::model::{faces, open, FaceArgs, ModelArgs};
 
 #[derive(ClapArgs)]
 #[command(after_help = "Examples:

@@ -10,7 +10,7 @@ use serde::Serialize;
 pub struct Args {
     /// The arguments `train run` would be given (the split need not exist yet).
     #[command(flatten)]
-    run: crate::cli_config::RunArgs,
+    run: crate::config::RunArgs,
     /// Print only this value (run_id, run_dir, text, text_encoder, text_set).
     #[arg(long, conflicts_with = "json")]
     get: Option<String>,

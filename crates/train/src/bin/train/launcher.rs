@@ -23,37 +23,9 @@ pub fn spawn_local(nproc: u16) -> anyhow::Result<()> {
         .port();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / usize::from(nproc)).max(1).to_string();
-    let mut ranks: Vec<Child> = Vec::new();
-    let launcher = std::process::id();
-    for rank in 0..nproc {
-        let mut cmd = Command::new(&exe);
-        cmd.process_group(0);
-        // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid; no allocation).
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The launcher may have died before the prctl: then no signal would ever come.
-                if libc::getppid() as u32 != launcher {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
-        let child = cmd
-            .args(&args)
-            .env("WORLD_SIZE", nproc.to_string())
-            .env("RANK", rank.to_string())
-            .env("LOCAL_RANK", rank.to_string())
-            .env("MASTER_ADDR", "127.0.0.1")
-            .env("MASTER_PORT", port.to_string())
-            .env("OMP_NUM_THREADS", &threads)
-            .env("RAYON_NUM_THREADS", &threads)
-            .spawn()
-            .with_context(|| format!("starting rank {rank}"))?;
-        ranks.push(child);
-    }
+    let ranks = (0..nproc)
+        .map(|rank| start_rank(&exe, &args, rank, nproc, port, &threads))
+        .collect::<anyhow::Result<Vec<Child>>>()?;
     let pids: Vec<i32> = ranks.iter().map(|c| c.id() as i32).collect();
     ctrlc::set_handler(move || {
         for &pid in &pids {
@@ -62,6 +34,51 @@ pub fn spawn_local(nproc: u16) -> anyhow::Result<()> {
         }
     })
     .context("installing the signal handler that passes Ctrl-C and SIGTERM on to the ranks")?;
+    if wait_for(ranks, nproc)? {
+        std::process::exit(130);
+    }
+    Ok(())
+}
+
+/// Rank `rank` of `nproc`: this command again, in its own process group, with torchrun's variables.
+fn start_rank(
+    exe: &std::path::Path,
+    args: &[String],
+    rank: u16,
+    nproc: u16,
+    port: u16,
+    threads: &str,
+) -> anyhow::Result<Child> {
+    let launcher = std::process::id();
+    let mut cmd = Command::new(exe);
+    cmd.process_group(0);
+    // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid; no allocation).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The launcher may have died before the prctl: then no signal would ever come.
+            if libc::getppid() as u32 != launcher {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    cmd.args(args)
+        .env("WORLD_SIZE", nproc.to_string())
+        .env("RANK", rank.to_string())
+        .env("LOCAL_RANK", rank.to_string())
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", port.to_string())
+        .env("OMP_NUM_THREADS", threads)
+        .env("RAYON_NUM_THREADS", threads)
+        .spawn()
+        .with_context(|| format!("starting rank {rank}"))
+}
+
+/// Waits for every rank; when one fails, stops the others and names it. `true`: some rank was interrupted.
+fn wait_for(ranks: Vec<Child>, nproc: u16) -> anyhow::Result<bool> {
     let mut running: Vec<Option<Child>> = ranks.into_iter().map(Some).collect();
     let mut interrupted = false;
     while running.iter().any(Option::is_some) {
@@ -90,8 +107,5 @@ pub fn spawn_local(nproc: u16) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    if interrupted {
-        std::process::exit(130);
-    }
-    Ok(())
+    Ok(interrupted)
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args as ClapArgs;
 use exchange::layout;
 
-use crate::cli_model::{open, ModelArgs};
+use crate::model::{open, ModelArgs};
 
 /// The files of an export folder.
 pub const CARD: &str = "model.json";
