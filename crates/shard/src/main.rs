@@ -328,47 +328,7 @@ fn restore_sigpipe() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Synthetic(a) => {
-            let cfg = synthetic::GenConfig {
-                version: synthetic::GENERATOR_VERSION,
-                seed: a.seed,
-                size: a.size,
-                train: a.train,
-                valid: a.valid,
-                test: a.test,
-                annotators: 10,
-            };
-            let fresh = synthetic::generate(&a.raw_dir, &cfg, a.common.force, a.common.quiet || a.common.json)
-                .with_context(|| format!("generating synthetic faces into {}", a.raw_dir.display()))?;
-            if fresh && !a.common.json {
-                println!(
-                    "synthetic: generated {} faces into {}",
-                    cfg.train + cfg.valid + cfg.test,
-                    a.raw_dir.display()
-                );
-            }
-            if let Some(p) = &a.preview {
-                preview::write(p, &cfg, 10)?;
-                if !a.common.json {
-                    println!("synthetic: preview montage -> {}", p.display());
-                }
-            }
-            let mut issues = Issues::new(a.common.on_error);
-            let opts = ferplus::Options {
-                dataset: "synthetic",
-                layout: ferplus::Layout::Folders,
-                protocol: a.protocol,
-                limit_per_split: a.common.limit_per_split,
-            };
-            let scan = ferplus::scan(&a.raw_dir, &opts, &mut issues)?;
-            shard(
-                "synthetic",
-                json!({"reader": "ferplus", "generator": cfg, "protocol": a.protocol}),
-                &a.common,
-                scan,
-                issues,
-            )
-        }
+        Command::Synthetic(a) => synthetic_faces(&a),
         Command::Ferplus(a) => {
             let mut issues = Issues::new(a.common.on_error);
             let opts = ferplus::Options {
@@ -406,29 +366,66 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             shard(&a.name, json!({"reader": "folder", "root": root_json(&a.root)}), &a.common, scan, issues)
         }
         Command::Prepare(a) => prepare(&a),
-        Command::Split(a) => {
-            let cfg = exchange::layout::split_config(&a.splits_dir, &a.name);
-            match split::run(&a.name, &cfg, &a.shards_root, &a.out_dir, a.force)? {
-                split::SplitOutcome::UpToDate(p) => {
-                    if a.json {
-                        println!("{}", json!({"split": a.name, "up_to_date": true, "out": p}));
-                    } else {
-                        println!("split {}: up to date ({}); --force to rebuild", a.name, p.display());
-                    }
-                }
-                split::SplitOutcome::Written(s) => {
-                    if a.json {
-                        println!("{}", serde_json::to_string_pretty(&s)?);
-                    } else {
-                        println!("split {} of {} ({} classes) -> {}", s.name, s.dataset, s.classes.len(), s.out);
-                        print!("{}", summary::class_split_table(&s.counts));
-                    }
-                    for w in &s.warnings {
-                        eprintln!("warning: split {}: {w}", s.name);
-                    }
-                }
-            }
-            Ok(())
+        Command::Split(a) => make_split(&a),
+    }
+}
+
+/// `shard synthetic`: generate the faces (once per generator config), optionally a preview, then shard them
+/// with the FER+ folder reader.
+fn synthetic_faces(a: &SyntheticArgs) -> anyhow::Result<()> {
+    let cfg = synthetic::GenConfig {
+        version: synthetic::GENERATOR_VERSION,
+        seed: a.seed,
+        size: a.size,
+        train: a.train,
+        valid: a.valid,
+        test: a.test,
+        annotators: 10,
+    };
+    let fresh = synthetic::generate(&a.raw_dir, &cfg, a.common.force, a.common.quiet || a.common.json)
+        .with_context(|| format!("generating synthetic faces into {}", a.raw_dir.display()))?;
+    if fresh && !a.common.json {
+        println!("synthetic: generated {} faces into {}", cfg.train + cfg.valid + cfg.test, a.raw_dir.display());
+    }
+    if let Some(p) = &a.preview {
+        preview::write(p, &cfg, 10)?;
+        if !a.common.json {
+            println!("synthetic: preview montage -> {}", p.display());
         }
     }
+    let mut issues = Issues::new(a.common.on_error);
+    let opts = ferplus::Options {
+        dataset: "synthetic",
+        layout: ferplus::Layout::Folders,
+        protocol: a.protocol,
+        limit_per_split: a.common.limit_per_split,
+    };
+    let scan = ferplus::scan(&a.raw_dir, &opts, &mut issues)?;
+    shard("synthetic", json!({"reader": "ferplus", "generator": cfg, "protocol": a.protocol}), &a.common, scan, issues)
+}
+
+/// `shard split`: the split file from its config, and its per-class table.
+fn make_split(a: &SplitArgs) -> anyhow::Result<()> {
+    let cfg = exchange::layout::split_config(&a.splits_dir, &a.name);
+    match split::run(&a.name, &cfg, &a.shards_root, &a.out_dir, a.force)? {
+        split::SplitOutcome::UpToDate(p) => {
+            if a.json {
+                println!("{}", json!({"split": a.name, "up_to_date": true, "out": p}));
+            } else {
+                println!("split {}: up to date ({}); --force to rebuild", a.name, p.display());
+            }
+        }
+        split::SplitOutcome::Written(s) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!("split {} of {} ({} classes) -> {}", s.name, s.dataset, s.classes.len(), s.out);
+                print!("{}", summary::class_split_table(&s.counts));
+            }
+            for w in &s.warnings {
+                eprintln!("warning: split {}: {w}", s.name);
+            }
+        }
+    }
+    Ok(())
 }

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::encode::{process, ImageOptions};
 use crate::issues::Issues;
-use crate::sources::Scan;
+use crate::sources::{RawRecord, Scan};
 
 pub struct Job {
     pub dataset: String,
@@ -68,65 +68,17 @@ pub fn run(job: &Job, scan: Scan, issues: &mut Issues) -> anyhow::Result<Outcome
     }
 
     let staging = StagingDir::create(&job.out_dir, STAGE)?;
-    let bar = if job.quiet { ProgressBar::hidden() } else { ProgressBar::new(scan.records.len() as u64) };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} faces ({per_sec}, eta {eta})",
-        )
-        .expect("valid template"),
-    );
-    bar.set_prefix(format!("shard {}", job.dataset));
+    let bar = progress_bar(job, scan.records.len());
 
     let mut rows_by: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut part = 0usize;
     let mut total = 0u64;
     for chunk in scan.records.chunks(job.rows_per_part.max(1)) {
-        let encoded: Vec<_> = chunk
-            .par_iter()
-            .map(|r| {
-                let e = process(&r.image, &job.image);
-                bar.inc(1);
-                e
-            })
-            .collect();
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (r, e) in chunk.iter().zip(encoded) {
-            let e = match e {
-                Ok(e) => e,
-                Err(msg) => {
-                    issues.bad("unreadable image", format!("{}: {msg}", r.origin))?;
-                    continue;
-                }
-            };
-            let class =
-                r.label.and_then(Expression::from_id).map(|c| c.name().to_string()).unwrap_or_else(|| "(none)".into());
-            *rows_by.entry(r.split.to_string()).or_default().entry(class).or_default() += 1;
-            rows.push(ShardRow {
-                id: r.id.clone(),
-                dataset: job.dataset.clone(),
-                split: r.split.to_string(),
-                label: r.label,
-                votes: r.votes.clone(),
-                image: e.png,
-                height: e.height,
-                width: e.width,
-                channels: e.channels,
-                source_path: r.source_path.clone(),
-            });
-        }
+        let rows = encode_chunk(job, chunk, &bar, issues, &mut rows_by)?;
         if rows.is_empty() {
             continue;
         }
-        let name = exchange::layout::shard_part(part);
-        let path = staging.path().join(&name);
-        let mut w = TableWriter::<ShardRow>::create(
-            &path,
-            &[(exchange::keys::DATASET, job.dataset.clone())],
-            job.row_group_rows,
-        )?;
-        w.write(&rows)?;
-        let n = w.finish()?;
-        manifest.add_output(staging.path(), &name, Some(n))?;
+        let n = write_part(job, &staging, part, &rows, &mut manifest)?;
         total += n;
         part += 1;
     }
@@ -155,4 +107,80 @@ pub fn run(job: &Job, scan: Scan, issues: &mut Issues) -> anyhow::Result<Outcome
     manifest.write(staging.path().join(MANIFEST_FILE))?;
     staging.commit().with_context(|| format!("replacing {}", job.out_dir.display()))?;
     Ok(Outcome::Written(summary))
+}
+
+/// The faces-per-second bar of the encoding (hidden with `--quiet`).
+fn progress_bar(job: &Job, faces: usize) -> ProgressBar {
+    let bar = if job.quiet { ProgressBar::hidden() } else { ProgressBar::new(faces as u64) };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} faces ({per_sec}, eta {eta})",
+        )
+        .expect("valid template"),
+    );
+    bar.set_prefix(format!("shard {}", job.dataset));
+    bar
+}
+
+/// One part's records decoded and encoded in parallel, in their order; an unreadable image is an issue
+/// (dropped or fatal, as `--on-error` says) and each kept row is counted per split and class in `rows_by`.
+fn encode_chunk(
+    job: &Job,
+    chunk: &[RawRecord],
+    bar: &ProgressBar,
+    issues: &mut Issues,
+    rows_by: &mut BTreeMap<String, BTreeMap<String, u64>>,
+) -> anyhow::Result<Vec<ShardRow>> {
+    let encoded: Vec<_> = chunk
+        .par_iter()
+        .map(|r| {
+            let e = process(&r.image, &job.image);
+            bar.inc(1);
+            e
+        })
+        .collect();
+    let mut rows = Vec::with_capacity(chunk.len());
+    for (r, e) in chunk.iter().zip(encoded) {
+        let e = match e {
+            Ok(e) => e,
+            Err(msg) => {
+                issues.bad("unreadable image", format!("{}: {msg}", r.origin))?;
+                continue;
+            }
+        };
+        let class =
+            r.label.and_then(Expression::from_id).map(|c| c.name().to_string()).unwrap_or_else(|| "(none)".into());
+        *rows_by.entry(r.split.to_string()).or_default().entry(class).or_default() += 1;
+        rows.push(ShardRow {
+            id: r.id.clone(),
+            dataset: job.dataset.clone(),
+            split: r.split.to_string(),
+            label: r.label,
+            votes: r.votes.clone(),
+            image: e.png,
+            height: e.height,
+            width: e.width,
+            channels: e.channels,
+            source_path: r.source_path.clone(),
+        });
+    }
+    Ok(rows)
+}
+
+/// Writes one part into the staging folder and records it in the manifest; returns its row count.
+fn write_part(
+    job: &Job,
+    staging: &StagingDir,
+    part: usize,
+    rows: &[ShardRow],
+    manifest: &mut Manifest,
+) -> anyhow::Result<u64> {
+    let name = exchange::layout::shard_part(part);
+    let path = staging.path().join(&name);
+    let mut w =
+        TableWriter::<ShardRow>::create(&path, &[(exchange::keys::DATASET, job.dataset.clone())], job.row_group_rows)?;
+    w.write(rows)?;
+    let n = w.finish()?;
+    manifest.add_output(staging.path(), &name, Some(n))?;
+    Ok(n)
 }

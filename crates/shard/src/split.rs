@@ -291,74 +291,8 @@ pub fn run(
         return Ok(SplitOutcome::UpToDate(out));
     }
 
-    let known: HashSet<&str> = samples.iter().map(|s| s.split.as_str()).collect();
-    for (role, from) in [("labeled", &cfg.labeled.from), ("val", &cfg.val.from), ("test", &cfg.test.from)]
-        .into_iter()
-        .chain(cfg.unlabeled.as_ref().map(|u| ("unlabeled", &u.from)))
-    {
-        for s in from {
-            if !known.contains(s.as_str()) {
-                let mut k: Vec<_> = known.iter().collect();
-                k.sort();
-                anyhow::bail!(
-                    "{}: [{role}] takes source split `{s}`, but the {} shards have only {k:?}",
-                    cfg_path.display(),
-                    cfg.dataset
-                );
-            }
-        }
-    }
-
-    // Sorted by id, then shuffled by the seed: independent of shard order and thread count.
-    let mut order: Vec<&Sample> = samples.iter().collect();
-    order.sort_by(|a, b| a.id.cmp(&b.id));
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    order.shuffle(&mut rng);
-    let in_splits = |from: &[String], s: &Sample| from.contains(&s.split);
-    let mut role_of: HashMap<&str, Role> = HashMap::new();
-
-    for s in order.iter().filter(|s| in_splits(&cfg.test.from, s)) {
-        role_of.insert(&s.id, Role::Test);
-    }
-    let free = |role_of: &HashMap<&str, Role>, from: &[String]| -> Vec<&Sample> {
-        order.iter().copied().filter(|s| in_splits(from, s) && !role_of.contains_key(s.id.as_str())).collect()
-    };
-    let n_classes = classes.len();
-    let sizes_of = |pool: &[&Sample]| {
-        let mut v = vec![0usize; n_classes];
-        pool.iter().for_each(|s| v[s.class] += 1);
-        v
-    };
-    let mut pool = free(&role_of, &cfg.val.from);
-    let val_ids: Vec<String> = match cfg.val.fraction {
-        None => pool.iter().map(|s| s.id.clone()).collect(),
-        Some(f) => {
-            let sizes = sizes_of(&pool);
-            let counts: Vec<usize> = sizes.iter().map(|&n| ((n as f64) * f).round() as usize).collect();
-            take_stratified(&mut pool, &counts, n_classes)
-        }
-    };
-    let val_set: HashSet<String> = val_ids.into_iter().collect();
-    for s in &order {
-        if val_set.contains(&s.id) {
-            role_of.insert(&s.id, Role::Val);
-        }
-    }
-    let mut pool = free(&role_of, &cfg.labeled.from);
-    let counts =
-        budget_counts(&cfg.labeled, &classes, &sizes_of(&pool)).with_context(|| cfg_path.display().to_string())?;
-    let mut warnings = budget_warnings(&cfg.labeled, &classes, &sizes_of(&pool), &counts);
-    let labeled: HashSet<String> = take_stratified(&mut pool, &counts, n_classes).into_iter().collect();
-    for s in &order {
-        if labeled.contains(&s.id) {
-            role_of.insert(&s.id, Role::Labeled);
-        }
-    }
-    if let Some(u) = &cfg.unlabeled {
-        for s in free(&role_of, &u.from) {
-            role_of.insert(&s.id, Role::Unlabeled);
-        }
-    }
+    check_sources(&cfg, &samples, cfg_path)?;
+    let (role_of, mut warnings) = assign_roles(&cfg, &samples, &classes, cfg_path)?;
 
     let mut rows: Vec<(&Sample, Role)> =
         samples.iter().filter_map(|s| role_of.get(s.id.as_str()).map(|r| (s, *r))).collect();
@@ -403,6 +337,89 @@ pub fn run(
         out: out.display().to_string(),
         warnings,
     }))
+}
+
+/// Every source split a role draws from exists in the dataset's shards.
+fn check_sources(cfg: &SplitConfig, samples: &[Sample], cfg_path: &Path) -> anyhow::Result<()> {
+    let known: HashSet<&str> = samples.iter().map(|s| s.split.as_str()).collect();
+    for (role, from) in [("labeled", &cfg.labeled.from), ("val", &cfg.val.from), ("test", &cfg.test.from)]
+        .into_iter()
+        .chain(cfg.unlabeled.as_ref().map(|u| ("unlabeled", &u.from)))
+    {
+        for s in from {
+            if !known.contains(s.as_str()) {
+                let mut k: Vec<_> = known.iter().collect();
+                k.sort();
+                anyhow::bail!(
+                    "{}: [{role}] takes source split `{s}`, but the {} shards have only {k:?}",
+                    cfg_path.display(),
+                    cfg.dataset
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each face's role: test first, then val, then the labeled budget (stratified), then the unlabeled faces,
+/// each drawing only from faces no earlier role took. Returns the roles and the budget's warnings.
+fn assign_roles<'a>(
+    cfg: &SplitConfig,
+    samples: &'a [Sample],
+    classes: &[Expression],
+    cfg_path: &Path,
+) -> anyhow::Result<(HashMap<&'a str, Role>, Vec<String>)> {
+    // Sorted by id, then shuffled by the seed: independent of shard order and thread count.
+    let mut order: Vec<&Sample> = samples.iter().collect();
+    order.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    order.shuffle(&mut rng);
+    let in_splits = |from: &[String], s: &Sample| from.contains(&s.split);
+    let mut role_of: HashMap<&str, Role> = HashMap::new();
+
+    for s in order.iter().filter(|s| in_splits(&cfg.test.from, s)) {
+        role_of.insert(&s.id, Role::Test);
+    }
+    let free = |role_of: &HashMap<&str, Role>, from: &[String]| -> Vec<&Sample> {
+        order.iter().copied().filter(|s| in_splits(from, s) && !role_of.contains_key(s.id.as_str())).collect()
+    };
+    let n_classes = classes.len();
+    let sizes_of = |pool: &[&Sample]| {
+        let mut v = vec![0usize; n_classes];
+        pool.iter().for_each(|s| v[s.class] += 1);
+        v
+    };
+    let mut pool = free(&role_of, &cfg.val.from);
+    let val_ids: Vec<String> = match cfg.val.fraction {
+        None => pool.iter().map(|s| s.id.clone()).collect(),
+        Some(f) => {
+            let sizes = sizes_of(&pool);
+            let counts: Vec<usize> = sizes.iter().map(|&n| ((n as f64) * f).round() as usize).collect();
+            take_stratified(&mut pool, &counts, n_classes)
+        }
+    };
+    let val_set: HashSet<String> = val_ids.into_iter().collect();
+    for s in &order {
+        if val_set.contains(&s.id) {
+            role_of.insert(&s.id, Role::Val);
+        }
+    }
+    let mut pool = free(&role_of, &cfg.labeled.from);
+    let counts =
+        budget_counts(&cfg.labeled, &classes, &sizes_of(&pool)).with_context(|| cfg_path.display().to_string())?;
+    let warnings = budget_warnings(&cfg.labeled, &classes, &sizes_of(&pool), &counts);
+    let labeled: HashSet<String> = take_stratified(&mut pool, &counts, n_classes).into_iter().collect();
+    for s in &order {
+        if labeled.contains(&s.id) {
+            role_of.insert(&s.id, Role::Labeled);
+        }
+    }
+    if let Some(u) = &cfg.unlabeled {
+        for s in free(&role_of, &u.from) {
+            role_of.insert(&s.id, Role::Unlabeled);
+        }
+    }
+    Ok((role_of, warnings))
 }
 
 /// What the labeled budget asked for and the pool could not give, per class (`counts` is what was drawn).

@@ -36,7 +36,7 @@ pub struct State {
     /// The sums of the epoch so far, in a checkpoint taken mid-epoch.
     #[serde(default)]
     pub(crate) running: Option<Running>,
-    /// τ_t, τ_i fitted on val at the last epoch end (`method.fit_temperatures`).
+    /// τ_t, τ_i fitted on val at the last epoch end (`method.levels.fit_temperatures`).
     #[serde(default)]
     pub(crate) taus: Option<[f64; 2]>,
 }

@@ -51,8 +51,8 @@ pub(crate) fn forward_set<I: Borrow<Img> + Sync>(
     tch::no_grad(|| {
         for chunk in images.chunks(cfg.schedule.eval_batch.max(1) as usize) {
             let out = frozen.forward(&frozen.input(chunk, device));
-            let s_text = protos.filter(|_| cfg.method.text).map(|p| text_scores(&out.g, p));
-            let s_ins = cfg.method.instance.then(|| bank.scores(&out.h, cfg.method.instance_rule));
+            let s_text = protos.filter(|_| cfg.method.levels.text).map(|p| text_scores(&out.g, p));
+            let s_ins = cfg.method.levels.instance.then(|| bank.scores(&out.h, cfg.method.levels.instance_rule));
             let cpu = |t: &Tensor| t.to_device(Device::Cpu);
             parts.push([Some(cpu(&out.z)), s_text.as_ref().map(cpu), s_ins.as_ref().map(cpu)]);
         }

@@ -72,11 +72,10 @@ pub struct Model {
 impl Model {
     pub fn load(s: Snapshot, device: Device) -> anyhow::Result<Self> {
         let Snapshot { card, tensors } = s;
-        let cfg: Config = serde_json::from_value(card.config.clone())
-            .context("the model card's config is not one this build of train reads")?;
+        let cfg = Config::from_saved_json(&card.config)?;
         let classes = card.classes.len() as i64;
         let protos = tensors.get(tensor::PROTOTYPES).map(|p| p.to_device(device));
-        if cfg.method.text && protos.is_none() {
+        if cfg.method.levels.text && protos.is_none() {
             bail!("the snapshot's run uses the text level but the snapshot has no {}", tensor::PROTOTYPES);
         }
         let feature = cfg.model.feature_dim();
@@ -93,14 +92,14 @@ impl Model {
         let bank = match labels {
             Some(l) => {
                 let labels: Vec<i64> = Vec::try_from(l)?;
-                let mut bank = MemoryBank::new(&labels, feature, classes, cfg.method.bank_momentum, device);
+                let mut bank = MemoryBank::new(&labels, feature, classes, cfg.method.levels.bank_momentum, device);
                 load_into(&tensors, tensor::BANK_FEATS, &mut bank.feats)?;
                 let written =
                     tensors.get(tensor::BANK_WRITTEN).context("snapshot has bank labels but no bank.written")?;
                 bank.written = written.to_kind(Kind::Bool).to_device(device);
                 bank
             }
-            None if cfg.method.instance => {
+            None if cfg.method.levels.instance => {
                 bail!("the snapshot's run uses the instance level but the snapshot has no memory bank")
             }
             None => MemoryBank::new(&[], feature, classes, 0.0, device),

@@ -39,20 +39,8 @@ pub fn scan(
             .flexible(true)
             .from_path(&path)
             .with_context(|| format!("{}: cannot open", path.display()))?;
-        let h = rdr.headers()?.clone();
-        let col = |name: &str| {
-            h.iter()
-                .position(|c| c.trim() == name)
-                .with_context(|| format!("{}: no `{name}` column in the header", path.display()))
-        };
-        let (c_path, c_x, c_y, c_w, c_h, c_expr) = (
-            col("subDirectory_filePath")?,
-            col("face_x")?,
-            col("face_y")?,
-            col("face_width")?,
-            col("face_height")?,
-            col("expression")?,
-        );
+        let Columns { path: c_path, x: c_x, y: c_y, w: c_w, h: c_h, expr: c_expr } =
+            Columns::of(&rdr.headers()?.clone(), &path)?;
         let mut kept = 0usize;
         for (i, rec) in rdr.into_records().enumerate() {
             let origin = Origin { file: path.clone(), line: i as u64 + 2 };
@@ -71,21 +59,7 @@ pub fn scan(
                 issues.bad("malformed row", format!("{origin}: face box and expression must be numbers"))?;
                 continue;
             };
-            let class = match labels::affectnet(expr, classes) {
-                None => {
-                    issues.bad("label out of range", format!("{origin}: expression {expr} is not 0–10"))?;
-                    continue;
-                }
-                Some(AffectNetLabel::NotAnExpression(why)) => {
-                    scan.drop_row(split, format!("expression {why}"));
-                    continue;
-                }
-                Some(AffectNetLabel::OutsideProtocol) => {
-                    scan.drop_row(split, "contempt (7-class protocol)");
-                    continue;
-                }
-                Some(AffectNetLabel::Class(c)) => c,
-            };
+            let Some(class) = class_of(expr, classes, split, &origin, &mut scan, issues)? else { continue };
             if w <= 0 || hh <= 0 {
                 issues.bad("malformed row", format!("{origin}: face box {w}x{hh} is empty"))?;
                 continue;
@@ -111,4 +85,59 @@ pub fn scan(
     }
     scan.inputs.push(images);
     Ok(scan)
+}
+
+/// The header's positions of the columns the reader uses.
+struct Columns {
+    path: usize,
+    x: usize,
+    y: usize,
+    w: usize,
+    h: usize,
+    expr: usize,
+}
+
+impl Columns {
+    fn of(h: &csv::StringRecord, path: &Path) -> anyhow::Result<Columns> {
+        let col = |name: &str| {
+            h.iter()
+                .position(|c| c.trim() == name)
+                .with_context(|| format!("{}: no `{name}` column in the header", path.display()))
+        };
+        Ok(Columns {
+            path: col("subDirectory_filePath")?,
+            x: col("face_x")?,
+            y: col("face_y")?,
+            w: col("face_width")?,
+            h: col("face_height")?,
+            expr: col("expression")?,
+        })
+    }
+}
+
+/// The class of expression id `expr` under the protocol; `None` when the row is dropped (counted in `scan`)
+/// or is an issue.
+fn class_of(
+    expr: i64,
+    classes: usize,
+    split: &'static str,
+    origin: &Origin,
+    scan: &mut Scan,
+    issues: &mut Issues,
+) -> anyhow::Result<Option<exchange::Expression>> {
+    Ok(match labels::affectnet(expr, classes) {
+        None => {
+            issues.bad("label out of range", format!("{origin}: expression {expr} is not 0–10"))?;
+            None
+        }
+        Some(AffectNetLabel::NotAnExpression(why)) => {
+            scan.drop_row(split, format!("expression {why}"));
+            None
+        }
+        Some(AffectNetLabel::OutsideProtocol) => {
+            scan.drop_row(split, "contempt (7-class protocol)");
+            None
+        }
+        Some(AffectNetLabel::Class(c)) => Some(c),
+    })
 }

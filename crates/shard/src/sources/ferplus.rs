@@ -9,6 +9,7 @@
 //! FER+ reference code's protocols (`src/ferplus.py`, `_process_data`), implemented in [`majority`] and
 //! [`probability`]; the ten raw vote counts are kept on every row.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -262,11 +263,16 @@ fn scan_csv(root: &Path, opts: &Options, issues: &mut Issues) -> anyhow::Result<
             .with_context(|| format!("{}: no `{name}` column in the header", file.display()))
     };
     let ph = px.headers()?.clone();
-    let (c_pixels, c_usage) = (col(&ph, "pixels", &pixels_csv)?, col(&ph, "Usage", &pixels_csv)?);
     let vh = vt.headers()?.clone();
-    let (v_usage, v_name) = (col(&vh, "Usage", &votes_csv)?, col(&vh, "Image name", &votes_csv)?);
-    let v_first = v_name + 1;
-    let mut kept = std::collections::HashMap::<&str, usize>::new();
+    let v_name = col(&vh, "Image name", &votes_csv)?;
+    let cols = Columns {
+        pixels: col(&ph, "pixels", &pixels_csv)?,
+        usage: col(&ph, "Usage", &pixels_csv)?,
+        v_usage: col(&vh, "Usage", &votes_csv)?,
+        v_name,
+        v_first: v_name + 1,
+    };
+    let mut kept = HashMap::<&'static str, usize>::new();
     let mut px_rows = px.into_records();
     let mut vt_rows = vt.into_records();
     let mut line = 1u64;
@@ -295,71 +301,92 @@ fn scan_csv(root: &Path, opts: &Options, issues: &mut Issues) -> anyhow::Result<
                 continue;
             }
         };
-        if v.len() < v_first + VOTES || p.len() <= c_pixels.max(c_usage) {
-            issues.bad("malformed row", format!("{origin} / {vorigin}: too few fields"))?;
-            continue;
-        }
-        let usage = p.get(c_usage).unwrap_or("").trim();
-        let Some(&(split, _, _)) = SPLITS.iter().find(|s| s.2 == usage) else {
-            issues.bad(
-                "malformed row",
-                format!("{origin}: Usage `{usage}` is not Training, PublicTest or PrivateTest"),
-            )?;
-            continue;
-        };
-        if v.get(v_usage).unwrap_or("").trim() != usage {
-            issues
-                .bad("malformed row", format!("{vorigin}: Usage differs from {origin}; the files are not aligned"))?;
-            continue;
-        }
-        let name = v.get(v_name).unwrap_or("").trim();
-        if name.is_empty() {
-            scan.drop_row(split, "no FER+ image (empty name)");
-            continue;
-        }
-        if opts.limit_per_split.is_some_and(|n| kept.get(split).copied().unwrap_or(0) >= n) {
-            continue;
-        }
-        let fields: Vec<&str> = v.iter().skip(v_first).take(VOTES).collect();
-        let votes = match parse_votes(&fields) {
-            Ok(x) => x,
-            Err(m) => {
-                issues.bad("bad vote count", format!("{vorigin}: {m}"))?;
-                continue;
-            }
-        };
-        let text = p.get(c_pixels).unwrap_or("");
-        let pixels: Result<Vec<u8>, _> = text.split_ascii_whitespace().map(str::parse::<u8>).collect();
-        let pixels = match pixels {
-            Ok(px) if px.len() == 48 * 48 => px,
-            Ok(px) => {
-                issues.bad("bad image", format!("{origin}: expected 2304 pixels (48x48), found {}", px.len()))?;
-                continue;
-            }
-            Err(_) => {
-                issues.bad("bad image", format!("{origin}: pixels must be integers 0–255 separated by spaces"))?;
-                continue;
-            }
-        };
-        match apply(opts.protocol, &votes) {
-            Err(reason) => scan.drop_row(split, reason),
-            Ok(label) => {
-                *kept.entry(split).or_default() += 1;
-                scan.records.push(RawRecord {
-                    id: format!("{}/{split}/{}", opts.dataset, stem(name)),
-                    split,
-                    label: Some(label),
-                    votes: Some(votes),
-                    image: ImageSource::Grey { width: 48, height: 48, pixels },
-                    source_path: format!("fer2013.csv:{line}"),
-                    origin,
-                });
-            }
-        }
+        read_row(&p, &v, &cols, (origin, vorigin), opts, issues, &mut scan, &mut kept)?;
     }
     // Folder layout lists splits in order; keep the same order here so both layouts write identical shards.
     scan.records.sort_by_key(|r| SPLITS.iter().position(|s| s.0 == r.split));
     Ok(scan)
+}
+
+/// Where the two Kaggle files keep what the reader needs.
+struct Columns {
+    pixels: usize,
+    usage: usize,
+    v_usage: usize,
+    v_name: usize,
+    v_first: usize,
+}
+
+/// One aligned pair of rows (`fer2013.csv`'s pixels, `fer2013new.csv`'s votes): a record, a dropped row, or
+/// an issue naming the line.
+fn read_row(
+    p: &csv::StringRecord,
+    v: &csv::StringRecord,
+    cols: &Columns,
+    (origin, vorigin): (Origin, Origin),
+    opts: &Options,
+    issues: &mut Issues,
+    scan: &mut Scan,
+    kept: &mut HashMap<&'static str, usize>,
+) -> anyhow::Result<()> {
+    if v.len() < cols.v_first + VOTES || p.len() <= cols.pixels.max(cols.usage) {
+        issues.bad("malformed row", format!("{origin} / {vorigin}: too few fields"))?;
+        return Ok(());
+    }
+    let usage = p.get(cols.usage).unwrap_or("").trim();
+    let Some(&(split, _, _)) = SPLITS.iter().find(|s| s.2 == usage) else {
+        issues.bad("malformed row", format!("{origin}: Usage `{usage}` is not Training, PublicTest or PrivateTest"))?;
+        return Ok(());
+    };
+    if v.get(cols.v_usage).unwrap_or("").trim() != usage {
+        issues.bad("malformed row", format!("{vorigin}: Usage differs from {origin}; the files are not aligned"))?;
+        return Ok(());
+    }
+    let name = v.get(cols.v_name).unwrap_or("").trim();
+    if name.is_empty() {
+        scan.drop_row(split, "no FER+ image (empty name)");
+        return Ok(());
+    }
+    if opts.limit_per_split.is_some_and(|n| kept.get(split).copied().unwrap_or(0) >= n) {
+        return Ok(());
+    }
+    let fields: Vec<&str> = v.iter().skip(cols.v_first).take(VOTES).collect();
+    let votes = match parse_votes(&fields) {
+        Ok(x) => x,
+        Err(m) => {
+            issues.bad("bad vote count", format!("{vorigin}: {m}"))?;
+            return Ok(());
+        }
+    };
+    let text = p.get(cols.pixels).unwrap_or("");
+    let pixels: Result<Vec<u8>, _> = text.split_ascii_whitespace().map(str::parse::<u8>).collect();
+    let pixels = match pixels {
+        Ok(px) if px.len() == 48 * 48 => px,
+        Ok(px) => {
+            issues.bad("bad image", format!("{origin}: expected 2304 pixels (48x48), found {}", px.len()))?;
+            return Ok(());
+        }
+        Err(_) => {
+            issues.bad("bad image", format!("{origin}: pixels must be integers 0–255 separated by spaces"))?;
+            return Ok(());
+        }
+    };
+    match apply(opts.protocol, &votes) {
+        Err(reason) => scan.drop_row(split, reason),
+        Ok(label) => {
+            *kept.entry(split).or_default() += 1;
+            scan.records.push(RawRecord {
+                id: format!("{}/{split}/{}", opts.dataset, stem(name)),
+                split,
+                label: Some(label),
+                votes: Some(votes),
+                image: ImageSource::Grey { width: 48, height: 48, pixels },
+                source_path: format!("fer2013.csv:{}", origin.line),
+                origin,
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

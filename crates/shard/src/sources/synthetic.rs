@@ -295,12 +295,24 @@ impl Canvas {
     }
 }
 
+/// One face at `size` px: drawn at twice the size, feature by feature (each in its own function, in painting
+/// order), then downsampled, blurred and given sensor noise.
 fn render(f: &Face, size: u32, rng: &mut ChaCha8Rng) -> GrayImage {
-    const SS: usize = 2;
-    let mut c = Canvas::new(size as usize * SS, f);
-    let a = &f.au;
-    let dark = f.skin * 0.25;
-    // background gradient, hair, face with directional light
+    let mut c = Canvas::new(size as usize * SUPERSAMPLE, f);
+    draw_head(&mut c, f);
+    draw_forehead(&mut c, f);
+    draw_eyes_and_brows(&mut c, f);
+    draw_nose(&mut c, f);
+    draw_mouth(&mut c, f);
+    draw_occluder(&mut c, f);
+    finish(&c, f, size, rng)
+}
+
+/// The canvas is drawn at this multiple of the output size, then averaged down (anti-aliasing).
+const SUPERSAMPLE: usize = 2;
+
+/// Background gradient, hair, and the face with directional light.
+fn draw_head(c: &mut Canvas, f: &Face) {
     let bg = f.bg;
     c.each((-3.0, -3.0, 3.0, 3.0), 0.0, |u, v, p| *p = (bg + 0.15 * (u * 0.3 + v * 0.2)).clamp(0.0, 1.0));
     c.ellipse(0.0, -0.12, f.face_w * 1.12, f.face_h * 0.98, f.hair, 1.0);
@@ -313,7 +325,12 @@ fn render(f: &Face, size: u32, rng: &mut ChaCha8Rng) -> GrayImage {
         let shade = skin * (1.0 + light.0 * u + light.1 * v - 0.25 * d * d);
         *p += (shade.clamp(0.0, 1.0) - *p) * alpha;
     });
-    // forehead wrinkles (AU1+2)
+}
+
+/// Forehead wrinkles (AU1+2).
+fn draw_forehead(c: &mut Canvas, f: &Face) {
+    let a = &f.au;
+    let dark = f.skin * 0.25;
     let fore = ((a[AU1] + a[AU2]) * 0.5).max(0.0);
     if fore > 0.25 {
         for k in 0..2 {
@@ -326,7 +343,13 @@ fn render(f: &Face, size: u32, rng: &mut ChaCha8Rng) -> GrayImage {
             );
         }
     }
-    // eyes, brows and cheeks, mirrored; AU14 acts on the right corner only
+}
+
+/// Eyes, brows and cheeks, mirrored; AU14 acts on the right corner only.
+fn draw_eyes_and_brows(c: &mut Canvas, f: &Face) {
+    let a = &f.au;
+    let dark = f.skin * 0.25;
+    let skin = f.skin;
     for side in [-1.0f32, 1.0] {
         let ex = side * f.eye_dx;
         let open = (1.0 + 0.8 * a[AU5] - 0.55 * a[AU7] - 0.45 * a[AU6]).clamp(0.15, 2.0);
@@ -353,7 +376,12 @@ fn render(f: &Face, size: u32, rng: &mut ChaCha8Rng) -> GrayImage {
             c.stroke(&Canvas::curve((ex - ew, y), (ex, y + 0.05), (ex + ew, y)), 0.011, dark, (a[AU6] - 0.2) * 0.8);
         }
     }
-    // nose, nostrils, wrinkles (AU9) and nasolabial folds (AU9/AU10/AU12)
+}
+
+/// Nose, nostrils, wrinkles (AU9) and nasolabial folds (AU9/AU10/AU12).
+fn draw_nose(c: &mut Canvas, f: &Face) {
+    let a = &f.au;
+    let dark = f.skin * 0.25;
     c.stroke(&[(0.0, f.eye_y + 0.08), (0.02, f.nose_y)], 0.012, dark, 0.35);
     for side in [-1.0f32, 1.0] {
         c.ellipse(side * 0.06, f.nose_y + 0.02, 0.03, 0.016 * (1.0 + 0.6 * a[AU9].max(0.0)), dark * 0.5, 0.9);
@@ -374,7 +402,12 @@ fn render(f: &Face, size: u32, rng: &mut ChaCha8Rng) -> GrayImage {
             );
         }
     }
-    // mouth
+}
+
+/// Lips and, when open, the mouth's interior.
+fn draw_mouth(c: &mut Canvas, f: &Face) {
+    let a = &f.au;
+    let dark = f.skin * 0.25;
     let half_w = f.mouth_w * (1.0 + 0.40 * a[AU20] + 0.12 * a[AU12] - 0.18 * a[AU24]);
     let corner = |side: f32| {
         let lift = 0.13 * a[AU12] - 0.11 * a[AU15] - 0.03 * a[AU20] + if side > 0.0 { 0.14 * a[AU14] } else { 0.0 };
@@ -397,7 +430,10 @@ fn render(f: &Face, size: u32, rng: &mut ChaCha8Rng) -> GrayImage {
         c.stroke(&lo, lip, dark * 0.9, 0.9);
     }
     c.stroke(&Canvas::curve(l, upper_c, r), lip * 1.2, dark * (0.9 - 0.3 * a[AU24].clamp(0.0, 1.0)), 0.95);
-    // occluder (hand, hair, scarf, sunglasses…)
+}
+
+/// The occluder (hand, hair, scarf, sunglasses…).
+fn draw_occluder(c: &mut Canvas, f: &Face) {
     let occ = f.occ_level * 0.9;
     match f.occluder {
         1 => c.ellipse(f.occ_shift * 0.3, f.eye_y, 0.75, 0.13, occ, 1.0),
@@ -405,18 +441,21 @@ fn render(f: &Face, size: u32, rng: &mut ChaCha8Rng) -> GrayImage {
         3 => c.ellipse(f.occ_shift.signum() * 0.65, f.occ_shift * 2.0, 0.4, 0.5, occ, 1.0),
         _ => {}
     }
-    // downsample, blur, noise
+}
+
+/// Averages the canvas down to `size` px, blurs it and adds sensor noise.
+fn finish(c: &Canvas, f: &Face, size: u32, rng: &mut ChaCha8Rng) -> GrayImage {
     let n = size as usize;
     let mut small = vec![0.0f32; n * n];
     for y in 0..n {
         for x in 0..n {
             let mut s = 0.0;
-            for dy in 0..SS {
-                for dx in 0..SS {
-                    s += c.px[(y * SS + dy) * c.n + x * SS + dx];
+            for dy in 0..SUPERSAMPLE {
+                for dx in 0..SUPERSAMPLE {
+                    s += c.px[(y * SUPERSAMPLE + dy) * c.n + x * SUPERSAMPLE + dx];
                 }
             }
-            small[y * n + x] = s / (SS * SS) as f32;
+            small[y * n + x] = s / (SUPERSAMPLE * SUPERSAMPLE) as f32;
         }
     }
     let img = image::ImageBuffer::<image::Luma<f32>, Vec<f32>>::from_raw(size, size, small).expect("n*n buffer");

@@ -83,7 +83,7 @@ impl Trainer<'_> {
     }
 
     /// val accuracies into `metrics` and the best val epoch into `state`; test's where [`test_is_read`] says a
-    /// report reads them. With `method.fit_temperatures`, τ_t and τ_i are refitted on val first, so this epoch's
+    /// report reads them. With `method.levels.fit_temperatures`, τ_t and τ_i are refitted on val first, so this epoch's
     /// fused accuracies, its sweep and the next epoch's pseudo-labels use them.
     fn evaluate(
         &mut self,
@@ -99,7 +99,7 @@ impl Trainer<'_> {
         let mut val_acc = None;
         if !data.val.ids.is_empty() {
             let raw = self.evaluated_raw(&data.val)?;
-            if self.cfg.method.fit_temperatures {
+            if self.cfg.method.levels.fit_temperatures {
                 line += &self.fit_temperatures(&raw, &data.val.labels, epoch, state, metrics);
             }
             let s = score(&infer(&raw, &fusion, self.taus), &data.val.labels, c);
@@ -151,7 +151,7 @@ impl Trainer<'_> {
             Some(e) => e.with_average(&self.vs, copy),
             None => copy(),
         };
-        if self.cfg.method.instance {
+        if self.cfg.method.levels.instance {
             tensors.push((tensor::BANK_FEATS.into(), self.bank.feats.shallow_clone()));
             tensors.push((tensor::BANK_LABELS.into(), self.bank.labels.shallow_clone()));
             tensors.push((tensor::BANK_WRITTEN.into(), self.bank.written.to_kind(tch::Kind::Uint8)));
@@ -177,7 +177,7 @@ impl Trainer<'_> {
             },
             fusion: self.eval_fusion_at(state.epoch),
             taus: self.taus,
-            levels: [true, self.cfg.method.text, self.cfg.method.instance],
+            levels: [true, self.cfg.method.levels.text, self.cfg.method.levels.instance],
             config: serde_json::to_value(self.cfg)?,
             tensors: format!("{snapshot}-{:08}.safetensors", state.step),
             created_at: chrono::Utc::now().to_rfc3339(),

@@ -76,7 +76,7 @@ pub fn being_trained(run_dir: &Path) -> Option<String> {
 /// shards without a manifest are hashed whole. A missing input is reported with the command that makes it.
 pub fn inputs(spec: &RunSpec, cfg: &Config) -> anyhow::Result<Vec<InputRecord>> {
     let mut out = vec![file_record("split", &spec.split, "make split SPLIT=<split>")?, shards_record(&spec.shards)?];
-    if cfg.method.text {
+    if cfg.method.levels.text {
         let protos = layout::prototypes_file(&spec.text_root, &cfg.text.encoder, &cfg.text.set);
         let hint = format!("make embed-text ENCODER={} TEXT_SET={}", cfg.text.encoder, cfg.text.set);
         out.push(file_record("prototypes", &protos, &hint)?);

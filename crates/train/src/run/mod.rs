@@ -247,7 +247,7 @@ pub fn snapshot_from_checkpoint(run_dir: &std::path::Path, text_root: &std::path
     use exchange::schema::run_info::RunInfo;
     let _lock = folder::lock(run_dir)?;
     let config_path = run_dir.join(layout::run::CONFIG_FILE);
-    let mut cfg: Config = toml::from_str(
+    let mut cfg = Config::from_saved_toml(
         &std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?,
     )
     .with_context(|| format!("{}: not a config this build reads", config_path.display()))?;

@@ -49,18 +49,23 @@ impl Trainer<'_> {
         let t = self
             .protos
             .as_ref()
-            .map(|p| losses::text(&text_scores(&out.g.narrow(0, 0, nl), p), &y, cfg.method.tau_text));
+            .map(|p| losses::text(&text_scores(&out.g.narrow(0, 0, nl), p), &y, cfg.method.levels.tau_text));
         let mut mask_rate = None;
         let mut u = None;
         if nu > 0 {
             let (label, mask) = self.pseudo_labels(&out, nl, nu, epoch)?;
             mask_rate = Some(mask.mean(Kind::Float));
-            if epoch > cfg.method.unlabeled_warmup_epochs {
-                u = Some(losses::unlabeled(&out.z.narrow(0, nl + nu, nu), &label, &mask, cfg.method.unlabeled_mean));
+            if epoch > cfg.method.selection.unlabeled_warmup_epochs {
+                u = Some(losses::unlabeled(
+                    &out.z.narrow(0, nl + nu, nu),
+                    &label,
+                    &mask,
+                    cfg.method.released_code.unlabeled_mean,
+                ));
             }
         }
-        let con = (cfg.method.lambda_contrastive > 0.0)
-            .then(|| losses::supcon(&out.h.narrow(0, 0, nl), &y, cfg.method.supcon_temperature));
+        let con = (cfg.method.losses.lambda_contrastive > 0.0)
+            .then(|| losses::supcon(&out.h.narrow(0, 0, nl), &y, cfg.method.losses.supcon_temperature));
         let terms = Terms { s, t, u, con };
         let loss = losses::total(&terms, &cfg.loss_weights());
         // Kept on the device: read back at the next log point, not here (see crate::readback).
@@ -86,7 +91,7 @@ impl Trainer<'_> {
     }
 
     /// The train-mode forward over [labeled; weak; strong] (`nl`, `nu`, `nu` rows): one concatenated batch, or
-    /// with `method.separate_forwards` one forward per view (the released code: batch norm then normalises
+    /// with `method.released_code.separate_forwards` one forward per view (the released code: batch norm then normalises
     /// and tracks each view with its own statistics). Outputs in f32, in the same row order either way.
     fn forward_views(&self, x: &Tensor, nl: i64, nu: i64) -> HeadOut {
         let run = |x: &Tensor| {
@@ -95,7 +100,7 @@ impl Trainer<'_> {
                 .expect("autocast region with a validated kind");
             HeadOut { h: to_f32(&out.h), z: to_f32(&out.z), g: to_f32(&out.g) }
         };
-        if !self.cfg.method.separate_forwards || nu == 0 {
+        if !self.cfg.method.released_code.separate_forwards || nu == 0 {
             return run(x);
         }
         let parts: Vec<HeadOut> =
@@ -118,16 +123,16 @@ impl Trainer<'_> {
                 out.z.narrow(0, nl, nu).detach()
             };
             let s_text = self.protos.as_ref().map(|p| text_scores(&out.g.narrow(0, nl, nu).detach(), p));
-            let s_ins = m.instance.then(|| self.bank.scores(&h_w, m.instance_rule));
+            let s_ins = m.levels.instance.then(|| self.bank.scores(&h_w, m.levels.instance_rule));
             let mut l = levels(&z_w, s_text, s_ins, self.taus[0], self.taus[1]);
-            if m.placebo {
+            if m.fusion.placebo {
                 // Drawn from the step's seeded generator (see `forward`): the same shuffle on a resume.
                 let perm = || Tensor::randperm(nu, (Kind::Int64, self.device));
                 l = placebo::shuffle(l, &perm(), &perm());
             }
             fuse(&l, &fusion, self.cfg.threshold())
         });
-        let mask = match m.threshold_rule {
+        let mask = match m.selection.rule {
             ThresholdRule::Fixed => q.mask,
             ThresholdRule::SelfAdaptive => {
                 // The averages follow the whole batch, so they stay the same on every rank.
@@ -162,7 +167,7 @@ impl Trainer<'_> {
                 e.update(&self.vs);
             }
         }
-        if cfg.method.instance {
+        if cfg.method.levels.instance {
             match &self.dist {
                 Some(d) => self.bank.update(&d.gather_rows(&f.slots)?, &d.gather_rows(&f.h_labeled.detach())?),
                 None => self.bank.update(&f.slots, &f.h_labeled),

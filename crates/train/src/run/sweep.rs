@@ -69,7 +69,7 @@ impl Trainer<'_> {
         std::fs::create_dir_all(&dir)?;
         let mut meta = vec![
             (keys::CLASSES, data.classes.iter().map(|c| c.name()).collect::<Vec<_>>().join(",")),
-            (keys::THRESHOLD, cfg.method.threshold.to_string()),
+            (keys::THRESHOLD, cfg.method.selection.threshold.to_string()),
             (keys::FUSION, serde_json::to_string(&fusion)?),
             (keys::RUN, run_name(spec)),
             (keys::SWEPT_OF, n.to_string()),

@@ -41,11 +41,11 @@ pub(crate) struct Trainer<'a> {
     pub(crate) protos: Option<Tensor>,
     /// Labels of the labeled set, on the device, indexed by the sampler's slots.
     pub(crate) labels: Tensor,
-    /// `[N, C]` vote shares of the labeled set, with `method.label_targets = "votes"`.
+    /// `[N, C]` vote shares of the labeled set, with `method.losses.label_targets = "votes"`.
     pub(crate) soft_targets: Option<Tensor>,
     /// FreeMatch's threshold averages (updated only under `threshold_rule = "self-adaptive"`).
     pub(crate) sat: SelfAdaptive,
-    /// τ_t, τ_i in force: the config's until fitted on val (`method.fit_temperatures`).
+    /// τ_t, τ_i in force: the config's until fitted on val (`method.levels.fit_temperatures`).
     pub(crate) taus: [f64; 2],
 }
 
@@ -133,7 +133,7 @@ fn vote_targets(set: &crate::data::loader::LabeledSet, classes: i64) -> anyhow::
     for (id, v) in set.ids.iter().zip(&set.votes) {
         let Some(v) = v else {
             bail!(
-                "method.label_targets = \"votes\": labeled face {id} has no annotator votes over the run's classes \
+                "method.losses.label_targets = \"votes\": labeled face {id} has no annotator votes over the run's classes \
                  (votes come with FERPlus; use label_targets = \"majority\" for other datasets)"
             );
         };
@@ -149,12 +149,12 @@ impl<'a> Trainer<'a> {
         let device = spec.device;
         let c = data.classes.len() as i64;
         let protos =
-            if cfg.method.text { Some(prototypes(&spec.text_root, cfg, &data.classes, device)?) } else { None };
+            if cfg.method.levels.text { Some(prototypes(&spec.text_root, cfg, &data.classes, device)?) } else { None };
         let feature = cfg.model.feature_dim();
         let text_dim = protos.as_ref().map(|p| p.size()[1]).unwrap_or(feature);
         let (vs, net) = network(spec, cfg, data, text_dim)?;
         let opt = optimizer(cfg, &vs);
-        let bank = MemoryBank::new(&data.labeled.labels, feature, c, cfg.method.bank_momentum, device);
+        let bank = MemoryBank::new(&data.labeled.labels, feature, c, cfg.method.levels.bank_momentum, device);
         let ema = (cfg.optim.ema > 0.0).then(|| Ema::new(&vs, cfg.optim.ema));
         let autocast = crate::amp::autocast_kind(&cfg.run, device)?;
         if autocast == Some(tch::Kind::BFloat16) && !device.is_cuda() && !torch_ext::cpu::has_native_bf16()? {
@@ -167,7 +167,7 @@ impl<'a> Trainer<'a> {
             torch_ext::memory_format::params_channels_last(vs.variables().values_mut())?;
         }
         let labels = Tensor::from_slice(&data.labeled.labels).to_device(device);
-        let soft_targets = match cfg.method.label_targets {
+        let soft_targets = match cfg.method.losses.label_targets {
             crate::config::LabelTargets::Majority => None,
             crate::config::LabelTargets::Votes => Some(vote_targets(&data.labeled, c)?.to_device(device)),
         };
@@ -185,8 +185,8 @@ impl<'a> Trainer<'a> {
             protos,
             labels,
             soft_targets,
-            sat: SelfAdaptive::new(c, cfg.method.sat_momentum, device),
-            taus: [cfg.method.tau_text, cfg.method.tau_ins],
+            sat: SelfAdaptive::new(c, cfg.method.selection.sat_momentum, device),
+            taus: [cfg.method.levels.tau_text, cfg.method.levels.tau_ins],
         };
         let start = t.start(spec, data)?;
         Ok((t, start))
@@ -245,12 +245,12 @@ impl<'a> Trainer<'a> {
         exchange::fusion::Fusion { tau_text: self.taus[0] as f32, tau_ins: self.taus[1] as f32, ..f }
     }
 
-    /// The fusion behind the val/test fused accuracy: `method.eval_fusion` (instance level always in), or the
+    /// The fusion behind the val/test fused accuracy: `method.released_code.eval_fusion` (instance level always in), or the
     /// training fusion in force.
     pub(crate) fn eval_fusion_at(&self, epoch: u32) -> exchange::fusion::Fusion {
         use crate::config::EvalFusion;
         use exchange::fusion::FusionMode;
-        let m = &self.cfg.method;
+        let m = &self.cfg.method.released_code;
         let mode = match m.eval_fusion {
             EvalFusion::AsTrained => return self.fusion_at(epoch),
             EvalFusion::MeanProb => FusionMode::MeanProb,
@@ -262,7 +262,7 @@ impl<'a> Trainer<'a> {
     /// The selection thresholds in force, in the form the pseudo-label files and audit share: the fixed one
     /// for every class, or the self-adaptive ones per class.
     pub(crate) fn thresholds(&self) -> Threshold {
-        match self.cfg.method.threshold_rule {
+        match self.cfg.method.selection.rule {
             crate::config::ThresholdRule::Fixed => Threshold::Global(self.cfg.threshold()),
             crate::config::ThresholdRule::SelfAdaptive => {
                 Threshold::PerClass(Vec::try_from(&self.sat.thresholds()).unwrap_or_default())

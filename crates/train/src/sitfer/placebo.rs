@@ -1,4 +1,4 @@
-//! The placebo control (`method.placebo`): before fusion, the text and instance levels' rows are shuffled
+//! The placebo control (`method.fusion.placebo`): before fusion, the text and instance levels' rows are shuffled
 //! across the batch, each level by its own permutation. What a level says about *this* face is destroyed;
 //! its confidences over the batch are kept, so the fused selection's quantity moves much as the real
 //! levels move it. A gain that survives the placebo is not the levels' information: it is their effect on

@@ -1,10 +1,10 @@
 //! Which pseudo-labels count. Two rules, both selecting with exchange's comparison (confidence strictly above
 //! the threshold of the pseudo-label's class, [`exchange::fusion::selected`]):
-//! - `fixed` (FixMatch, the paper): one threshold for every class and every step (`method.threshold`);
+//! - `fixed` (FixMatch, the paper): one threshold for every class and every step (`method.selection.threshold`);
 //! - `self-adaptive` (FreeMatch, Wang et al. 2023): a global threshold that follows the model's own mean
 //!   confidence on the unlabeled batches, times a per-class factor that follows its mean predicted
 //!   distribution, so a class the model is still unsure of gets a lower bar instead of no pseudo-labels.
-//!   Both start at 1/C and are exponential moving averages over steps (`method.sat_momentum`).
+//!   Both start at 1/C and are exponential moving averages over steps (`method.selection.sat_momentum`).
 //!
 //! Owns the self-adaptive state and its update; the fused distribution it reads comes from [`super::fusion`].
 

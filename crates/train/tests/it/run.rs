@@ -38,7 +38,7 @@ fn config(preset: &str, extra: &[&str]) -> Config {
         "schedule.batch_unlabeled=8".into(),
         "schedule.steps_per_epoch=3".into(),
         "schedule.epochs=2".into(),
-        "method.threshold=0.3".into(),
+        "method.selection.threshold=0.3".into(),
     ];
     sets.extend(extra.iter().map(|s| s.to_string()));
     resolve(&presets(), preset, "tiny", &sets).unwrap()
@@ -107,20 +107,20 @@ fn every_preset_runs_and_writes_contract_files() {
         }
         // The reported parts add up to the reported total (each an average of the same steps).
         let get = |m: &str| metrics.iter().find(|r| r.metric == m && r.epoch == 2 && r.split == "train").unwrap().value;
-        let me = &cfg.method;
-        let parts = me.loss_scale
+        let me = &cfg.method.losses;
+        let parts = cfg.method.released_code.loss_scale
             * (get("loss_s")
                 + me.lambda_text * get("loss_t")
                 + me.lambda_unlabeled * get("loss_u")
                 + me.lambda_contrastive * get("loss_con"));
         assert!((parts - get("loss")).abs() < 1e-4, "{preset}: parts {parts} vs loss {}", get("loss"));
-        if cfg.method.text {
+        if cfg.method.levels.text {
             assert!(get("loss_t") > 0.0, "{preset}");
         }
         let pl: Vec<PseudoLabelRow> = read_table(run.join("pseudo_labels/epoch-0002.parquet")).unwrap();
         assert_eq!(pl.len(), 80, "{preset}: every unlabeled sample swept");
-        assert_eq!(pl[0].p_text.is_some(), cfg.method.text, "{preset}");
-        assert_eq!(pl[0].p_ins.is_some(), cfg.method.instance, "{preset}");
+        assert_eq!(pl[0].p_text.is_some(), cfg.method.levels.text, "{preset}");
+        assert_eq!(pl[0].p_ins.is_some(), cfg.method.levels.instance, "{preset}");
         assert!(layout::run::latest_checkpoint(&run).is_file());
     }
 }
@@ -210,12 +210,12 @@ fn fitted_temperatures_and_adaptive_thresholds_resume_and_are_recorded() {
     let cfg = config(
         "sitfer",
         &[
-            "method.instance_rule={ knn = 5 }",
-            "method.fit_temperatures=true",
-            "method.threshold_rule=self-adaptive",
-            "method.sat_momentum=0.5",
-            "method.unlabeled_mean=selected",
-            "method.separate_forwards=true",
+            "method.levels.instance_rule={ knn = 5 }",
+            "method.levels.fit_temperatures=true",
+            "method.selection.rule=self-adaptive",
+            "method.selection.sat_momentum=0.5",
+            "method.released_code.unlabeled_mean=selected",
+            "method.released_code.separate_forwards=true",
             "model.dropout=0.5",
         ],
     );
@@ -251,7 +251,7 @@ fn vote_targets_need_votes_and_reduce_to_majority_on_unanimous_ones() {
     use exchange::schema::shard::ShardRow;
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path(), false);
-    let votes = config("supervised", &["method.label_targets=votes"]);
+    let votes = config("supervised", &["method.losses.label_targets=votes"]);
     let e = go(dir.path(), "none", &votes, false, None).unwrap_err().to_string();
     assert!(e.contains("labeled face t0000 has no annotator votes"), "{e}");
 
@@ -362,8 +362,12 @@ fn ctrl_c_writes_a_checkpoint_and_resume_continues() {
         c.arg("--shards").arg(shard_dir(root)).arg("--text-root").arg(root.join("text"));
         c.arg("--runs-root").arg(root.join("runs")).arg("--presets").arg(presets());
         c.args(["--preset", "sitfer", "--scale", "tiny", "--run-id", "c", "--device", "cpu"]);
-        for s in ["model.image_size=16", "schedule.steps_per_epoch=100000", "schedule.epochs=1", "method.threshold=0.3"]
-        {
+        for s in [
+            "model.image_size=16",
+            "schedule.steps_per_epoch=100000",
+            "schedule.epochs=1",
+            "method.selection.threshold=0.3",
+        ] {
             c.args(["--set", s]);
         }
         if resume {
@@ -417,7 +421,7 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
     go(dir.path(), "n", &cfg, false, Some(3)).unwrap();
     let before = std::fs::read(dir.path().join("runs/n/checkpoints/latest.json")).unwrap();
     let mut bad = cfg.clone();
-    bad.method.loss_scale = f64::NAN;
+    bad.method.released_code.loss_scale = f64::NAN;
     let err = go(dir.path(), "n", &bad, true, None).unwrap_err().to_string();
     assert!(err.contains("loss became NaN at step 3") && err.contains("last good checkpoint"), "{err}");
     assert_eq!(std::fs::read(dir.path().join("runs/n/checkpoints/latest.json")).unwrap(), before);
@@ -491,9 +495,9 @@ fn invalid_values_are_refused_before_training() {
         ("optim.lr=nan", "optim.lr = NaN"),
         ("optim.ema=2", "optim.ema = 2: expected a number in [0, 1)"),
         ("optim.beta1=1.5", "optim.beta1 = 1.5"),
-        ("method.lambda_text=-1", "method.lambda_text = -1"),
+        ("method.losses.lambda_text=-1", "method.losses.lambda_text = -1"),
         ("model.dropout=1.5", "model.dropout = 1.5"),
-        ("method.tau_text=nan", "method.tau_text = NaN"),
+        ("method.levels.tau_text=nan", "method.levels.tau_text = NaN"),
         ("run.precision=\"fp8\"", "unknown variant `fp8`, expected one of `auto`, `fp32`, `bf16`, `fp16`"),
     ] {
         let e = cli_err(dir.path(), "bad", &[set], &[]);
@@ -702,8 +706,8 @@ fn one_process_vs_two_ranks(batch_norm: &str, rtol: f64) {
         "optim.kind=\"sgd\"",
         "optim.lr=0.1",
         "optim.warmup_steps=0",
-        "method.unlabeled_warmup_epochs=0",
-        "method.threshold=0.2",
+        "method.selection.unlabeled_warmup_epochs=0",
+        "method.selection.threshold=0.2",
         "schedule.epochs=1",
         "schedule.steps_per_epoch=1",
     ];

@@ -57,10 +57,10 @@ pub(crate) fn trained_on(root: &Path, split: &Path, id: &str) -> PathBuf {
         "schedule.batch_unlabeled=8",
         "schedule.steps_per_epoch=4",
         "schedule.epochs=3",
-        "method.threshold=0.3",
+        "method.selection.threshold=0.3",
         // What a snapshot must carry beyond the weights: the EMA average evaluation reads, fitted temperatures.
         "optim.ema=0.9",
-        "method.fit_temperatures=true",
+        "method.levels.fit_temperatures=true",
     ] {
         args.extend(["--set".to_string(), s.to_string()]);
     }

@@ -19,7 +19,7 @@ pub struct PresetArgs {
     /// the run `<split>-<preset>-<scale>-s<seed>`, so each cell of a seed grid has its own folder.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Override a setting, e.g. --set method.threshold=0.9 --set optim.lr=3e-4 (repeatable).
+    /// Override a setting, e.g. --set method.selection.threshold=0.9 --set optim.lr=3e-4 (repeatable).
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub sets: Vec<String>,
     /// Folder of the presets.
@@ -84,7 +84,10 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
         Some(key) => {
             let mut v = &value;
             for part in key.split('.') {
-                v = v.get(part).with_context(|| format!("no setting `{key}`"))?;
+                v = v.get(part).with_context(|| match train::config::new_name(key) {
+                    Some(new) => format!("no setting `{key}`: it has moved to `{new}`"),
+                    None => format!("no setting `{key}`"),
+                })?;
             }
             match v {
                 toml::Value::String(s) => println!("{s}"),

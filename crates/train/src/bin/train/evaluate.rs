@@ -34,21 +34,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     let set = &chosen.set;
     let run_classes: Vec<Expression> = exchange::labels::parse_class_list(&model.card.classes)
         .map_err(|e| anyhow::anyhow!("the model card's classes: {e}"))?;
-    // Faces whose class the run knows, with that class's index in the run's list.
-    let mut keep = Vec::new();
-    let mut dropped: Vec<(String, usize)> = Vec::new();
-    for (i, label) in set.labels.iter().enumerate() {
-        match label.and_then(|l| run_classes.iter().position(|c| *c == l)) {
-            Some(k) => keep.push((i, k)),
-            None => {
-                let name = label.map_or("no label", |l| l.name()).to_string();
-                match dropped.iter_mut().find(|(n, _)| *n == name) {
-                    Some((_, count)) => *count += 1,
-                    None => dropped.push((name, 1)),
-                }
-            }
-        }
-    }
+    let (keep, dropped) = known_faces(&set.labels, &run_classes);
     if set.labels.iter().all(Option::is_none) {
         anyhow::bail!(
             "{} / {} / {}: these faces carry no labels: nothing to score",
@@ -108,6 +94,29 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     }
     print_summary(&eval, &path);
     Ok(())
+}
+
+/// The faces whose class the run knows, as (face index, the class's index in the run's list), and the count
+/// of the others by label.
+fn known_faces(
+    labels: &[Option<Expression>],
+    run_classes: &[Expression],
+) -> (Vec<(usize, usize)>, Vec<(String, usize)>) {
+    let mut keep = Vec::new();
+    let mut dropped: Vec<(String, usize)> = Vec::new();
+    for (i, label) in labels.iter().enumerate() {
+        match label.and_then(|l| run_classes.iter().position(|c| *c == l)) {
+            Some(k) => keep.push((i, k)),
+            None => {
+                let name = label.map_or("no label", |l| l.name()).to_string();
+                match dropped.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, count)) => *count += 1,
+                    None => dropped.push((name, 1)),
+                }
+            }
+        }
+    }
+    (keep, dropped)
 }
 
 /// The probabilities restricted to the classes the dataset has (the others' columns zeroed), as rows.

@@ -49,7 +49,7 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     let plan = Plan {
         run_id,
         run_dir: run_dir.display().to_string(),
-        text: cfg.method.text,
+        text: cfg.method.levels.text,
         text_encoder: cfg.text.encoder.clone(),
         text_set: cfg.text.set.clone(),
     };

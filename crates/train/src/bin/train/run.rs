@@ -266,7 +266,7 @@ fn prepare(a: &Args, cfg: &Config, run_dir: &Path, inputs: &[InputRecord]) -> an
     let start_over = format!("delete {} to start over, or train a new run with --run-id", run_dir.display());
     if has_ckpt {
         let config_path = run_dir.join(layout::run::CONFIG_FILE);
-        let saved: config::Config = toml::from_str(&std::fs::read_to_string(&config_path)?)
+        let saved = config::Config::from_saved_toml(&std::fs::read_to_string(&config_path)?)
             .with_context(|| format!("{}: unreadable ({start_over})", config_path.display()))?;
         let config_change = folder::config_difference(&saved, cfg);
         let input_change = folder::changed_input(run_dir, inputs)?;
