@@ -26,53 +26,53 @@ impl Override {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct LevelReport {
-    pub level: String,
+pub(crate) struct LevelReport {
+    pub(crate) level: String,
     /// Accuracy of the argmax over every unlabeled row.
-    pub accuracy: f64,
+    pub(crate) accuracy: f64,
     /// Quantity and quality at the threshold in force.
-    pub selection: Selection,
-    pub ece: f64,
-    pub reliability: Vec<Bin>,
-    pub sweep: Vec<Selection>,
+    pub(crate) selection: Selection,
+    pub(crate) ece: f64,
+    pub(crate) reliability: Vec<Bin>,
+    pub(crate) sweep: Vec<Selection>,
     /// Per class (the run's order): recall of this level's argmax over every row.
-    pub class_recall: Vec<Option<f64>>,
+    pub(crate) class_recall: Vec<Option<f64>>,
     /// Accuracy of this level's k most confident rows, k the rows the classifier (the semantic level) selects
     /// at the threshold in force: "would this level, trusted as much as the classifier is, pick better faces?"
     /// `None` when the classifier selects nothing.
-    pub at_classifier_quantity: Option<f64>,
+    pub(crate) at_classifier_quantity: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct EpochReport {
-    pub epoch: u32,
-    pub rows: usize,
-    pub threshold: Threshold,
-    pub fusion: String,
-    pub levels: Vec<LevelReport>,
-    pub agreement: Agreement,
-    pub per_class: Vec<ClassRow>,
+    pub(crate) epoch: u32,
+    pub(crate) rows: usize,
+    pub(crate) threshold: Threshold,
+    pub(crate) fusion: String,
+    pub(crate) levels: Vec<LevelReport>,
+    pub(crate) agreement: Agreement,
+    pub(crate) per_class: Vec<ClassRow>,
     /// Fused argmax, `confusion[true][pred]`.
-    pub confusion: Vec<Vec<u64>>,
-    pub votes: Option<VotesReport>,
+    pub(crate) confusion: Vec<Vec<u64>>,
+    pub(crate) votes: Option<VotesReport>,
     /// max |p_fused as stored − p_fused recomputed from the levels with the file's fusion|: a consistency
     /// check of the run (large values mean run.json / metadata do not describe what the trainer did).
-    pub stored_fusion_max_diff: Option<f32>,
-    pub dropped: Dropped,
+    pub(crate) stored_fusion_max_diff: Option<f32>,
+    pub(crate) dropped: Dropped,
     /// The run's unlabeled faces when this epoch's sweep read a seeded subset of them (`rows` is the subset's
     /// auditable part).
-    pub subset_of: Option<usize>,
+    pub(crate) subset_of: Option<usize>,
 }
 
 impl EpochReport {
-    pub fn level(&self, name: &str) -> Option<&LevelReport> {
+    pub(crate) fn level(&self, name: &str) -> Option<&LevelReport> {
         self.levels.iter().find(|l| l.level == name)
     }
 
     /// Does fusing the levels pick better pseudo-labels than the classifier alone, at the classifier's own
     /// quantity? The fused level's accuracy there minus the classifier's (points as a fraction); `None` when
     /// the classifier selects nothing.
-    pub fn fused_gain_at_classifier_quantity(&self) -> Option<f64> {
+    pub(crate) fn fused_gain_at_classifier_quantity(&self) -> Option<f64> {
         let at = |l: &str| self.level(l).and_then(|x| x.at_classifier_quantity);
         Some(at(LEVELS[3])? - at(LEVELS[0])?)
     }
@@ -100,18 +100,18 @@ fn level_report(
 }
 
 /// The fused distribution in force and its description.
-pub fn fused_in_force<'a>(e: &'a EpochData, over: &Override) -> (std::borrow::Cow<'a, [f32]>, Fusion) {
+pub(crate) fn fused_in_force<'a>(e: &'a EpochData, over: &Override) -> (std::borrow::Cow<'a, [f32]>, Fusion) {
     match over.fusion {
         Some(f) => (fuse(levels_of(e), e.classes, &f).into(), f),
         None => (e.fused.as_slice().into(), e.fusion),
     }
 }
 
-pub fn levels_of(e: &EpochData) -> [Option<&[f32]>; 3] {
+pub(crate) fn levels_of(e: &EpochData) -> [Option<&[f32]>; 3] {
     [e.levels[0].as_deref(), e.levels[1].as_deref(), e.levels[2].as_deref()]
 }
 
-pub fn analyse(e: &EpochData, names: &[String], prior: &[f64], over: &Override) -> EpochReport {
+pub(crate) fn analyse(e: &EpochData, names: &[String], prior: &[f64], over: &Override) -> EpochReport {
     let c = e.classes;
     let threshold = over.threshold.map_or_else(|| e.threshold.clone(), Threshold::Global);
     let (fused_p, fusion) = fused_in_force(e, over);

@@ -11,7 +11,7 @@ pub(crate) const FLOOR: f32 = 1e-30;
 
 /// Fused `n × c` distribution. Levels that are `None` (switched off) are left out and the remaining
 /// weights renormalised (mean-prob) or used as they are (weighted-logit).
-pub fn fuse(levels: [Option<&[f32]>; 3], c: usize, fusion: &Fusion) -> Vec<f32> {
+pub(crate) fn fuse(levels: [Option<&[f32]>; 3], c: usize, fusion: &Fusion) -> Vec<f32> {
     let n = levels.iter().flatten().next().map(|l| l.len() / c).unwrap_or(0);
     let mut out = vec![0f32; n * c];
     let taus = [1.0, fusion.tau_text, fusion.tau_ins];
@@ -48,7 +48,7 @@ pub fn fuse(levels: [Option<&[f32]>; 3], c: usize, fusion: &Fusion) -> Vec<f32> 
 }
 
 /// `mode:w_sem,w_text,w_ins` for reports.
-pub fn describe(f: &Fusion) -> String {
+pub(crate) fn describe(f: &Fusion) -> String {
     let w = f.weights;
     format!("{} {:.2}/{:.2}/{:.2}", f.mode.name(), w[0], w[1], w[2])
 }

@@ -51,7 +51,7 @@ pub struct Truth {
     votes: Option<(Vec<usize>, Vec<bool>, Vec<f32>)>,
     index: HashTable<u32>,
     hasher: DefaultHashBuilder,
-    pub has_votes: bool,
+    pub(crate) has_votes: bool,
 }
 
 /// Row `i`'s id in a buffer of ids that end at `ends`.
@@ -77,32 +77,32 @@ impl Truth {
 /// One epoch's pseudo-labels joined with the truth, restricted to rows whose true class is in the run's
 /// class list. Probability arrays are `n × classes`, row-major.
 pub struct EpochData {
-    pub epoch: u32,
+    pub(crate) epoch: u32,
     pub path: PathBuf,
-    pub classes: usize,
-    pub n: usize,
+    pub(crate) classes: usize,
+    pub(crate) n: usize,
     /// semantic, text, instance (None when the level is off).
-    pub levels: [Option<Vec<f32>>; 3],
-    pub fused: Vec<f32>,
-    pub truth: Vec<u8>,
+    pub(crate) levels: [Option<Vec<f32>>; 3],
+    pub(crate) fused: Vec<f32>,
+    pub(crate) truth: Vec<u8>,
     /// Annotator votes over the run's classes, when the dataset has them.
-    pub votes: Option<Vec<f32>>,
-    pub threshold: Threshold,
-    pub fusion: Fusion,
-    pub dropped: Dropped,
+    pub(crate) votes: Option<Vec<f32>>,
+    pub(crate) threshold: Threshold,
+    pub(crate) fusion: Fusion,
+    pub(crate) dropped: Dropped,
     /// The run's unlabeled faces when this epoch's sweep read a subset of them (the file's rows are fewer);
     /// `None` when the file does not say (files written before sweeps could be subsets read every face).
-    pub subset_of: Option<usize>,
+    pub(crate) subset_of: Option<usize>,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct Dropped {
+pub(crate) struct Dropped {
     /// Pseudo-label ids the shards do not have.
-    pub unknown_ids: usize,
+    pub(crate) unknown_ids: usize,
     /// Rows whose shard row has no label (unlabeled-only data): not auditable.
-    pub no_label: usize,
+    pub(crate) no_label: usize,
     /// Rows whose true class is outside the run's class list.
-    pub outside_classes: usize,
+    pub(crate) outside_classes: usize,
 }
 
 /// The run's classes as canonical ids.
@@ -312,8 +312,8 @@ fn flat_probs(df: &DataFrame, name: &str, c: usize, path: &Path, ids: &StringChu
 
 /// One epoch file as read, before the join with the truth: its setting and every row's id and levels.
 pub struct EpochFile {
-    pub epoch: u32,
-    pub path: PathBuf,
+    pub(crate) epoch: u32,
+    pub(crate) path: PathBuf,
     ids: StringChunked,
     /// The semantic level, always there; text and instance (None when off); all `rows × classes`.
     sem: Vec<f32>,

@@ -266,20 +266,20 @@ fn fusion_override(
 
 /// The comparison of several runs: summary, seed-paired table, page and terminal tables.
 fn write_comparison(cli: &Cli, reports: &[audit::report::RunReport], folders: &[String]) -> anyhow::Result<()> {
-    let name = compare_name(&folders);
+    let name = compare_name(folders);
     let out = layout::report_dir(&cli.reports_root, layout::check_name("report", &name)?);
     std::fs::create_dir_all(&out)?;
     exchange::atomic::write_json(out.join(report::SUMMARY_JSON), &reports)?;
-    let paired = seed_paired(&reports);
+    let paired = seed_paired(reports);
     if let Some(rows) = &paired {
         exchange::atomic::write_json(out.join(report::PAIRED_JSON), rows)?;
     }
     if !cli.no_html {
-        let page = html::compare_page(&reports, paired.as_deref());
+        let page = html::compare_page(reports, paired.as_deref());
         exchange::atomic::write_bytes(out.join(report::HTML_FILE), page.as_bytes())?;
     }
     if !cli.json && !cli.quiet {
-        println!("\n{}", terminal::render_compare(&reports));
+        println!("\n{}", terminal::render_compare(reports));
         if let Some(rows) = &paired {
             println!("\n{}", terminal::render_paired(rows));
         }

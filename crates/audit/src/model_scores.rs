@@ -12,14 +12,14 @@ use serde::Serialize;
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ModelScores {
     /// Epoch with the best val classifier accuracy (the first one on ties).
-    pub best_epoch: u32,
-    pub epochs: u32,
-    pub val_acc: f64,
-    pub test_acc: Option<f64>,
-    pub test_fused: Option<f64>,
-    pub test_balanced: Option<f64>,
+    pub(crate) best_epoch: u32,
+    pub(crate) epochs: u32,
+    pub(crate) val_acc: f64,
+    pub(crate) test_acc: Option<f64>,
+    pub(crate) test_fused: Option<f64>,
+    pub(crate) test_balanced: Option<f64>,
     /// Test accuracy at the last epoch (the paper reports both).
-    pub test_last: Option<f64>,
+    pub(crate) test_last: Option<f64>,
 }
 
 /// `None` when the run has no metrics file or no val rows yet.
@@ -32,7 +32,7 @@ pub fn read(run_dir: &Path) -> anyhow::Result<Option<ModelScores>> {
     Ok(pick(&rows))
 }
 
-pub fn pick(rows: &[MetricRow]) -> Option<ModelScores> {
+pub(crate) fn pick(rows: &[MetricRow]) -> Option<ModelScores> {
     let get = |split: &str, metric: &str, epoch: u32| {
         rows.iter()
             .find(|r| r.split == split && r.metric == metric && r.epoch == epoch && r.class.is_none())

@@ -16,38 +16,38 @@ use crate::report::RunReport;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct PresetRow {
-    pub preset: String,
+    pub(crate) preset: String,
     /// Seeds with a test accuracy, ascending, and those accuracies.
     pub seeds: Vec<u64>,
-    pub test_acc: Vec<f64>,
-    pub mean: f64,
+    pub(crate) test_acc: Vec<f64>,
+    pub(crate) mean: f64,
     /// Sample standard deviation (n − 1); `None` for one seed.
-    pub sd: Option<f64>,
+    pub(crate) sd: Option<f64>,
     /// Against the first preset; `None` for the first itself.
-    pub vs_first: Option<Paired>,
+    pub(crate) vs_first: Option<Paired>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Paired {
+pub(crate) struct Paired {
     /// Seeds both presets have.
-    pub n: usize,
-    pub mean_diff: f64,
-    pub sd_diff: Option<f64>,
+    pub(crate) n: usize,
+    pub(crate) mean_diff: f64,
+    pub(crate) sd_diff: Option<f64>,
     /// 95 % interval of the mean difference (t with n − 1 degrees of freedom); `None` below two pairs.
-    pub ci95: Option<[f64; 2]>,
+    pub(crate) ci95: Option<[f64; 2]>,
     /// 90 % interval: inside ±[`EQUIVALENCE_MARGIN`] is the two one-sided tests' equivalence at 5 %.
-    pub ci90: Option<[f64; 2]>,
-    pub verdict: Verdict,
+    pub(crate) ci90: Option<[f64; 2]>,
+    pub(crate) verdict: Verdict,
 }
 
 /// Half a point of accuracy: a difference smaller than this is not one a user would choose a preset for,
 /// and a 3,137-face test set cannot resolve much less (one standard error ≈ 0.74 points).
-pub const EQUIVALENCE_MARGIN: f64 = 0.005;
+pub(crate) const EQUIVALENCE_MARGIN: f64 = 0.005;
 
 /// What the paired difference `b − a` says, fixed before any run reads it.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// The 95 % interval lies above 0.
     Better,
     /// The 95 % interval lies below 0.
@@ -83,7 +83,7 @@ fn verdict(ci95: Option<[f64; 2]>, ci90: Option<[f64; 2]>) -> Verdict {
 }
 
 /// Mean and sample standard deviation.
-pub fn mean_sd(x: &[f64]) -> (f64, Option<f64>) {
+pub(crate) fn mean_sd(x: &[f64]) -> (f64, Option<f64>) {
     let n = x.len() as f64;
     let mean = x.iter().sum::<f64>() / n.max(1.0);
     let sd = (x.len() > 1).then(|| (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
@@ -91,7 +91,7 @@ pub fn mean_sd(x: &[f64]) -> (f64, Option<f64>) {
 }
 
 /// The paired difference `b − a` over seeds both have.
-pub fn paired(a: &BTreeMap<u64, f64>, b: &BTreeMap<u64, f64>) -> Paired {
+pub(crate) fn paired(a: &BTreeMap<u64, f64>, b: &BTreeMap<u64, f64>) -> Paired {
     let d: Vec<f64> = b.iter().filter_map(|(s, vb)| a.get(s).map(|va| vb - va)).collect();
     let (mean_diff, sd_diff) = mean_sd(&d);
     let interval = |level: f64| {

@@ -17,26 +17,26 @@ use crate::metrics::quality::{from_order_key, order_key, selection};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Candidate {
-    pub fusion: String,
+    pub(crate) fusion: String,
     pub mode: String,
-    pub weights: [f32; 3],
+    pub(crate) weights: [f32; 3],
     /// Accuracy of its k most confident pseudo-labels.
-    pub quality: Option<f64>,
+    pub(crate) quality: Option<f64>,
     /// The threshold that would select those k rows under this setting.
-    pub threshold: f32,
-    pub delta: Option<f64>,
+    pub(crate) threshold: f32,
+    pub(crate) delta: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct WhatIf {
-    pub epoch: u32,
-    pub setting: String,
-    pub threshold: Threshold,
-    pub selected: usize,
-    pub quantity: f64,
-    pub quality: Option<f64>,
+    pub(crate) epoch: u32,
+    pub(crate) setting: String,
+    pub(crate) threshold: Threshold,
+    pub(crate) selected: usize,
+    pub(crate) quantity: f64,
+    pub(crate) quality: Option<f64>,
     /// Best first.
-    pub candidates: Vec<Candidate>,
+    pub(crate) candidates: Vec<Candidate>,
 }
 
 const LANES: usize = 8;

@@ -67,7 +67,7 @@ impl DescriptionSet {
 }
 
 /// A file's default set and its (name, about) pairs.
-pub type SetListing = (Option<String>, Vec<(String, String)>);
+pub(crate) type SetListing = (Option<String>, Vec<(String, String)>);
 
 /// The set names in a file and its default, for `--list-sets`.
 pub fn list_sets(path: &Path) -> Result<SetListing, DescriptionError> {

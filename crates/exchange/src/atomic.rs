@@ -146,7 +146,7 @@ pub struct StagingDir {
 }
 
 /// Refuses `dest` unless it is absent, an empty folder, or a folder holding `stage`'s manifest.
-pub fn check_owned(dest: &Path, stage: &str) -> Result<()> {
+pub(crate) fn check_owned(dest: &Path, stage: &str) -> Result<()> {
     let refuse = |why: String| {
         Err(Error::Invalid {
             path: dest.to_path_buf(),
@@ -180,7 +180,7 @@ pub fn check_owned(dest: &Path, stage: &str) -> Result<()> {
 
 /// The nearest folder above `dest` that a stage owns (it holds a `manifest.json` naming the stage: a
 /// dataset's shards, text prototypes, a run), with that stage's name.
-pub fn owning_stage(dest: &Path) -> Option<(PathBuf, String)> {
+pub(crate) fn owning_stage(dest: &Path) -> Option<(PathBuf, String)> {
     let dest = std::path::absolute(dest).ok()?;
     dest.ancestors().skip(1).find_map(|dir| {
         let bytes = fs::read(dir.join(MANIFEST_FILE)).ok()?;

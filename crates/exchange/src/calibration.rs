@@ -5,7 +5,7 @@
 pub const BINS: usize = 15;
 
 /// The bin of a confidence in [0, 1].
-pub fn bin_of(confidence: f32) -> usize {
+pub(crate) fn bin_of(confidence: f32) -> usize {
     ((f64::from(confidence) * BINS as f64).ceil() as usize).clamp(1, BINS) - 1
 }
 

@@ -43,7 +43,7 @@ pub struct Fusion {
 }
 
 /// Weights of weighted-logit fusion before the instance level's warm-up has passed (the released code).
-pub const WARMUP_WEIGHTS: [f32; 3] = [0.6, 0.4, 0.0];
+pub(crate) const WARMUP_WEIGHTS: [f32; 3] = [0.6, 0.4, 0.0];
 
 impl Fusion {
     /// The fusion in force at `epoch` (1-based): until `instance_warmup` epochs have passed, the instance

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 /// The longest name accepted (most file systems allow 255 bytes per component).
-pub const MAX_NAME_LEN: usize = 200;
+pub(crate) const MAX_NAME_LEN: usize = 200;
 
 /// Refuses a `what` name (dataset, split, run id, …) that is not one plain path component: empty, `.` or
 /// `..`, hidden (a leading `.`, where stages keep their staging folders), holding a path separator or a
@@ -110,11 +110,6 @@ pub fn shard_parts(shard_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .collect();
     parts.sort();
     Ok(parts)
-}
-
-/// Glob over a shard folder's parts, for scanners that take one (polars).
-pub fn shard_glob(shard_dir: &Path) -> PathBuf {
-    shard_dir.join(format!("{PART_PREFIX}*{PARQUET}"))
 }
 
 /// A split's file: `--split` accepts either a name or a path to a `.parquet` file.

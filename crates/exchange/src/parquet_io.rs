@@ -24,7 +24,7 @@ use crate::keys::{SCHEMA_VERSION as VERSION_KEY, TABLE as TABLE_KEY};
 use crate::schema::Table;
 
 /// Rows per row group unless a writer says otherwise: small enough to stream, large enough to compress.
-pub const DEFAULT_ROW_GROUP_ROWS: usize = 8192;
+pub(crate) const DEFAULT_ROW_GROUP_ROWS: usize = 8192;
 
 /// Streams rows of one table into a Parquet file that appears atomically on [`TableWriter::finish`].
 pub struct TableWriter<T: Table> {
@@ -64,16 +64,6 @@ impl<T: Table> TableWriter<T> {
         self.writer.write(&batch).map_err(|source| Error::Parquet { path: self.path.clone(), source })?;
         self.rows += rows.len() as u64;
         Ok(())
-    }
-
-    /// Bytes buffered for the current row group (for callers that bound memory per row group).
-    pub fn in_progress_size(&self) -> usize {
-        self.writer.in_progress_size()
-    }
-
-    /// Ends the current row group now.
-    pub fn flush_row_group(&mut self) -> Result<()> {
-        self.writer.flush().map_err(|source| Error::Parquet { path: self.path.clone(), source })
     }
 
     /// Writes the footer and renames the file into place. Returns the number of rows written.
@@ -186,7 +176,7 @@ impl<T: Table> TableReader<T> {
         Self::open_with_batch_size(path, 4096)
     }
 
-    pub fn open_with_batch_size(path: impl AsRef<Path>, batch_size: usize) -> Result<Self> {
+    pub(crate) fn open_with_batch_size(path: impl AsRef<Path>, batch_size: usize) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)

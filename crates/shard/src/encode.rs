@@ -12,7 +12,7 @@ use crate::sources::ImageSource;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Color {
+pub(crate) enum Color {
     /// Grey stays grey, colour becomes RGB (alpha dropped).
     Keep,
     Grey,
@@ -20,19 +20,19 @@ pub enum Color {
 }
 
 #[derive(Clone, Copy, Debug, serde::Serialize)]
-pub struct ImageOptions {
+pub(crate) struct ImageOptions {
     /// Square side to resize to; `None` keeps the size.
-    pub resize: Option<u32>,
-    pub color: Color,
+    pub(crate) resize: Option<u32>,
+    pub(crate) color: Color,
 }
 
 /// A stored image: PNG bytes and shape.
 #[derive(Debug)]
-pub struct Encoded {
-    pub png: Vec<u8>,
-    pub height: u32,
-    pub width: u32,
-    pub channels: u8,
+pub(crate) struct Encoded {
+    pub(crate) png: Vec<u8>,
+    pub(crate) height: u32,
+    pub(crate) width: u32,
+    pub(crate) channels: u8,
 }
 
 fn decode_file(path: &std::path::Path) -> Result<DynamicImage, String> {
@@ -82,7 +82,7 @@ fn is_grey(img: &DynamicImage) -> bool {
 }
 
 /// Loads, converts, resizes and PNG-encodes one image.
-pub fn process(src: &ImageSource, opts: &ImageOptions) -> Result<Encoded, String> {
+pub(crate) fn process(src: &ImageSource, opts: &ImageOptions) -> Result<Encoded, String> {
     let img = load(src)?;
     let grey = match opts.color {
         Color::Keep => is_grey(&img),

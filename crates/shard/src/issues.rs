@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum OnError {
+pub(crate) enum OnError {
     /// Stop at the first bad row; nothing is written.
     Fail,
     /// Skip bad rows, count them by reason in the manifest and summary.
@@ -15,21 +15,21 @@ pub enum OnError {
 }
 
 #[derive(Debug)]
-pub struct Issues {
-    pub policy: OnError,
+pub(crate) struct Issues {
+    pub(crate) policy: OnError,
     /// reason -> rows skipped.
-    pub skipped: BTreeMap<String, u64>,
+    pub(crate) skipped: BTreeMap<String, u64>,
     /// The first few messages, shown as warnings.
-    pub examples: Vec<String>,
+    pub(crate) examples: Vec<String>,
 }
 
 impl Issues {
-    pub fn new(policy: OnError) -> Self {
+    pub(crate) fn new(policy: OnError) -> Self {
         Self { policy, skipped: BTreeMap::new(), examples: Vec::new() }
     }
 
     /// Reports one bad row: an error under `fail`, a counted skip under `skip`.
-    pub fn bad(&mut self, reason: &str, message: String) -> anyhow::Result<()> {
+    pub(crate) fn bad(&mut self, reason: &str, message: String) -> anyhow::Result<()> {
         match self.policy {
             OnError::Fail => anyhow::bail!("{message}\n(rerun with --on-error skip to skip such rows and count them)"),
             OnError::Skip => {

@@ -22,42 +22,42 @@ use crate::encode::{process, ImageOptions};
 use crate::issues::Issues;
 use crate::sources::{RawRecord, Scan};
 
-pub struct Job {
-    pub dataset: String,
-    pub out_dir: PathBuf,
-    pub image: ImageOptions,
-    pub rows_per_part: usize,
-    pub row_group_rows: usize,
-    pub force: bool,
+pub(crate) struct Job {
+    pub(crate) dataset: String,
+    pub(crate) out_dir: PathBuf,
+    pub(crate) image: ImageOptions,
+    pub(crate) rows_per_part: usize,
+    pub(crate) row_group_rows: usize,
+    pub(crate) force: bool,
     /// Everything that shapes the output, recorded in the manifest.
-    pub config: serde_json::Value,
-    pub quiet: bool,
+    pub(crate) config: serde_json::Value,
+    pub(crate) quiet: bool,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Summary {
-    pub dataset: String,
-    pub out_dir: String,
+pub(crate) struct Summary {
+    pub(crate) dataset: String,
+    pub(crate) out_dir: String,
     /// split -> class name -> rows
-    pub rows: BTreeMap<String, BTreeMap<String, u64>>,
+    pub(crate) rows: BTreeMap<String, BTreeMap<String, u64>>,
     /// split -> reason -> rows dropped by the protocol
-    pub dropped: BTreeMap<String, BTreeMap<String, u64>>,
+    pub(crate) dropped: BTreeMap<String, BTreeMap<String, u64>>,
     /// reason -> bad rows skipped (--on-error skip)
-    pub skipped: BTreeMap<String, u64>,
-    pub total_rows: u64,
-    pub parts: usize,
-    pub bytes: u64,
-    pub seconds: f64,
+    pub(crate) skipped: BTreeMap<String, u64>,
+    pub(crate) total_rows: u64,
+    pub(crate) parts: usize,
+    pub(crate) bytes: u64,
+    pub(crate) seconds: f64,
 }
 
-pub enum Outcome {
+pub(crate) enum Outcome {
     UpToDate(PathBuf),
     Written(Summary),
 }
 
-pub const STAGE: &str = "shard";
+pub(crate) const STAGE: &str = "shard";
 
-pub fn run(job: &Job, scan: Scan, issues: &mut Issues) -> anyhow::Result<Outcome> {
+pub(crate) fn run(job: &Job, scan: Scan, issues: &mut Issues) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let inputs = scan.inputs.iter().map(InputRecord::of).collect::<Result<Vec<_>, _>>()?;
     let mut manifest = Manifest::new(STAGE, env!("CARGO_PKG_VERSION"), &job.config, inputs)?;

@@ -64,7 +64,7 @@ fn text(img: &mut GrayImage, x0: u32, y0: u32, s: &str, scale: u32) {
 }
 
 /// Writes a montage of `per_class` faces for each class (faces found by scanning the train stream).
-pub fn write(path: &Path, cfg: &GenConfig, per_class: usize) -> anyhow::Result<()> {
+pub(crate) fn write(path: &Path, cfg: &GenConfig, per_class: usize) -> anyhow::Result<()> {
     let s = cfg.size;
     let label_w = 4 * 9 * 2 + 8;
     let mut rows: Vec<Vec<GrayImage>> = vec![Vec::new(); ALL.len()];

@@ -22,43 +22,43 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SplitConfig {
+pub(crate) struct SplitConfig {
     /// Free text shown in summaries.
     #[serde(default)]
-    pub description: String,
+    pub(crate) description: String,
     /// Shard folder name under the shards root.
-    pub dataset: String,
+    pub(crate) dataset: String,
     /// Classes this split trains on (canonical names or synonyms); default: all 8.
     #[serde(default)]
-    pub classes: Option<Vec<String>>,
-    pub seed: u64,
-    pub labeled: Budget,
+    pub(crate) classes: Option<Vec<String>>,
+    pub(crate) seed: u64,
+    pub(crate) labeled: Budget,
     #[serde(default)]
-    pub unlabeled: Option<Pool>,
-    pub val: Holdout,
-    pub test: Pool,
+    pub(crate) unlabeled: Option<Pool>,
+    pub(crate) val: Holdout,
+    pub(crate) test: Pool,
 }
 
 /// Source splits to take every sample from.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Pool {
-    pub from: Vec<String>,
+pub(crate) struct Pool {
+    pub(crate) from: Vec<String>,
 }
 
 /// A role taken whole from source splits, or a stratified fraction held out of them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Holdout {
-    pub from: Vec<String>,
+pub(crate) struct Holdout {
+    pub(crate) from: Vec<String>,
     /// Hold out this fraction (stratified) instead of taking everything, e.g. RAF-DB's val from train.
     #[serde(default)]
-    pub fraction: Option<f64>,
+    pub(crate) fraction: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Proportional to each class's share of the pool.
     Stratified,
     /// The same number per class (as far as each class has samples).
@@ -68,27 +68,27 @@ pub enum Mode {
 /// How many labeled samples to draw, and from where. Exactly one of `fraction`, `total`, `per_class`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Budget {
-    pub from: Vec<String>,
+pub(crate) struct Budget {
+    pub(crate) from: Vec<String>,
     #[serde(default)]
-    pub fraction: Option<f64>,
+    pub(crate) fraction: Option<f64>,
     #[serde(default)]
-    pub total: Option<usize>,
+    pub(crate) total: Option<usize>,
     #[serde(default)]
-    pub per_class: Option<usize>,
+    pub(crate) per_class: Option<usize>,
     #[serde(default = "default_mode")]
-    pub mode: Mode,
+    pub(crate) mode: Mode,
     /// Fixed counts for named classes (e.g. Ada-CM's RAF-DB protocol fixes fear); the rest of the budget is
     /// shared among the other classes by `mode`.
     #[serde(default)]
-    pub fixed: BTreeMap<String, usize>,
+    pub(crate) fixed: BTreeMap<String, usize>,
 }
 
 fn default_mode() -> Mode {
     Mode::Stratified
 }
 
-pub fn load_config(path: &Path) -> anyhow::Result<SplitConfig> {
+pub(crate) fn load_config(path: &Path) -> anyhow::Result<SplitConfig> {
     let text = std::fs::read_to_string(path).with_context(|| {
         format!("{}: split config not found (split configs live in pipelines/splits/<name>.toml)", path.display())
     })?;
@@ -111,7 +111,7 @@ pub fn load_config(path: &Path) -> anyhow::Result<SplitConfig> {
 }
 
 /// The classes a config trains on.
-pub fn classes(cfg: &SplitConfig) -> anyhow::Result<Vec<Expression>> {
+pub(crate) fn classes(cfg: &SplitConfig) -> anyhow::Result<Vec<Expression>> {
     match &cfg.classes {
         None => Ok(ALL.to_vec()),
         Some(names) => parse_class_list(names).map_err(|e| anyhow::anyhow!("split classes: {e}")),
@@ -234,19 +234,19 @@ fn read_index(shard_dir: &Path, classes: &[Expression]) -> anyhow::Result<(Vec<S
 }
 
 #[derive(Debug, Serialize)]
-pub struct SplitSummary {
-    pub name: String,
-    pub dataset: String,
-    pub classes: Vec<String>,
+pub(crate) struct SplitSummary {
+    pub(crate) name: String,
+    pub(crate) dataset: String,
+    pub(crate) classes: Vec<String>,
     /// role -> class -> count
-    pub counts: BTreeMap<String, BTreeMap<String, u64>>,
-    pub out: String,
+    pub(crate) counts: BTreeMap<String, BTreeMap<String, u64>>,
+    pub(crate) out: String,
     /// Where the split is not what its config asked for (a budget capped by the pool, no faces left
     /// unlabeled), in words; printed as warnings and kept in the manifest.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
-pub enum SplitOutcome {
+pub(crate) enum SplitOutcome {
     UpToDate(PathBuf),
     Written(SplitSummary),
 }
@@ -266,7 +266,7 @@ fn take_stratified(pool: &mut Vec<&Sample>, counts: &[usize], n_classes: usize) 
     chosen
 }
 
-pub fn run(
+pub(crate) fn run(
     name: &str,
     cfg_path: &Path,
     shards_root: &Path,
@@ -406,8 +406,8 @@ fn assign_roles<'a>(
     }
     let mut pool = free(&role_of, &cfg.labeled.from);
     let counts =
-        budget_counts(&cfg.labeled, &classes, &sizes_of(&pool)).with_context(|| cfg_path.display().to_string())?;
-    let warnings = budget_warnings(&cfg.labeled, &classes, &sizes_of(&pool), &counts);
+        budget_counts(&cfg.labeled, classes, &sizes_of(&pool)).with_context(|| cfg_path.display().to_string())?;
+    let warnings = budget_warnings(&cfg.labeled, classes, &sizes_of(&pool), &counts);
     let labeled: HashSet<String> = take_stratified(&mut pool, &counts, n_classes).into_iter().collect();
     for s in &order {
         if labeled.contains(&s.id) {

@@ -7,7 +7,7 @@ use exchange::labels::ALL;
 use crate::output::Summary;
 
 /// Prints rows as left-aligned text columns (first row = header).
-pub fn table(rows: &[Vec<String>]) -> String {
+pub(crate) fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> =
         (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
@@ -40,7 +40,7 @@ fn split_order(splits: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 /// Class × split counts with totals.
-pub fn class_split_table(rows: &BTreeMap<String, BTreeMap<String, u64>>) -> String {
+pub(crate) fn class_split_table(rows: &BTreeMap<String, BTreeMap<String, u64>>) -> String {
     let splits = split_order(rows.keys().cloned());
     let mut classes: Vec<String> = ALL.iter().map(|c| c.name().to_string()).collect();
     for extra in rows.values().flat_map(|m| m.keys()) {
@@ -72,7 +72,7 @@ pub fn class_split_table(rows: &BTreeMap<String, BTreeMap<String, u64>>) -> Stri
     table(&t)
 }
 
-pub fn print_shard(s: &Summary) {
+pub(crate) fn print_shard(s: &Summary) {
     println!(
         "shard {}: {} faces in {} part(s), {:.1} MB -> {}",
         s.dataset,

@@ -8,7 +8,7 @@ use std::ffi::c_int;
 
 use tch::{Device, Kind};
 
-use crate::ffi::{check, tx_autocast_enter, tx_autocast_exit, tx_autocast_is_enabled};
+use crate::ffi::{check, tx_autocast_enter, tx_autocast_exit};
 use crate::{Result, TorchExtError};
 
 /// c10::ScalarType codes of the dtypes autocast can lower to.
@@ -59,10 +59,11 @@ pub fn autocast<T>(device: Device, kind: Option<Kind>, f: impl FnOnce() -> T) ->
 }
 
 /// Whether autocast is on for `device` in this thread.
-pub fn is_enabled(device: Device) -> Result<bool> {
+#[cfg(test)]
+pub(crate) fn is_enabled(device: Device) -> Result<bool> {
     let mut on = false;
     // SAFETY: the out-pointer is a valid local.
-    check("tx_autocast_is_enabled", unsafe { tx_autocast_is_enabled(device_code(device)?, &mut on) })?;
+    check("tx_autocast_is_enabled", unsafe { crate::ffi::tx_autocast_is_enabled(device_code(device)?, &mut on) })?;
     Ok(on)
 }
 

@@ -8,7 +8,7 @@ use crate::{Result, TorchExtError};
 
 /// One capability by libtorch's name for it (`"avx2"`, `"avx512_bf16"`, `"amx_bf16"`, ...); `None` when this
 /// libtorch does not know the name.
-pub fn capability(name: &str) -> Result<Option<bool>> {
+pub(crate) fn capability(name: &str) -> Result<Option<bool>> {
     let c = CString::new(name)
         .map_err(|_| TorchExtError { call: "tx_cpu_capability", message: format!("bad name {name:?}") })?;
     let mut v: c_int = -1;

@@ -221,7 +221,8 @@ impl ProcessGroup {
         Ok(unsafe { Tensor::from_ptr(out) })
     }
 
-    pub fn barrier(&self) -> Result<()> {
+    #[cfg(test)]
+    pub(crate) fn barrier(&self) -> Result<()> {
         // SAFETY: a live group.
         self.named("tx_barrier", unsafe { ffi::tx_barrier(self.ptr) })
     }

@@ -7,20 +7,22 @@ use torch_sys::C_tensor;
 use crate::{Result, TorchExtError};
 
 extern "C" {
-    pub fn tx_free_error(e: *mut c_char);
-    pub fn tx_autocast_enter(
+    pub(crate) fn tx_free_error(e: *mut c_char);
+    pub(crate) fn tx_autocast_enter(
         device: c_int,
         dtype: c_int,
         prev_enabled: *mut bool,
         prev_dtype: *mut c_int,
     ) -> *mut c_char;
-    pub fn tx_autocast_exit(device: c_int, prev_enabled: bool, prev_dtype: c_int) -> *mut c_char;
-    pub fn tx_autocast_is_enabled(device: c_int, enabled: *mut bool) -> *mut c_char;
-    pub fn tx_channels_last(t: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
-    pub fn tx_is_channels_last(t: *const C_tensor, yes: *mut bool) -> *mut c_char;
-    pub fn tx_cpu_capability(name: *const c_char, value: *mut c_int) -> *mut c_char;
+    pub(crate) fn tx_autocast_exit(device: c_int, prev_enabled: bool, prev_dtype: c_int) -> *mut c_char;
+    #[cfg(test)]
+    pub(crate) fn tx_autocast_is_enabled(device: c_int, enabled: *mut bool) -> *mut c_char;
+    pub(crate) fn tx_channels_last(t: *const C_tensor, out: *mut *mut C_tensor) -> *mut c_char;
+    #[cfg(test)]
+    pub(crate) fn tx_is_channels_last(t: *const C_tensor, yes: *mut bool) -> *mut c_char;
+    pub(crate) fn tx_cpu_capability(name: *const c_char, value: *mut c_int) -> *mut c_char;
     #[allow(clippy::too_many_arguments)]
-    pub fn tx_fused_adam(
+    pub(crate) fn tx_fused_adam(
         params: *const *const C_tensor,
         grads: *const *const C_tensor,
         exp_avgs: *const *const C_tensor,
@@ -35,30 +37,35 @@ extern "C" {
         decoupled: bool,
     ) -> *mut c_char;
 
-    pub fn tx_clear_grads(ts: *const *const C_tensor, n: c_int) -> *mut c_char;
+    pub(crate) fn tx_clear_grads(ts: *const *const C_tensor, n: c_int) -> *mut c_char;
 
-    pub fn tx_group_new_gloo(r: *const TxRendezvous, iface: *const c_char, out: *mut *mut TxGroup) -> *mut c_char;
+    pub(crate) fn tx_group_new_gloo(
+        r: *const TxRendezvous,
+        iface: *const c_char,
+        out: *mut *mut TxGroup,
+    ) -> *mut c_char;
     #[cfg(tx_nccl)]
-    pub fn tx_group_new_nccl(r: *const TxRendezvous, device: c_int, out: *mut *mut TxGroup) -> *mut c_char;
-    pub fn tx_group_free(g: *mut TxGroup);
-    pub fn tx_work_free(w: *mut TxWork);
-    pub fn tx_allreduce_sum(
+    pub(crate) fn tx_group_new_nccl(r: *const TxRendezvous, device: c_int, out: *mut *mut TxGroup) -> *mut c_char;
+    pub(crate) fn tx_group_free(g: *mut TxGroup);
+    pub(crate) fn tx_work_free(w: *mut TxWork);
+    pub(crate) fn tx_allreduce_sum(
         g: *mut TxGroup,
         ts: *const *const C_tensor,
         n: c_int,
         out: *mut *mut TxWork,
     ) -> *mut c_char;
-    pub fn tx_work_wait(w: *mut TxWork) -> *mut c_char;
-    pub fn tx_broadcast(g: *mut TxGroup, ts: *const *const C_tensor, n: c_int, root: c_int) -> *mut c_char;
-    pub fn tx_allgather(
+    pub(crate) fn tx_work_wait(w: *mut TxWork) -> *mut c_char;
+    pub(crate) fn tx_broadcast(g: *mut TxGroup, ts: *const *const C_tensor, n: c_int, root: c_int) -> *mut c_char;
+    pub(crate) fn tx_allgather(
         g: *mut TxGroup,
         input: *const C_tensor,
         outs: *const *const C_tensor,
         world: c_int,
     ) -> *mut c_char;
-    pub fn tx_barrier(g: *mut TxGroup) -> *mut c_char;
+    #[cfg(test)]
+    pub(crate) fn tx_barrier(g: *mut TxGroup) -> *mut c_char;
     #[allow(clippy::too_many_arguments)]
-    pub fn tx_sync_batch_norm(
+    pub(crate) fn tx_sync_batch_norm(
         g: *mut TxGroup,
         x: *const C_tensor,
         weight: *const C_tensor,
@@ -73,28 +80,28 @@ extern "C" {
 
 /// A c10d store + process group, owned by the shim.
 #[repr(C)]
-pub struct TxGroup {
+pub(crate) struct TxGroup {
     _private: [u8; 0],
 }
 
 /// The rendezvous every backend starts with (group.h's `tx_rendezvous`); `host` outlives the call.
 #[repr(C)]
-pub struct TxRendezvous {
-    pub host: *const c_char,
-    pub port: c_int,
-    pub rank: c_int,
-    pub world: c_int,
-    pub timeout_ms: i64,
+pub(crate) struct TxRendezvous {
+    pub(crate) host: *const c_char,
+    pub(crate) port: c_int,
+    pub(crate) rank: c_int,
+    pub(crate) world: c_int,
+    pub(crate) timeout_ms: i64,
 }
 
 /// A collective in flight.
 #[repr(C)]
-pub struct TxWork {
+pub(crate) struct TxWork {
     _private: [u8; 0],
 }
 
 /// `Ok` when the shim returned no error; else its message (freed here).
-pub fn check(call: &'static str, err: *mut c_char) -> Result<()> {
+pub(crate) fn check(call: &'static str, err: *mut c_char) -> Result<()> {
     if err.is_null() {
         return Ok(());
     }

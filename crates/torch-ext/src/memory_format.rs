@@ -4,7 +4,7 @@
 
 use tch::Tensor;
 
-use crate::ffi::{check, tx_channels_last, tx_is_channels_last};
+use crate::ffi::{check, tx_channels_last};
 use crate::Result;
 
 /// `t` laid out channels-last (a copy unless it already is). Needs a 4-d tensor.
@@ -15,10 +15,11 @@ pub fn channels_last(t: &Tensor) -> Result<Tensor> {
     Ok(unsafe { Tensor::from_ptr(out) })
 }
 
-pub fn is_channels_last(t: &Tensor) -> Result<bool> {
+#[cfg(test)]
+pub(crate) fn is_channels_last(t: &Tensor) -> Result<bool> {
     let mut yes = false;
     // SAFETY: `t` is a live tensor; the out-pointer is a valid local.
-    check("tx_is_channels_last", unsafe { tx_is_channels_last(t.as_ptr(), &mut yes) })?;
+    check("tx_is_channels_last", unsafe { crate::ffi::tx_is_channels_last(t.as_ptr(), &mut yes) })?;
     Ok(yes)
 }
 

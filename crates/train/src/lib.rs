@@ -32,4 +32,5 @@ mod ema;
 mod epoch_stats;
 mod named_tensors;
 mod optim;
+mod range;
 mod sitfer;

@@ -70,7 +70,7 @@ impl Default for Optim {
 impl Optim {
     /// Every `[optim]` number in its range (`crate::config::Config::validate` calls it).
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
-        use crate::config::Range::*;
+        use crate::range::Range::*;
         for (key, v, range) in [
             ("optim.lr", self.lr, Positive),
             ("optim.weight_decay", self.weight_decay, NonNegative),

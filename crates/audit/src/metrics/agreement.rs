@@ -6,16 +6,16 @@ use serde::Serialize;
 use super::{ratio, Decisions, LEVELS};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Agreement {
+pub(crate) struct Agreement {
     /// ("semantic~text", share of rows whose argmaxes agree)
-    pub pairs: Vec<(String, f64)>,
+    pub(crate) pairs: Vec<(String, f64)>,
     /// Share of rows where every available level agrees (None with fewer than two levels).
-    pub all: Option<f64>,
-    pub fused_accuracy_when_agree: Option<f64>,
-    pub fused_accuracy_when_disagree: Option<f64>,
+    pub(crate) all: Option<f64>,
+    pub(crate) fused_accuracy_when_agree: Option<f64>,
+    pub(crate) fused_accuracy_when_disagree: Option<f64>,
 }
 
-pub fn agreement(levels: &[Option<Decisions>; 3], fused: &Decisions, truth: &[u8]) -> Agreement {
+pub(crate) fn agreement(levels: &[Option<Decisions>; 3], fused: &Decisions, truth: &[u8]) -> Agreement {
     let present: Vec<(usize, &Decisions)> =
         levels.iter().enumerate().filter_map(|(i, d)| d.as_ref().map(|d| (i, d))).collect();
     let n = truth.len();

@@ -11,15 +11,15 @@ pub use exchange::calibration::BINS;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Bin {
-    pub lo: f32,
-    pub hi: f32,
-    pub count: usize,
-    pub mean_confidence: Option<f64>,
-    pub accuracy: Option<f64>,
+    pub(crate) lo: f32,
+    pub(crate) hi: f32,
+    pub(crate) count: usize,
+    pub(crate) mean_confidence: Option<f64>,
+    pub(crate) accuracy: Option<f64>,
 }
 
 /// (ECE, bins), with exchange's binning and definition ([`exchange::calibration`]).
-pub fn calibration(d: &Decisions, truth: &[u8]) -> (f64, Vec<Bin>) {
+pub(crate) fn calibration(d: &Decisions, truth: &[u8]) -> (f64, Vec<Bin>) {
     let sums = Bins::from_rows(d.conf.iter().zip(d.pred.iter().zip(truth)).map(|(c, (p, t))| (*c, p == t)));
     let ece = sums.ece();
     let (count, conf, ok) = (sums.count, sums.confidence, sums.right);

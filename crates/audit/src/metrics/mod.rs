@@ -9,16 +9,16 @@ pub mod quality;
 
 use rayon::prelude::*;
 
-pub const LEVELS: [&str; 4] = ["semantic", "text", "instance", "fused"];
+pub(crate) const LEVELS: [&str; 4] = ["semantic", "text", "instance", "fused"];
 
 /// Argmax and max probability of each row.
 #[derive(Clone, Debug)]
-pub struct Decisions {
-    pub pred: Vec<u8>,
-    pub conf: Vec<f32>,
+pub(crate) struct Decisions {
+    pub(crate) pred: Vec<u8>,
+    pub(crate) conf: Vec<f32>,
 }
 
-pub fn decide(p: &[f32], c: usize) -> Decisions {
+pub(crate) fn decide(p: &[f32], c: usize) -> Decisions {
     let (pred, conf): (Vec<u8>, Vec<f32>) = p
         .par_chunks(c)
         .map(|row| {

@@ -8,18 +8,24 @@ use serde::Serialize;
 use super::{ratio, Decisions};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct ClassRow {
-    pub class: String,
-    pub precision: Option<f64>,
-    pub recall: Option<f64>,
+pub(crate) struct ClassRow {
+    pub(crate) class: String,
+    pub(crate) precision: Option<f64>,
+    pub(crate) recall: Option<f64>,
     /// Share of the selected pseudo-labels that are this class.
-    pub pseudo_share: Option<f64>,
-    pub labeled_prior: f64,
+    pub(crate) pseudo_share: Option<f64>,
+    pub(crate) labeled_prior: f64,
     /// Share of the unlabeled set that truly is this class (known only offline).
-    pub true_share: f64,
+    pub(crate) true_share: f64,
 }
 
-pub fn per_class(d: &Decisions, truth: &[u8], threshold: &Threshold, names: &[String], prior: &[f64]) -> Vec<ClassRow> {
+pub(crate) fn per_class(
+    d: &Decisions,
+    truth: &[u8],
+    threshold: &Threshold,
+    names: &[String],
+    prior: &[f64],
+) -> Vec<ClassRow> {
     let c = names.len();
     let (mut sel_pred, mut sel_ok, mut true_n) = (vec![0usize; c], vec![0usize; c], vec![0usize; c]);
     for ((p, conf), t) in d.pred.iter().zip(&d.conf).zip(truth) {
@@ -44,7 +50,7 @@ pub fn per_class(d: &Decisions, truth: &[u8], threshold: &Threshold, names: &[St
 
 /// Recall of each class by a level's argmax over every row (selected or not): how often a face of class `k`
 /// gets `k` from this level. `None` for a class absent from the rows.
-pub fn argmax_recall(pred: &[u8], truth: &[u8], c: usize) -> Vec<Option<f64>> {
+pub(crate) fn argmax_recall(pred: &[u8], truth: &[u8], c: usize) -> Vec<Option<f64>> {
     let (mut hit, mut n) = (vec![0usize; c], vec![0usize; c]);
     for (p, t) in pred.iter().zip(truth) {
         n[*t as usize] += 1;
@@ -54,7 +60,7 @@ pub fn argmax_recall(pred: &[u8], truth: &[u8], c: usize) -> Vec<Option<f64>> {
 }
 
 /// `m[true][pred]` counts over every row.
-pub fn confusion(pred: &[u8], truth: &[u8], c: usize) -> Vec<Vec<u64>> {
+pub(crate) fn confusion(pred: &[u8], truth: &[u8], c: usize) -> Vec<Vec<u64>> {
     let mut m = vec![vec![0u64; c]; c];
     for (p, t) in pred.iter().zip(truth) {
         m[*t as usize][*p as usize] += 1;
@@ -63,20 +69,26 @@ pub fn confusion(pred: &[u8], truth: &[u8], c: usize) -> Vec<Vec<u64>> {
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct VotesReport {
+pub(crate) struct VotesReport {
     /// Wrong pseudo-labels on rows with at least one vote for another class.
-    pub wrong: usize,
+    pub(crate) wrong: usize,
     /// …of which the pseudo-label is the annotators' second choice (most votes after the true class).
-    pub second_choice: usize,
-    pub rate: Option<f64>,
+    pub(crate) second_choice: usize,
+    pub(crate) rate: Option<f64>,
     /// The same among selected rows only.
-    pub wrong_selected: usize,
-    pub rate_selected: Option<f64>,
+    pub(crate) wrong_selected: usize,
+    pub(crate) rate_selected: Option<f64>,
     /// Wrong pseudo-labels that got no annotator vote at all.
-    pub no_vote_share: Option<f64>,
+    pub(crate) no_vote_share: Option<f64>,
 }
 
-pub fn second_choice(d: &Decisions, truth: &[u8], votes: &[f32], c: usize, threshold: &Threshold) -> VotesReport {
+pub(crate) fn second_choice(
+    d: &Decisions,
+    truth: &[u8],
+    votes: &[f32],
+    c: usize,
+    threshold: &Threshold,
+) -> VotesReport {
     let (mut wrong, mut second, mut wrong_sel, mut second_sel, mut zero) = (0, 0, 0, 0, 0);
     for i in 0..truth.len() {
         let (p, t) = (d.pred[i] as usize, truth[i] as usize);

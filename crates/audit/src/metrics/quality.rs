@@ -9,17 +9,17 @@ use serde::Serialize;
 use super::{ratio, Decisions};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Selection {
+pub(crate) struct Selection {
     /// The threshold (the mean over classes for per-class thresholds).
-    pub threshold: f32,
-    pub selected: usize,
-    pub quantity: f64,
+    pub(crate) threshold: f32,
+    pub(crate) selected: usize,
+    pub(crate) quantity: f64,
     /// Accuracy of the selected rows; `None` when nothing is selected.
-    pub quality: Option<f64>,
+    pub(crate) quality: Option<f64>,
 }
 
 /// Rows the trainer's selection rule ([`exchange::fusion::selected`]) keeps.
-pub fn selection(d: &Decisions, truth: &[u8], threshold: &Threshold) -> Selection {
+pub(crate) fn selection(d: &Decisions, truth: &[u8], threshold: &Threshold) -> Selection {
     let (mut sel, mut ok) = (0usize, 0usize);
     for ((p, c), t) in d.pred.iter().zip(&d.conf).zip(truth) {
         if threshold.selects(*c, usize::from(*p)) {
@@ -35,16 +35,16 @@ pub fn selection(d: &Decisions, truth: &[u8], threshold: &Threshold) -> Selectio
     }
 }
 
-pub fn accuracy(pred: &[u8], truth: &[u8]) -> f64 {
+pub(crate) fn accuracy(pred: &[u8], truth: &[u8]) -> f64 {
     ratio(pred.iter().zip(truth).filter(|(p, t)| p == t).count(), truth.len()).unwrap_or(0.0)
 }
 
-pub const SWEEP: [f32; 21] = [
+pub(crate) const SWEEP: [f32; 21] = [
     0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.97, 0.98, 0.99, 0.995,
     0.999,
 ];
 
-pub fn sweep(d: &Decisions, truth: &[u8]) -> Vec<Selection> {
+pub(crate) fn sweep(d: &Decisions, truth: &[u8]) -> Vec<Selection> {
     // One pass, no sort: each row adds to the count of every threshold it passes (the thresholds ascend, so
     // those are the first `j` of them); the pass is split over rayon's threads and the counts added.
     let zero = || ([0usize; SWEEP.len()], [0usize; SWEEP.len()]);
@@ -89,7 +89,7 @@ pub fn sweep(d: &Decisions, truth: &[u8]) -> Vec<Selection> {
 }
 
 /// Accuracy of the `k` most confident rows and the confidence of the k-th.
-pub fn top_k_accuracy(d: &Decisions, truth: &[u8], k: usize) -> (Option<f64>, f32) {
+pub(crate) fn top_k_accuracy(d: &Decisions, truth: &[u8], k: usize) -> (Option<f64>, f32) {
     let correct: Vec<bool> = d.pred.iter().zip(truth).map(|(p, t)| p == t).collect();
     top_k(&d.conf, &correct, k)
 }
@@ -98,7 +98,7 @@ pub fn top_k_accuracy(d: &Decisions, truth: &[u8], k: usize) -> (Option<f64>, f3
 /// calls it once per candidate setting on a million rows): a radix select over the confidence's order-
 /// preserving bit pattern, its high 16 bits first, then the low 16 bits of the rows in the k-th's bucket.
 /// Rows tied with the k-th confidence are taken in row order.
-pub fn top_k(conf: &[f32], correct: &[bool], k: usize) -> (Option<f64>, f32) {
+pub(crate) fn top_k(conf: &[f32], correct: &[bool], k: usize) -> (Option<f64>, f32) {
     if k == 0 || conf.is_empty() {
         return (None, 1.0);
     }

@@ -16,22 +16,22 @@ use crate::what_if::WhatIf;
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
     pub run: String,
-    pub dir: String,
+    pub(crate) dir: String,
     pub preset: String,
     /// The run's seed (run.json), which pairs runs of different presets in a seed-paired comparison.
-    pub seed: Option<u64>,
-    pub dataset: String,
-    pub classes: Vec<String>,
+    pub(crate) seed: Option<u64>,
+    pub(crate) dataset: String,
+    pub(crate) classes: Vec<String>,
     /// "as trained", or the what-if setting that replaced the run's fusion/threshold.
-    pub setting: String,
-    pub warnings: Vec<String>,
-    pub labeled_prior: Vec<f64>,
-    pub epochs: Vec<EpochReport>,
-    pub what_if: Option<WhatIf>,
+    pub(crate) setting: String,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) labeled_prior: Vec<f64>,
+    pub(crate) epochs: Vec<EpochReport>,
+    pub(crate) what_if: Option<WhatIf>,
     /// The classifier's val/test accuracy at its best-val epoch, from the run's metrics.parquet.
     pub model: Option<crate::model_scores::ModelScores>,
     /// The run's network scored on other splits and datasets (`train evaluate`), from its evaluations folder.
-    pub evaluations: Vec<exchange::schema::evaluation::Evaluation>,
+    pub(crate) evaluations: Vec<exchange::schema::evaluation::Evaluation>,
 }
 
 impl RunReport {

@@ -9,10 +9,10 @@ use crate::what_if::WhatIf;
 /// One table: an anchor for the page, a title, a header row and rows of cells already formatted.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Table {
-    pub id: &'static str,
-    pub title: String,
-    pub head: Vec<String>,
-    pub rows: Vec<Vec<String>>,
+    pub(crate) id: &'static str,
+    pub(crate) title: String,
+    pub(crate) head: Vec<String>,
+    pub(crate) rows: Vec<Vec<String>>,
 }
 
 fn strings(v: &[&str]) -> Vec<String> {

@@ -8,7 +8,7 @@ use super::{delta_pts, evaluation_line, pct, RunReport};
 use crate::metrics::LEVELS;
 
 /// A table as right-aligned columns, each as wide as its widest cell, under its title.
-pub fn text(t: &Table) -> String {
+pub(crate) fn text(t: &Table) -> String {
     let cols = t.head.len();
     let width: Vec<usize> = (0..cols)
         .map(|j| {

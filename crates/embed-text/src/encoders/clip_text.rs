@@ -21,19 +21,19 @@ const HINT: &str = "the clip-text encoder needs a folder (--model-dir) holding m
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct ClipTextConfig {
-    pub vocab_size: i64,
-    pub hidden_size: i64,
-    pub intermediate_size: i64,
-    pub num_hidden_layers: i64,
-    pub num_attention_heads: i64,
+    pub(crate) vocab_size: i64,
+    pub(crate) hidden_size: i64,
+    pub(crate) intermediate_size: i64,
+    pub(crate) num_hidden_layers: i64,
+    pub(crate) num_attention_heads: i64,
     #[serde(default = "default_ctx")]
-    pub max_position_embeddings: i64,
+    pub(crate) max_position_embeddings: i64,
     #[serde(default = "default_act")]
-    pub hidden_act: String,
+    pub(crate) hidden_act: String,
     #[serde(default = "default_eps")]
-    pub layer_norm_eps: f64,
-    pub eos_token_id: Option<i64>,
-    pub projection_dim: Option<i64>,
+    pub(crate) layer_norm_eps: f64,
+    pub(crate) eos_token_id: Option<i64>,
+    pub(crate) projection_dim: Option<i64>,
 }
 
 fn default_ctx() -> i64 {

@@ -16,10 +16,10 @@ pub enum EncoderError {
 
 pub type Result<T> = std::result::Result<T, EncoderError>;
 
-pub(crate) fn missing(what: &'static str, path: PathBuf, hint: impl Into<String>) -> EncoderError {
+pub fn missing(what: &'static str, path: PathBuf, hint: impl Into<String>) -> EncoderError {
     EncoderError::Missing { what, path, hint: hint.into() }
 }
 
-pub(crate) fn bad(path: impl Into<PathBuf>, message: impl Into<String>) -> EncoderError {
+pub fn bad(path: impl Into<PathBuf>, message: impl Into<String>) -> EncoderError {
     EncoderError::BadFile { path: path.into(), message: message.into() }
 }

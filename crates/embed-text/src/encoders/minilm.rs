@@ -19,20 +19,20 @@ const SETUP_HINT: &str = "run `make setup` (it installs all-MiniLM-L6-v2 and lin
 
 #[derive(Clone, Debug, Deserialize)]
 pub struct BertConfig {
-    pub vocab_size: i64,
-    pub hidden_size: i64,
-    pub num_hidden_layers: i64,
-    pub num_attention_heads: i64,
-    pub intermediate_size: i64,
-    pub max_position_embeddings: i64,
+    pub(crate) vocab_size: i64,
+    pub(crate) hidden_size: i64,
+    pub(crate) num_hidden_layers: i64,
+    pub(crate) num_attention_heads: i64,
+    pub(crate) intermediate_size: i64,
+    pub(crate) max_position_embeddings: i64,
     #[serde(default = "default_type_vocab")]
-    pub type_vocab_size: i64,
+    pub(crate) type_vocab_size: i64,
     #[serde(default = "default_eps")]
-    pub layer_norm_eps: f64,
+    pub(crate) layer_norm_eps: f64,
     #[serde(default = "default_act")]
-    pub hidden_act: String,
+    pub(crate) hidden_act: String,
     #[serde(default)]
-    pub pad_token_id: i64,
+    pub(crate) pad_token_id: i64,
 }
 
 fn default_type_vocab() -> i64 {
@@ -66,7 +66,7 @@ pub struct MiniLm {
     emb_norm: nn::LayerNorm,
     layers: Vec<Layer>,
     tokenizer: TextTokenizer,
-    pub load_report: LoadReport,
+    pub(crate) load_report: LoadReport,
 }
 
 /// The files a MiniLM folder must hold; the manifest hashes them.

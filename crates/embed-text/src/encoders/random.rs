@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 /// The vector of `class` for `seed`: standard normal entries (Box–Muller over ChaCha8, so the same on every
 /// platform), normalised. Seeded per class so adding a class never changes another's vector.
-pub fn class_vector(seed: u64, class: Expression, dim: usize) -> Vec<f32> {
+pub(crate) fn class_vector(seed: u64, class: Expression, dim: usize) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (0x9E37_79B9_7F4A_7C15u64.wrapping_mul(class.id() as u64 + 1)));
     let mut v: Vec<f64> = (0..dim)
         .map(|_| {

@@ -19,9 +19,9 @@ pub struct TextTokenizer {
 
 /// A padded batch: `ids` and `mask` are `[batch, longest]` int64 on the requested device.
 pub struct TokenBatch {
-    pub ids: Tensor,
-    pub mask: Tensor,
-    pub ids_host: Vec<Vec<i64>>,
+    pub(crate) ids: Tensor,
+    pub(crate) mask: Tensor,
+    pub(crate) ids_host: Vec<Vec<i64>>,
 }
 
 /// A sentence that did not fit the context.

@@ -108,19 +108,3 @@ pub(crate) fn i32_list_at(col: &ListArray, i: usize) -> Option<Vec<i32>> {
 pub(crate) fn col(batch: &RecordBatch, i: usize) -> &ArrayRef {
     batch.column(i)
 }
-
-/// Checks that a probability vector is a distribution over `n` classes (length, finite, non-negative, sums
-/// to 1 within `tol`). Shared by the pseudo-label writer and readers such as audit.
-pub fn check_distribution(p: &[f32], n: usize, tol: f32) -> Result<(), String> {
-    if p.len() != n {
-        return Err(format!("probability vector has length {}, expected {n}", p.len()));
-    }
-    if p.iter().any(|x| !x.is_finite() || *x < 0.0) {
-        return Err("probability vector has a negative or non-finite entry".into());
-    }
-    let s: f32 = p.iter().sum();
-    if (s - 1.0).abs() > tol {
-        return Err(format!("probability vector sums to {s}, expected 1"));
-    }
-    Ok(())
-}

@@ -14,7 +14,7 @@ use crate::issues::Issues;
 
 const LAYOUT: &str = "AffectNet: training.csv, validation.csv and Manually_Annotated_Images/<subDirectory_filePath>";
 
-pub fn scan(
+pub(crate) fn scan(
     root: &Path,
     dataset: &str,
     classes: usize,

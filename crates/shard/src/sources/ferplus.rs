@@ -17,7 +17,7 @@ use anyhow::Context;
 use super::{require_dir, require_file, stem, ImageSource, Origin, RawRecord, Scan};
 use crate::issues::Issues;
 
-pub const SPLITS: [(&str, &str, &str); 3] = [
+pub(crate) const SPLITS: [(&str, &str, &str); 3] = [
     ("train", "FER2013Train", "Training"),
     ("valid", "FER2013Valid", "PublicTest"),
     ("test", "FER2013Test", "PrivateTest"),
@@ -27,11 +27,11 @@ const LAYOUT: &str = "FERPlus as FER2013{Train,Valid,Test}/ folders with PNGs an
                       or Kaggle fer2013.csv beside fer2013new.csv";
 
 /// Number of vote columns: 8 classes, unknown, NF.
-pub const VOTES: usize = 10;
+pub(crate) const VOTES: usize = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Protocol {
+pub(crate) enum Protocol {
     /// FER+ majority: the top class must hold more than half of the votes (after zeroing single votes).
     Majority,
     /// FER+ probability: up to three top classes covering ≥ 75 % of the votes; label = the largest.
@@ -40,18 +40,18 @@ pub enum Protocol {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Layout {
+pub(crate) enum Layout {
     Auto,
     Folders,
     Csv,
 }
 
 /// Why the protocol drops a face.
-pub const DROP_NO_MAJORITY: &str = "no majority";
-pub const DROP_UNKNOWN: &str = "unknown or not a face";
+pub(crate) const DROP_NO_MAJORITY: &str = "no majority";
+pub(crate) const DROP_UNKNOWN: &str = "unknown or not a face";
 
 /// FER+ majority protocol. Returns the class (0..8) or the drop reason.
-pub fn majority(votes: &[i32]) -> Result<u8, &'static str> {
+pub(crate) fn majority(votes: &[i32]) -> Result<u8, &'static str> {
     // Votes of 1 are outliers in the reference code (`<= 1 + eps` zeroed).
     let v: Vec<i64> = votes.iter().map(|&x| if x <= 1 { 0 } else { x as i64 }).collect();
     let sum: i64 = v.iter().sum();
@@ -68,7 +68,7 @@ pub fn majority(votes: &[i32]) -> Result<u8, &'static str> {
 }
 
 /// FER+ probability protocol, transcribed from the reference loop (same tie handling and early stops).
-pub fn probability(votes: &[i32]) -> Result<u8, &'static str> {
+pub(crate) fn probability(votes: &[i32]) -> Result<u8, &'static str> {
     let mut raw: Vec<f64> = votes.iter().map(|&x| if x <= 1 { 0.0 } else { x as f64 }).collect();
     let sum_list: f64 = raw.iter().sum();
     let mut emotion = vec![0.0f64; raw.len()];
@@ -113,7 +113,7 @@ fn apply(protocol: Protocol, votes: &[i32]) -> Result<u8, &'static str> {
 
 /// The largest vote count accepted: FER+ had 10 annotators per face; crowd relabelings with more stay far
 /// below this. A larger number is a corrupt row, not a vote.
-pub const MAX_VOTES: i32 = 1000;
+pub(crate) const MAX_VOTES: i32 = 1000;
 
 /// Parses ten vote counts; an error names the field when it is not an integer in `0..=MAX_VOTES`.
 fn parse_votes(fields: &[&str]) -> Result<Vec<i32>, String> {
@@ -137,15 +137,15 @@ fn parse_votes(fields: &[&str]) -> Result<Vec<i32>, String> {
         .collect()
 }
 
-pub struct Options<'a> {
-    pub dataset: &'a str,
-    pub layout: Layout,
-    pub protocol: Protocol,
+pub(crate) struct Options<'a> {
+    pub(crate) dataset: &'a str,
+    pub(crate) layout: Layout,
+    pub(crate) protocol: Protocol,
     /// Keep at most this many rows per split (tests, quick looks); `None` = all.
-    pub limit_per_split: Option<usize>,
+    pub(crate) limit_per_split: Option<usize>,
 }
 
-pub fn detect(root: &Path) -> anyhow::Result<Layout> {
+pub(crate) fn detect(root: &Path) -> anyhow::Result<Layout> {
     if root.join(SPLITS[0].1).is_dir() {
         Ok(Layout::Folders)
     } else if root.join("fer2013.csv").is_file() {
@@ -156,7 +156,7 @@ pub fn detect(root: &Path) -> anyhow::Result<Layout> {
     }
 }
 
-pub fn scan(root: &Path, opts: &Options, issues: &mut Issues) -> anyhow::Result<Scan> {
+pub(crate) fn scan(root: &Path, opts: &Options, issues: &mut Issues) -> anyhow::Result<Scan> {
     let layout = match opts.layout {
         Layout::Auto => detect(root)?,
         l => l,
@@ -301,7 +301,7 @@ fn scan_csv(root: &Path, opts: &Options, issues: &mut Issues) -> anyhow::Result<
                 continue;
             }
         };
-        read_row(&p, &v, &cols, (origin, vorigin), opts, issues, &mut scan, &mut kept)?;
+        read_row((&p, &v), &cols, (origin, vorigin), opts, issues, &mut scan, &mut kept)?;
     }
     // Folder layout lists splits in order; keep the same order here so both layouts write identical shards.
     scan.records.sort_by_key(|r| SPLITS.iter().position(|s| s.0 == r.split));
@@ -320,8 +320,7 @@ struct Columns {
 /// One aligned pair of rows (`fer2013.csv`'s pixels, `fer2013new.csv`'s votes): a record, a dropped row, or
 /// an issue naming the line.
 fn read_row(
-    p: &csv::StringRecord,
-    v: &csv::StringRecord,
+    (p, v): (&csv::StringRecord, &csv::StringRecord),
     cols: &Columns,
     (origin, vorigin): (Origin, Origin),
     opts: &Options,

@@ -28,7 +28,12 @@ fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<std::fs::DirEntry>> {
     Ok(v)
 }
 
-pub fn scan(root: &Path, dataset: &str, limit_per_split: Option<usize>, issues: &mut Issues) -> anyhow::Result<Scan> {
+pub(crate) fn scan(
+    root: &Path,
+    dataset: &str,
+    limit_per_split: Option<usize>,
+    issues: &mut Issues,
+) -> anyhow::Result<Scan> {
     require_dir(root, LAYOUT)?;
     let mut scan = Scan { inputs: vec![root.to_path_buf()], ..Default::default() };
     let mut found_split = false;

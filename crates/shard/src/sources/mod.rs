@@ -3,11 +3,11 @@
 //! pixels are. Readers parse labels and check rows; they never decode images (that is [`crate::encode`],
 //! in parallel) and never write anything.
 
-pub mod affectnet;
-pub mod ferplus;
-pub mod folder;
-pub mod rafdb;
-pub mod synthetic;
+pub(crate) mod affectnet;
+pub(crate) mod ferplus;
+pub(crate) mod folder;
+pub(crate) mod rafdb;
+pub(crate) mod synthetic;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -17,7 +17,7 @@ use crate::issues::Issues;
 
 /// Where a record's pixels are.
 #[derive(Clone, Debug)]
-pub enum ImageSource {
+pub(crate) enum ImageSource {
     /// An image file (PNG/JPEG).
     File(PathBuf),
     /// An image file to crop to a box (AffectNet face boxes); the box is clamped to the image.
@@ -28,9 +28,9 @@ pub enum ImageSource {
 
 /// The file and 1-based line a record came from, for error messages.
 #[derive(Clone, Debug)]
-pub struct Origin {
-    pub file: PathBuf,
-    pub line: u64,
+pub(crate) struct Origin {
+    pub(crate) file: PathBuf,
+    pub(crate) line: u64,
 }
 
 impl fmt::Display for Origin {
@@ -40,38 +40,38 @@ impl fmt::Display for Origin {
 }
 
 #[derive(Clone, Debug)]
-pub struct RawRecord {
-    pub id: String,
+pub(crate) struct RawRecord {
+    pub(crate) id: String,
     /// `train`, `valid` or `test`.
-    pub split: &'static str,
-    pub label: Option<u8>,
-    pub votes: Option<Vec<i32>>,
-    pub image: ImageSource,
+    pub(crate) split: &'static str,
+    pub(crate) label: Option<u8>,
+    pub(crate) votes: Option<Vec<i32>>,
+    pub(crate) image: ImageSource,
     /// Relative to the dataset root (or `file:line` for inline pixels).
-    pub source_path: String,
-    pub origin: Origin,
+    pub(crate) source_path: String,
+    pub(crate) origin: Origin,
 }
 
 /// What a reader found: records to encode, protocol drops by reason, bad rows skipped by reason.
 #[derive(Debug, Default)]
-pub struct Scan {
-    pub records: Vec<RawRecord>,
+pub(crate) struct Scan {
+    pub(crate) records: Vec<RawRecord>,
     /// `split -> reason -> count` of rows the dataset's protocol drops (not errors).
-    pub dropped: BTreeMap<String, BTreeMap<String, u64>>,
+    pub(crate) dropped: BTreeMap<String, BTreeMap<String, u64>>,
     /// Input files and folders the output depends on (for the manifest).
-    pub inputs: Vec<PathBuf>,
+    pub(crate) inputs: Vec<PathBuf>,
     /// What the user should look at although nothing is wrong with a row as such.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Scan {
-    pub fn drop_row(&mut self, split: &str, reason: impl Into<String>) {
+    pub(crate) fn drop_row(&mut self, split: &str, reason: impl Into<String>) {
         *self.dropped.entry(split.to_string()).or_default().entry(reason.into()).or_default() += 1;
     }
 }
 
 /// Rejects (or, under `--on-error skip`, drops) records whose id repeats an earlier one.
-pub fn dedup_ids(scan: &mut Scan, issues: &mut Issues) -> anyhow::Result<()> {
+pub(crate) fn dedup_ids(scan: &mut Scan, issues: &mut Issues) -> anyhow::Result<()> {
     let mut seen: HashMap<String, Origin> = HashMap::with_capacity(scan.records.len());
     let mut keep = Vec::with_capacity(scan.records.len());
     for r in std::mem::take(&mut scan.records) {
@@ -115,7 +115,7 @@ fn warn_names_in_several_splits(scan: &mut Scan) {
 }
 
 /// Requires a folder, naming the layout the user should have.
-pub fn require_dir(path: &Path, layout: &str) -> anyhow::Result<()> {
+pub(crate) fn require_dir(path: &Path, layout: &str) -> anyhow::Result<()> {
     if !path.is_dir() {
         anyhow::bail!("{}: folder not found; expected {layout}", path.display());
     }
@@ -123,7 +123,7 @@ pub fn require_dir(path: &Path, layout: &str) -> anyhow::Result<()> {
 }
 
 /// Requires a file, naming the layout the user should have.
-pub fn require_file(path: &Path, layout: &str) -> anyhow::Result<()> {
+pub(crate) fn require_file(path: &Path, layout: &str) -> anyhow::Result<()> {
     if !path.is_file() {
         anyhow::bail!("{}: file not found; expected {layout}", path.display());
     }
@@ -131,7 +131,7 @@ pub fn require_file(path: &Path, layout: &str) -> anyhow::Result<()> {
 }
 
 /// The file name without extension, used in sample ids.
-pub fn stem(name: &str) -> &str {
+pub(crate) fn stem(name: &str) -> &str {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     base.rsplit_once('.').map(|(s, _)| s).unwrap_or(base)
 }

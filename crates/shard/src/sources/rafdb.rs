@@ -13,7 +13,12 @@ use crate::issues::Issues;
 
 const LAYOUT: &str = "RAF-DB basic: EmoLabel/list_patition_label.txt and Image/aligned/<name>_aligned.jpg";
 
-pub fn scan(root: &Path, dataset: &str, limit_per_split: Option<usize>, issues: &mut Issues) -> anyhow::Result<Scan> {
+pub(crate) fn scan(
+    root: &Path,
+    dataset: &str,
+    limit_per_split: Option<usize>,
+    issues: &mut Issues,
+) -> anyhow::Result<Scan> {
     require_dir(root, LAYOUT)?;
     let list = root.join("EmoLabel").join("list_patition_label.txt");
     require_file(&list, LAYOUT)?;

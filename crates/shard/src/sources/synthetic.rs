@@ -73,19 +73,19 @@ fn confusable(class: usize) -> usize {
 const PRIOR: [f32; 8] = [0.25, 0.20, 0.12, 0.12, 0.10, 0.07, 0.07, 0.07];
 
 /// Bump whenever the generator's drawing or voting changes, so earlier generated data counts as stale.
-pub const GENERATOR_VERSION: u32 = 3;
+pub(crate) const GENERATOR_VERSION: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GenConfig {
+pub(crate) struct GenConfig {
     /// [`GENERATOR_VERSION`] of the code that made (or is to make) the faces.
-    pub version: u32,
-    pub seed: u64,
+    pub(crate) version: u32,
+    pub(crate) seed: u64,
     /// Image side in pixels.
-    pub size: u32,
-    pub train: usize,
-    pub valid: usize,
-    pub test: usize,
-    pub annotators: usize,
+    pub(crate) size: u32,
+    pub(crate) train: usize,
+    pub(crate) valid: usize,
+    pub(crate) test: usize,
+    pub(crate) annotators: usize,
 }
 
 impl Default for GenConfig {
@@ -535,7 +535,7 @@ fn split_seed(seed: u64, split: usize, i: usize) -> u64 {
 }
 
 /// One face: its image, votes and the class it was drawn as (kept for previews and tests, never written).
-pub fn face(cfg: &GenConfig, split: usize, i: usize) -> (GrayImage, [i32; 10], usize) {
+pub(crate) fn face(cfg: &GenConfig, split: usize, i: usize) -> (GrayImage, [i32; 10], usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(split_seed(cfg.seed, split, i));
     let class = sample_class(&mut rng);
     let f = sample_face(&mut rng, class);
@@ -562,7 +562,7 @@ fn adopt_unmarked(raw_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn generate(raw_dir: &Path, cfg: &GenConfig, force: bool, quiet: bool) -> anyhow::Result<bool> {
+pub(crate) fn generate(raw_dir: &Path, cfg: &GenConfig, force: bool, quiet: bool) -> anyhow::Result<bool> {
     if cfg.size < 16 || cfg.annotators == 0 || cfg.train + cfg.valid + cfg.test == 0 {
         anyhow::bail!("synthetic: need size >= 16, at least one annotator and at least one face");
     }

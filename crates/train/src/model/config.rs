@@ -95,7 +95,7 @@ impl fmt::Display for Init {
 impl Model {
     /// The `[model]` keys in their ranges and consistent with each other (`crate::config::Config::validate`).
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
-        use crate::config::Range::*;
+        use crate::range::Range::*;
         ZeroToOneOpen.check("model.dropout", self.dropout)?;
         Positive.check("model.classifier_scale", self.classifier_scale)?;
         if !(16..=1024).contains(&self.image_size) {

@@ -96,12 +96,12 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How many faces had each label (or `no label`), in the order first seen.
+type LabelCounts = Vec<(String, usize)>;
+
 /// The faces whose class the run knows, as (face index, the class's index in the run's list), and the count
 /// of the others by label.
-fn known_faces(
-    labels: &[Option<Expression>],
-    run_classes: &[Expression],
-) -> (Vec<(usize, usize)>, Vec<(String, usize)>) {
+fn known_faces(labels: &[Option<Expression>], run_classes: &[Expression]) -> (Vec<(usize, usize)>, LabelCounts) {
     let mut keep = Vec::new();
     let mut dropped: Vec<(String, usize)> = Vec::new();
     for (i, label) in labels.iter().enumerate() {
