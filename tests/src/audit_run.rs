@@ -55,15 +55,33 @@ fn draw_class(rng: &mut ChaCha8Rng) -> u8 {
 /// returns the run folder.
 pub fn write(root: &Path, run: &str, spec: &FixtureSpec) -> anyhow::Result<std::path::PathBuf> {
     let classes: Vec<String> = exchange::labels::ALL.iter().map(|e| e.name().to_string()).collect();
-    let c = classes.len();
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let faces = write_shards_and_split(root, spec, classes.len(), &mut rng)?;
+    let run_dir = root.join("runs").join(run);
+    std::fs::create_dir_all(layout::run::pseudo_labels(&run_dir))?;
+    let info = run_info(root, run, classes.clone(), spec.fusion);
+    info.write(&run_dir)?;
+    for epoch in 1..=spec.epochs {
+        write_epoch(&run_dir, &info, epoch, spec, &faces, &mut rng)?;
+    }
+    Ok(run_dir)
+}
+
+/// Each face's true class and the annotators' runner-up.
+struct Faces {
+    truth: Vec<u8>,
+    runner_up: Vec<u8>,
+}
+
+/// The shards (labeled faces first) and the split; returns the faces' classes.
+fn write_shards_and_split(root: &Path, spec: &FixtureSpec, c: usize, rng: &mut ChaCha8Rng) -> anyhow::Result<Faces> {
     let n = spec.unlabeled + spec.labeled;
     let mut truth = Vec::with_capacity(n);
     let mut runner_up = Vec::with_capacity(n);
     let mut shards = Vec::with_capacity(n);
     for i in 0..n {
-        let t = draw_class(&mut rng);
-        let mut r = draw_class(&mut rng);
+        let t = draw_class(rng);
+        let mut r = draw_class(rng);
         if r == t {
             r = (t + 1) % c as u8;
         }
@@ -96,8 +114,12 @@ pub fn write(root: &Path, run: &str, spec: &FixtureSpec) -> anyhow::Result<std::
         })
         .collect();
     write_table(root.join("split.parquet"), &split, &[])?;
+    Ok(Faces { truth, runner_up })
+}
 
-    let fusion = match spec.fusion {
+/// `run.json` of the fixture run: the paper's fusion with temperatures, or the released code's without.
+fn run_info(root: &Path, run: &str, classes: Vec<String>, mode: FusionMode) -> RunInfo {
+    let fusion = match mode {
         FusionMode::MeanProb => {
             Fusion { mode: FusionMode::MeanProb, weights: [1.0, 1.0, 1.0], tau_text: 0.1, tau_ins: 0.1 }
         }
@@ -105,15 +127,13 @@ pub fn write(root: &Path, run: &str, spec: &FixtureSpec) -> anyhow::Result<std::
             Fusion { mode: FusionMode::WeightedLogit, weights: [0.3, 0.2, 0.5], tau_text: 1.0, tau_ins: 1.0 }
         }
     };
-    let run_dir = root.join("runs").join(run);
-    std::fs::create_dir_all(layout::run::pseudo_labels(&run_dir))?;
-    let info = RunInfo {
+    RunInfo {
         run: run.into(),
         preset: "fixture".into(),
         dataset: "fixture".into(),
         shards: root.join("shards").display().to_string(),
         split: root.join("split.parquet").display().to_string(),
-        classes: classes.clone(),
+        classes,
         threshold: 0.75,
         fusion,
         levels: [true, true, true],
@@ -121,64 +141,73 @@ pub fn write(root: &Path, run: &str, spec: &FixtureSpec) -> anyhow::Result<std::
         seed: None,
         world_size: None,
         devices: Vec::new(),
-    };
-    info.write(&run_dir)?;
-
-    for epoch in 1..=spec.epochs {
-        let skill = 0.6 + 0.5 * epoch as f32;
-        let path = layout::run::pseudo_labels(&run_dir).join(layout::run::pseudo_label_file(epoch));
-        let meta = [
-            (keys::CLASSES, classes.join(",")),
-            (keys::THRESHOLD, info.threshold.to_string()),
-            (keys::FUSION, serde_json::to_string(&fusion)?),
-            (keys::RUN, run.to_string()),
-        ];
-        let mut w = TableWriter::<PseudoLabelRow>::create(&path, &meta, 65536)?;
-        let mut rows = Vec::with_capacity(65536);
-        for i in spec.labeled..n {
-            let (t, r) = (truth[i] as usize, runner_up[i] as usize);
-            // Raw scores per level: the true class boosted by the level's skill, the runner-up partly.
-            let mut level = |signal: f32, confuse: f32, noise: f32, scale: f32| -> Vec<f32> {
-                let mut z: Vec<f32> = (0..c).map(|_| noise * gauss(&mut rng)).collect();
-                z[t] += signal * skill;
-                z[r] += confuse * skill;
-                z.iter_mut().for_each(|x| *x *= scale);
-                z
-            };
-            // The released code's fusion has no temperatures: its raw scores must be larger to be confident.
-            let scale = if fusion.mode == FusionMode::WeightedLogit { 4.0 } else { 1.0 };
-            let z_sem = level(1.6, 0.9, 1.0, scale);
-            let s_text = level(0.35, 0.15, 0.25, scale);
-            let s_ins = level(0.45, 0.35, 0.2, scale);
-            let p_sem = softmax(&z_sem);
-            let p_text = softmax(&s_text.iter().map(|x| x / fusion.tau_text).collect::<Vec<_>>());
-            let p_ins = softmax(&s_ins.iter().map(|x| x / fusion.tau_ins).collect::<Vec<_>>());
-            let p_fused = match fusion.mode {
-                FusionMode::MeanProb => (0..c).map(|k| (p_sem[k] + p_text[k] + p_ins[k]) / 3.0).collect::<Vec<f32>>(),
-                FusionMode::WeightedLogit => {
-                    softmax(&(0..c).map(|k| 0.3 * z_sem[k] + 0.2 * s_text[k] + 0.5 * s_ins[k]).collect::<Vec<_>>())
-                }
-            };
-            let (label, conf) =
-                p_fused.iter().enumerate().fold((0, f32::MIN), |b, (k, v)| if *v > b.1 { (k, *v) } else { b });
-            rows.push(PseudoLabelRow {
-                id: format!("fx{i:07}"),
-                epoch,
-                p_sem,
-                p_text: Some(p_text),
-                p_ins: Some(p_ins),
-                p_fused,
-                pseudo_label: label as u32,
-                confidence: conf,
-                selected: conf > info.threshold,
-            });
-            if rows.len() == 65536 {
-                w.write(&rows)?;
-                rows.clear();
-            }
-        }
-        w.write(&rows)?;
-        w.finish()?;
     }
-    Ok(run_dir)
+}
+
+/// One epoch's pseudo-label file: every unlabeled face's three levels, fused by the run's rule.
+fn write_epoch(
+    run_dir: &Path,
+    info: &RunInfo,
+    epoch: u32,
+    spec: &FixtureSpec,
+    faces: &Faces,
+    rng: &mut ChaCha8Rng,
+) -> anyhow::Result<()> {
+    let (fusion, c) = (info.fusion, info.classes.len());
+    let n = spec.unlabeled + spec.labeled;
+    let skill = 0.6 + 0.5 * epoch as f32;
+    let path = layout::run::pseudo_labels(run_dir).join(layout::run::pseudo_label_file(epoch));
+    let meta = [
+        (keys::CLASSES, info.classes.join(",")),
+        (keys::THRESHOLD, info.threshold.to_string()),
+        (keys::FUSION, serde_json::to_string(&fusion)?),
+        (keys::RUN, info.run.clone()),
+    ];
+    let mut w = TableWriter::<PseudoLabelRow>::create(&path, &meta, 65536)?;
+    let mut rows = Vec::with_capacity(65536);
+    for i in spec.labeled..n {
+        let (t, r) = (faces.truth[i] as usize, faces.runner_up[i] as usize);
+        // Raw scores per level: the true class boosted by the level's skill, the runner-up partly.
+        let mut level = |signal: f32, confuse: f32, noise: f32, scale: f32| -> Vec<f32> {
+            let mut z: Vec<f32> = (0..c).map(|_| noise * gauss(rng)).collect();
+            z[t] += signal * skill;
+            z[r] += confuse * skill;
+            z.iter_mut().for_each(|x| *x *= scale);
+            z
+        };
+        // The released code's fusion has no temperatures: its raw scores must be larger to be confident.
+        let scale = if fusion.mode == FusionMode::WeightedLogit { 4.0 } else { 1.0 };
+        let z_sem = level(1.6, 0.9, 1.0, scale);
+        let s_text = level(0.35, 0.15, 0.25, scale);
+        let s_ins = level(0.45, 0.35, 0.2, scale);
+        let p_sem = softmax(&z_sem);
+        let p_text = softmax(&s_text.iter().map(|x| x / fusion.tau_text).collect::<Vec<_>>());
+        let p_ins = softmax(&s_ins.iter().map(|x| x / fusion.tau_ins).collect::<Vec<_>>());
+        let p_fused = match fusion.mode {
+            FusionMode::MeanProb => (0..c).map(|k| (p_sem[k] + p_text[k] + p_ins[k]) / 3.0).collect::<Vec<f32>>(),
+            FusionMode::WeightedLogit => {
+                softmax(&(0..c).map(|k| 0.3 * z_sem[k] + 0.2 * s_text[k] + 0.5 * s_ins[k]).collect::<Vec<_>>())
+            }
+        };
+        let (label, conf) =
+            p_fused.iter().enumerate().fold((0, f32::MIN), |b, (k, v)| if *v > b.1 { (k, *v) } else { b });
+        rows.push(PseudoLabelRow {
+            id: format!("fx{i:07}"),
+            epoch,
+            p_sem,
+            p_text: Some(p_text),
+            p_ins: Some(p_ins),
+            p_fused,
+            pseudo_label: label as u32,
+            confidence: conf,
+            selected: conf > info.threshold,
+        });
+        if rows.len() == 65536 {
+            w.write(&rows)?;
+            rows.clear();
+        }
+    }
+    w.write(&rows)?;
+    w.finish()?;
+    Ok(())
 }
