@@ -20,6 +20,54 @@ pub struct ModelScores {
     pub(crate) test_balanced: Option<f64>,
     /// Test accuracy at the last epoch (the paper reports both).
     pub(crate) test_last: Option<f64>,
+    /// Per-epoch values of the metrics the learning curves draw ([`CURVES`]), those the run recorded.
+    pub(crate) curves: Vec<Curve>,
+}
+
+/// One metric over the epochs, e.g. `val` / `acc_cls`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Curve {
+    pub(crate) split: String,
+    pub(crate) metric: String,
+    pub(crate) points: Vec<(u32, f64)>,
+}
+
+/// The (split, metric) pairs of the learning curves: the loss and its parts, the classifier's val and test
+/// accuracy (and the fused test accuracy), the share of unlabeled faces selected, the learning rate.
+pub(crate) const CURVES: [(&str, &str); 10] = [
+    ("train", "loss"),
+    ("train", "loss_s"),
+    ("train", "loss_t"),
+    ("train", "loss_u"),
+    ("train", "loss_con"),
+    ("val", "acc_cls"),
+    ("test", "acc_cls"),
+    ("test", "acc_fused"),
+    ("train", "mask_rate"),
+    ("train", "lr"),
+];
+
+impl ModelScores {
+    /// The curve of `split` / `metric`, when the run recorded it.
+    pub(crate) fn curve(&self, split: &str, metric: &str) -> Option<&Curve> {
+        self.curves.iter().find(|c| c.split == split && c.metric == metric)
+    }
+}
+
+/// Every [`CURVES`] pair the rows hold, points sorted by epoch.
+fn curves(rows: &[MetricRow]) -> Vec<Curve> {
+    CURVES
+        .iter()
+        .filter_map(|&(split, metric)| {
+            let mut points: Vec<(u32, f64)> = rows
+                .iter()
+                .filter(|r| r.split == split && r.metric == metric && r.class.is_none())
+                .map(|r| (r.epoch, r.value))
+                .collect();
+            points.sort_by_key(|p| p.0);
+            (!points.is_empty()).then(|| Curve { split: split.into(), metric: metric.into(), points })
+        })
+        .collect()
 }
 
 /// `None` when the run has no metrics file or no val rows yet.
@@ -54,6 +102,7 @@ pub(crate) fn pick(rows: &[MetricRow]) -> Option<ModelScores> {
         test_acc: get(names::TEST, names::ACC_CLS, e),
         test_fused: get(names::TEST, names::ACC_FUSED, e),
         test_balanced: get(names::TEST, names::BALANCED_ACC_CLS, e),
+        curves: curves(rows),
     })
 }
 
@@ -77,6 +126,10 @@ mod tests {
         assert_eq!((s.best_epoch, s.epochs, s.val_acc), (2, 3, 0.60));
         assert_eq!((s.test_acc, s.test_fused, s.test_balanced), (Some(0.55), Some(0.57), None));
         assert_eq!(s.test_last, Some(0.58));
+        let val = s.curve("val", "acc_cls").unwrap();
+        assert_eq!(val.points, vec![(1, 0.50), (2, 0.60), (3, 0.60)]);
+        assert_eq!(s.curve("test", "acc_fused").unwrap().points, vec![(2, 0.57)]);
+        assert!(s.curve("train", "loss").is_none());
         assert!(pick(&rows[1..2]).is_none());
     }
 }

@@ -8,6 +8,7 @@ use super::tables::{self, Table};
 use super::terminal::compare_rows;
 use super::{delta_pts, evaluation_line, pct, RunReport};
 use crate::analysis::{EpochReport, LevelReport};
+use crate::model_scores::ModelScores;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -16,7 +17,9 @@ fn esc(s: &str) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}\
 h1{font-size:1.5em}h2{margin-top:2em;border-bottom:1px solid #ddd}table{border-collapse:collapse;margin:.5em 0}\
 td,th{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}th{background:#f6f6f6}td:first-child,th:first-child{text-align:left}\
-.charts{display:flex;flex-wrap:wrap;gap:12px}.warn{color:#a40}#best{font-weight:bold}.note{color:#666;font-size:.9em}";
+.charts{display:flex;flex-wrap:wrap;gap:12px}figure.chart{margin:0}\
+.legend{display:flex;flex-wrap:wrap;gap:2px 14px;font-size:.85em;margin:0 14px 6px}\
+.legend i{display:inline-block;width:16px;height:4px;margin-right:5px;vertical-align:middle}.warn{color:#a40}#best{font-weight:bold}.note{color:#666;font-size:.9em}";
 
 fn page(title: &str, body: &str) -> String {
     format!(
@@ -66,6 +69,9 @@ pub fn run_page(r: &RunReport) -> String {
     for w in &r.warnings {
         let _ = write!(b, "<p class=\"warn\">warning: {}</p>", esc(w));
     }
+    if let Some(m) = &r.model {
+        b.push_str(&learning_curves(m));
+    }
     let Some(d) = r.detail() else {
         return page(&format!("audit {}", r.run), &b);
     };
@@ -97,6 +103,48 @@ pub fn run_page(r: &RunReport) -> String {
         b.push_str(&sentence("best", tables::what_if_verdict(w)));
     }
     page(&format!("audit {}", r.run), &b)
+}
+
+/// The run's learning curves from its metrics: the loss and its parts, the classifier's accuracy, the share
+/// of unlabeled faces selected and the learning rate, per epoch.
+fn learning_curves(m: &ModelScores) -> String {
+    let pick = |parts: &[(&str, &str, &str)]| -> Vec<(String, Vec<(f64, f64)>)> {
+        parts
+            .iter()
+            .filter_map(|&(split, metric, name)| {
+                let c = m.curve(split, metric)?;
+                // A loss term the method does not use is recorded as zero: leave it out.
+                c.points
+                    .iter()
+                    .any(|p| p.1 != 0.0)
+                    .then(|| (name.to_string(), c.points.iter().map(|&(e, v)| (f64::from(e), v)).collect::<Vec<_>>()))
+            })
+            .collect()
+    };
+    let losses = pick(&[
+        ("train", "loss", "total"),
+        ("train", "loss_s", "L_s"),
+        ("train", "loss_t", "L_t"),
+        ("train", "loss_u", "L_u"),
+        ("train", "loss_con", "L_con"),
+    ]);
+    let accuracy =
+        pick(&[("val", "acc_cls", "val"), ("test", "acc_cls", "test"), ("test", "acc_fused", "test, fused")]);
+    let mask = pick(&[("train", "mask_rate", "selected")]);
+    let lr = pick(&[("train", "lr", "learning rate")]);
+    let mut b = String::from("<h2 id=\"curves\">Learning curves</h2><div class=\"charts\">");
+    for (title, y, series, bounds) in [
+        ("training loss (epoch mean)", "loss", &losses, (0.0, f64::MAX)),
+        ("classifier accuracy", "accuracy", &accuracy, (0.0, 1.0)),
+        ("unlabeled faces selected in training", "mask rate", &mask, (0.0, 1.0)),
+        ("learning rate (epoch end)", "lr", &lr, (0.0, f64::MAX)),
+    ] {
+        if !series.is_empty() {
+            b.push_str(&charts::lines(title, "epoch", y, series, bounds));
+        }
+    }
+    b.push_str("</div>");
+    b
 }
 
 /// Accuracy, quantity and quality of every level over the epochs.
@@ -197,31 +245,70 @@ pub fn compare_page(runs: &[RunReport], paired: Option<&[crate::paired::PresetRo
         })
         .collect();
     let _ = write!(b, "<h2 id=\"compare\">Side by side</h2>{}", table(&head, &rows));
-    let series = |f: &dyn Fn(&crate::analysis::EpochReport) -> Option<f64>| -> Vec<(String, Vec<(f64, f64)>)> {
-        runs.iter()
-            .map(|r| (r.run.clone(), r.epochs.iter().filter_map(|e| f(e).map(|v| (e.epoch as f64, v))).collect()))
-            .collect()
-    };
-    let _ = write!(
-        b,
-        "<div class=\"charts\">{}{}</div>",
-        charts::lines(
-            "fused quality",
-            "epoch",
-            "quality",
-            &series(&|e| e.level("fused").and_then(|l| l.selection.quality)),
-            (0.0, 1.0)
-        ),
-        charts::lines(
-            "fused quantity",
-            "epoch",
-            "quantity",
-            &series(&|e| e.level("fused").map(|l| l.selection.quantity)),
-            (0.0, 1.0)
-        )
-    );
+    b.push_str(&compare_charts(runs));
     for r in runs {
         let _ = write!(b, "<p><a href=\"../{0}/index.html\">{0}: full report</a></p>", esc(&r.run));
     }
     page("audit comparison", &b)
+}
+
+/// Per preset, the mean over its runs (seeds) with the min–max band: test and val accuracy of the classifier,
+/// the fused level's quality and quantity.
+fn compare_charts(runs: &[RunReport]) -> String {
+    let mut presets: Vec<&str> = Vec::new();
+    for r in runs {
+        if !presets.contains(&r.preset.as_str()) {
+            presets.push(&r.preset);
+        }
+    }
+    let band = |f: &dyn Fn(&RunReport) -> Vec<(u32, f64)>| -> Vec<charts::Band> {
+        presets
+            .iter()
+            .map(|p| {
+                let mut by_epoch: std::collections::BTreeMap<u32, Vec<f64>> = Default::default();
+                for r in runs.iter().filter(|r| r.preset == *p) {
+                    for (e, v) in f(r) {
+                        by_epoch.entry(e).or_default().push(v);
+                    }
+                }
+                let pts = by_epoch
+                    .into_iter()
+                    .map(|(e, vs)| {
+                        let mean = vs.iter().sum::<f64>() / vs.len() as f64;
+                        let (lo, hi) =
+                            vs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+                        (f64::from(e), mean, lo, hi)
+                    })
+                    .collect();
+                (p.to_string(), pts)
+            })
+            .collect()
+    };
+    let metric = |split: &'static str, name: &'static str| {
+        move |r: &RunReport| {
+            r.model.as_ref().and_then(|m| m.curve(split, name)).map(|c| c.points.clone()).unwrap_or_default()
+        }
+    };
+    let fused = |f: fn(&LevelReport) -> Option<f64>| {
+        move |r: &RunReport| {
+            r.epochs.iter().filter_map(|e| e.level("fused").and_then(f).map(|v| (e.epoch, v))).collect()
+        }
+    };
+    let seeds = presets.iter().map(|p| runs.iter().filter(|r| r.preset == *p).count()).max().unwrap_or(1);
+    let mut b = format!(
+        "<h2 id=\"curves\">Over the epochs</h2><p class=\"note\">Each line is a preset's mean over its runs \
+         (up to {seeds} seeds); the shade spans their minimum to maximum.</p><div class=\"charts\">"
+    );
+    for (title, y, series) in [
+        ("classifier test accuracy", "accuracy", band(&metric("test", "acc_cls"))),
+        ("classifier val accuracy", "accuracy", band(&metric("val", "acc_cls"))),
+        ("fused quality (accuracy of selected)", "quality", band(&fused(|l| l.selection.quality))),
+        ("fused quantity (share selected)", "quantity", band(&fused(|l| Some(l.selection.quantity)))),
+    ] {
+        if series.iter().any(|s| !s.1.is_empty()) {
+            b.push_str(&charts::bands(title, "epoch", y, &series, (0.0, 1.0)));
+        }
+    }
+    b.push_str("</div>");
+    b
 }
