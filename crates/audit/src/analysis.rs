@@ -167,6 +167,7 @@ mod tests {
             levels: [Some(sem), Some(text), None],
             fused,
             truth: vec![0, 0, 1, 1],
+            shard_rows: vec![0, 1, 2, 3],
             votes: None,
             threshold: Threshold::Global(0.75),
             fusion: Fusion { mode: FusionMode::MeanProb, weights: [1.0, 1.0, 0.0], tau_text: 1.0, tau_ins: 1.0 },

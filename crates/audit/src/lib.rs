@@ -7,6 +7,7 @@
 //! It needs no libtorch and never writes into a run folder.
 
 pub mod analysis;
+pub mod faces;
 pub mod fusion;
 pub mod load;
 pub mod metrics;
@@ -29,6 +30,8 @@ pub struct Options {
     pub epoch: Option<u32>,
     /// Weight-grid step of what-if; `None` skips it.
     pub what_if_step: Option<f32>,
+    /// Faces per class in the gallery of the detail epoch (0: no gallery, and no image is read).
+    pub faces: usize,
 }
 
 /// One run's report: every epoch's pseudo-labels joined with the truth and analysed (the next file read while
@@ -56,6 +59,7 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
     let mut next = first?;
     let mut epochs = Vec::new();
     let mut what_if = None;
+    let mut gallery = None;
     let mut i = 0;
     while let Some(file) = next {
         let data = load::join_truth(file, &class_ids, &truth, &mut warnings)?;
@@ -70,10 +74,20 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
             || read(i + 1),
         );
         epochs.push(report);
+        if opts.faces > 0 && data.epoch == detail {
+            gallery = Some(faces::pick(&data, opts.faces, 3));
+        }
         // Two files of the detail epoch (epoch-3 and epoch-0003): the later one's, as its analysis is listed last.
         what_if = replayed.or(what_if);
         next = following?;
         i += 1;
+    }
+    if let Some(g) = gallery.as_mut() {
+        match load::read_images(&shards, &g.rows()) {
+            Ok(images) => g.images = images,
+            // The faces illustrate the report; without their images it still stands.
+            Err(e) => warnings.push(format!("the gallery's images could not be read: {e}")),
+        }
     }
     let evaluations = evaluations(dir, &mut warnings);
     let setting = if opts.over.is_some() {
@@ -95,6 +109,7 @@ pub fn audit_run(dir: &Path, opts: &Options) -> anyhow::Result<RunReport> {
         labeled_prior: prior,
         epochs,
         what_if,
+        gallery,
         evaluations,
     })
 }

@@ -54,6 +54,9 @@ pub struct Truth {
     pub(crate) has_votes: bool,
 }
 
+/// A shard row as the join sees it: its row number, label and votes.
+type ShardFace<'a> = (u32, Option<u8>, Option<&'a [f32]>);
+
 /// Row `i`'s id in a buffer of ids that end at `ends`.
 fn id_at<'a>(ids: &'a str, ends: &[usize], i: usize) -> &'a str {
     &ids[if i == 0 { 0 } else { ends[i - 1] }..ends[i]]
@@ -66,11 +69,16 @@ impl Truth {
 
     /// `id`'s label and votes; `None` when the shards do not have it.
     pub fn get(&self, id: &str) -> Option<(Option<u8>, Option<&[f32]>)> {
+        self.row(id).map(|(_, label, votes)| (label, votes))
+    }
+
+    /// `id`'s row in the shards (parts in order), label and votes.
+    fn row(&self, id: &str) -> Option<ShardFace<'_>> {
         let hash = self.hasher.hash_one(id);
         let &row = self.index.find(hash, |&i| self.id(i as usize) == id)?;
         let i = row as usize;
         let votes = self.votes.as_ref().filter(|(_, valid, _)| valid[i]).map(|(o, _, v)| &v[o[i]..o[i + 1]]);
-        Some((self.labels[i], votes))
+        Some((row, self.labels[i], votes))
     }
 }
 
@@ -85,6 +93,8 @@ pub struct EpochData {
     pub(crate) levels: [Option<Vec<f32>>; 3],
     pub(crate) fused: Vec<f32>,
     pub(crate) truth: Vec<u8>,
+    /// Each row's row in the shards (parts in order), where its image is.
+    pub(crate) shard_rows: Vec<u32>,
     /// Annotator votes over the run's classes, when the dataset has them.
     pub(crate) votes: Option<Vec<f32>>,
     pub(crate) threshold: Threshold,
@@ -231,6 +241,29 @@ pub fn read_truth(shards: &Path) -> Result<Truth> {
         }
     }
     Ok(truth)
+}
+
+/// The encoded images (as the shards hold them) of the given shard rows (parts in order); only the image
+/// column is read.
+pub fn read_images(shards: &Path, rows: &[u32]) -> Result<std::collections::HashMap<u32, Vec<u8>>> {
+    let mut out = std::collections::HashMap::with_capacity(rows.len());
+    if rows.is_empty() {
+        return Ok(out);
+    }
+    let mut start = 0u32;
+    for part in shard_parts(shards)? {
+        let df = read_columns(&part, &[sh::IMAGE])?;
+        let n = df.height() as u32;
+        let images =
+            df.column(sh::IMAGE).and_then(|c| c.as_materialized_series().binary().cloned()).map_err(pe(&part))?;
+        for &r in rows.iter().filter(|&&r| (start..start + n).contains(&r)) {
+            if let Some(bytes) = images.get((r - start) as usize) {
+                out.insert(r, bytes.to_vec());
+            }
+        }
+        start += n;
+    }
+    Ok(out)
 }
 
 /// Share of labeled samples per run class (the prior the pseudo-label histogram is compared with).
@@ -398,21 +431,23 @@ pub fn join_truth(file: EpochFile, class_ids: &[u8], truth: &Truth, warnings: &m
     let rows = ids.len();
     let mut keep = Vec::with_capacity(rows);
     let mut truth_idx = Vec::with_capacity(rows);
+    let mut shard_rows = Vec::with_capacity(rows);
     let mut votes = truth.has_votes.then(Vec::new);
     let mut first_unknown = None;
     for (i, id) in ids.iter().enumerate() {
         let id = id.unwrap_or("");
-        match truth.get(id) {
+        match truth.row(id) {
             None => {
                 dropped.unknown_ids += 1;
                 first_unknown.get_or_insert_with(|| id.to_string());
             }
-            Some((None, _)) => dropped.no_label += 1,
-            Some((Some(l), v)) => match class_ids.iter().position(|&k| k == l) {
+            Some((_, None, _)) => dropped.no_label += 1,
+            Some((row, Some(l), v)) => match class_ids.iter().position(|&k| k == l) {
                 None => dropped.outside_classes += 1,
                 Some(k) => {
                     keep.push(i);
                     truth_idx.push(k as u8);
+                    shard_rows.push(row);
                     if let Some(out) = votes.as_mut() {
                         let v = v.unwrap_or(&[]);
                         out.extend(class_ids.iter().map(|&cid| v.get(cid as usize).copied().unwrap_or(0.0)));
@@ -451,6 +486,7 @@ pub fn join_truth(file: EpochFile, class_ids: &[u8], truth: &Truth, warnings: &m
         levels: [Some(pick(sem)), text.map(pick), ins.map(pick)],
         fused: pick(fused),
         truth: truth_idx,
+        shard_rows,
         votes,
         threshold,
         fusion,

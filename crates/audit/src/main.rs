@@ -60,6 +60,10 @@ struct Cli {
     /// grows as 1/step² and writes megabytes of summary for nothing).
     #[arg(long, default_value_t = 0.1, value_parser = parse_grid_step)]
     grid_step: f32,
+    /// Faces per class on the run page: the most confident wrong and right pseudo-labels of each class, and
+    /// those of the largest confusions, read from the shards (0: none).
+    #[arg(long, default_value_t = 4)]
+    faces: usize,
     /// Skip the HTML page.
     #[arg(long)]
     no_html: bool,
@@ -201,6 +205,7 @@ fn main() -> anyhow::Result<()> {
             over: Override { fusion, threshold: cli.threshold },
             epoch: cli.epoch,
             what_if_step: (cli.grid_step > 0.0).then_some(cli.grid_step),
+            faces: if cli.no_html { 0 } else { cli.faces },
         };
         let mut report = audit_run(dir, &opts).with_context(|| format!("auditing {}", dir.display()))?;
         let folder = run_folder_name(dir)?;

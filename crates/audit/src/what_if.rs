@@ -445,6 +445,7 @@ mod tests {
             fused: levels[0].clone().expect("the semantic level"),
             levels,
             truth,
+            shard_rows: (0..n as u32).collect(),
             votes: None,
             threshold: Threshold::Global(0.5),
             fusion: Fusion { mode: FusionMode::MeanProb, weights: [1.0, 1.0, 1.0], tau_text: 0.5, tau_ins: 0.1 },

@@ -130,4 +130,16 @@ fn synthetic_faces_through_every_stage() {
     let diff = find_number(&json, "stored_fusion_max_diff").expect("audit reports the stored-vs-replayed difference");
     assert!(diff < 1e-5, "audit's replayed fusion differs from train's stored one by {diff}");
     assert!(cwd.join(layout::REPORTS_ROOT).join("e2e").join(layout::report::SUMMARY_JSON).is_file());
+
+    // The page: learning curves from train's metrics, and the gallery's faces embedded from the shards.
+    let json: serde_json::Value = serde_json::from_str(&ok("audit", cwd, &["e2e", "--json"])).unwrap();
+    let faces: usize = ["per_class", "pairs"]
+        .iter()
+        .flat_map(|k| json["gallery"][*k].as_array().cloned().unwrap_or_default())
+        .map(|g| ["wrong", "right", "faces"].iter().map(|f| g[*f].as_array().map_or(0, Vec::len)).sum::<usize>())
+        .sum();
+    let page = std::fs::read_to_string(cwd.join(layout::REPORTS_ROOT).join("e2e").join("index.html")).unwrap();
+    assert!(page.contains("id=\"curves\"") && page.contains("id=\"faces\""), "curves and faces on the page");
+    assert!(json["gallery"]["per_class"].as_array().is_some_and(|c| c.len() == classes.len()));
+    assert_eq!(page.matches("<img src=\"data:image/png;base64,").count(), faces, "every face's shard image embedded");
 }

@@ -191,7 +191,14 @@ pub fn heatmap(title: &str, names: &[String], m: &[Vec<u64>]) -> String {
             .x_labels(c)
             .y_labels(c)
             .x_label_formatter(&|x| short.get(*x).cloned().unwrap_or_default())
-            .y_label_formatter(&|y| s2.get(c.saturating_sub(1 + *y)).cloned().unwrap_or_default())
+            // Row y is drawn over [y, y + 1]: its label sits at y; the top edge (y = c) has none.
+            .y_label_formatter(&|y| {
+                if *y < c {
+                    s2.get(c - 1 - *y).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
             .x_desc("pseudo-label")
             .draw()?;
         for (t, row) in m.iter().enumerate() {

@@ -19,7 +19,10 @@ h1{font-size:1.5em}h2{margin-top:2em;border-bottom:1px solid #ddd}table{border-c
 td,th{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}th{background:#f6f6f6}td:first-child,th:first-child{text-align:left}\
 .charts{display:flex;flex-wrap:wrap;gap:12px}figure.chart{margin:0}\
 .legend{display:flex;flex-wrap:wrap;gap:2px 14px;font-size:.85em;margin:0 14px 6px}\
-.legend i{display:inline-block;width:16px;height:4px;margin-right:5px;vertical-align:middle}.warn{color:#a40}#best{font-weight:bold}.note{color:#666;font-size:.9em}";
+.legend i{display:inline-block;width:16px;height:4px;margin-right:5px;vertical-align:middle}\
+.faces{display:flex;flex-wrap:wrap;gap:8px;margin:.3em 0 1em}figure.face{margin:0;width:132px;font-size:.72em;color:#444}\
+figure.face img{width:96px;height:96px;image-rendering:pixelated;display:block;border:3px solid #bbb}\
+figure.face.wrong img{border-color:#d62728}figure.face.right img{border-color:#2ca02c}.faces h4{width:100%;margin:.2em 0}.warn{color:#a40}#best{font-weight:bold}.note{color:#666;font-size:.9em}";
 
 fn page(title: &str, body: &str) -> String {
     format!(
@@ -98,6 +101,9 @@ pub fn run_page(r: &RunReport) -> String {
         "<h2 id=\"confusion\">Fused confusion matrix</h2><div class=\"charts\">{}</div>",
         charts::heatmap("rows: true class", &r.classes, &d.confusion)
     );
+    if let Some(g) = &r.gallery {
+        b.push_str(&gallery(r, g));
+    }
     if let Some(w) = &r.what_if {
         b.push_str(&section(2, &tables::what_if(w, 15)));
         b.push_str(&sentence("best", tables::what_if_verdict(w)));
@@ -311,4 +317,86 @@ fn compare_charts(runs: &[RunReport]) -> String {
     }
     b.push_str("</div>");
     b
+}
+
+/// The faces behind the numbers: per class the most confident wrong and right pseudo-labels, then the
+/// largest confusions, each image embedded (the page stays one file) and captioned with its levels and votes.
+fn gallery(r: &RunReport, g: &crate::faces::Gallery) -> String {
+    let mut b = format!(
+        "<h2 id=\"faces\">Faces (epoch {})</h2><p class=\"note\">Selected pseudo-labels as the run trained on them, \
+         most confident first: red frame wrong, green right. Each caption: true class → pseudo-label and its fused \
+         confidence; each level's probability of the pseudo-label (and of the true class); the annotators' \
+         votes where the dataset has them.</p>",
+        g.epoch
+    );
+    b.push_str("<h3 id=\"faces-by-class\">By pseudo-label</h3>");
+    for c in &g.per_class {
+        if c.wrong.is_empty() && c.right.is_empty() {
+            continue;
+        }
+        let _ = write!(b, "<div class=\"faces\"><h4>{}</h4>", esc(&r.classes[c.class]));
+        for f in &c.wrong {
+            b.push_str(&face(r, g, f, "wrong"));
+        }
+        for f in &c.right {
+            b.push_str(&face(r, g, f, "right"));
+        }
+        b.push_str("</div>");
+    }
+    if !g.pairs.is_empty() {
+        b.push_str("<h3 id=\"faces-by-confusion\">The largest confusions among selected pseudo-labels</h3>");
+    }
+    for p in &g.pairs {
+        let _ = write!(
+            b,
+            "<div class=\"faces\"><h4>{} read as {} ({} selected faces)</h4>",
+            esc(&r.classes[p.truth]),
+            esc(&r.classes[p.pseudo]),
+            p.count
+        );
+        for f in &p.faces {
+            b.push_str(&face(r, g, f, "wrong"));
+        }
+        b.push_str("</div>");
+    }
+    b
+}
+
+/// One captioned face; an image the shards hold in a format a browser does not show is left as its caption.
+fn face(r: &RunReport, g: &crate::faces::Gallery, f: &crate::faces::Face, kind: &str) -> String {
+    use base64::Engine;
+    let img = g.images.get(&f.shard_row).and_then(|bytes| {
+        let mime = if bytes.starts_with(b"\x89PNG") {
+            "image/png"
+        } else if bytes.starts_with(&[0xff, 0xd8]) {
+            "image/jpeg"
+        } else {
+            return None;
+        };
+        Some(format!(
+            "<img src=\"data:{mime};base64,{}\" alt=\"\">",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        ))
+    });
+    let name = |k: usize| esc(&r.classes[k]);
+    let levels: Vec<String> = ["sem", "text", "ins"]
+        .iter()
+        .zip(f.p_pseudo.iter().zip(&f.p_truth))
+        .filter_map(|(n, (p, t))| p.zip(*t).map(|(p, t)| format!("{n} {p:.2} ({t:.2})")))
+        .collect();
+    let votes = f.votes.as_ref().map(|v| {
+        let mut top: Vec<(usize, f32)> = v.iter().copied().enumerate().filter(|(_, x)| *x > 0.0).collect();
+        top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let parts: Vec<String> = top.iter().take(3).map(|(k, x)| format!("{} {x}", name(*k))).collect();
+        format!("<br>votes: {}", if parts.is_empty() { "none".to_string() } else { parts.join(", ") })
+    });
+    format!(
+        "<figure class=\"face {kind}\">{}<figcaption>{} → <b>{}</b> {:.2}<br>{}{}</figcaption></figure>",
+        img.unwrap_or_default(),
+        name(f.truth),
+        name(f.pseudo),
+        f.confidence,
+        levels.join(" · "),
+        votes.unwrap_or_default()
+    )
 }

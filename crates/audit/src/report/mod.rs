@@ -28,6 +28,8 @@ pub struct RunReport {
     pub(crate) labeled_prior: Vec<f64>,
     pub(crate) epochs: Vec<EpochReport>,
     pub(crate) what_if: Option<WhatIf>,
+    /// The faces behind the detail epoch's numbers (`--faces`).
+    pub(crate) gallery: Option<crate::faces::Gallery>,
     /// The classifier's val/test accuracy at its best-val epoch, from the run's metrics.parquet.
     pub model: Option<crate::model_scores::ModelScores>,
     /// The run's network scored on other splits and datasets (`train evaluate`), from its evaluations folder.

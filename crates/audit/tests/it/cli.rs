@@ -156,7 +156,7 @@ fn html_report_renders_in_headless_chromium() {
         .unwrap();
     let dom = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success() && dom.contains("</html>"), "chromium failed: {}", String::from_utf8_lossy(&o.stderr));
-    for id in ["trajectory", "levels", "calibration", "sweep", "classes", "confusion", "what-if", "votes"] {
+    for id in ["trajectory", "levels", "calibration", "sweep", "classes", "confusion", "what-if", "votes", "faces"] {
         assert!(dom.contains(&format!("id=\"{id}\"")), "section {id} rendered");
     }
     // 3 trajectory + 4 reliability + sweep + class bars + confusion = 10 charts, each with drawn content.
