@@ -22,6 +22,8 @@ pub struct ModelScores {
     pub(crate) test_last: Option<f64>,
     /// Per-epoch values of the metrics the learning curves draw ([`CURVES`]), those the run recorded.
     pub(crate) curves: Vec<Curve>,
+    /// The classifier's test confusion at the best val epoch, `[true][predicted]` over the run's classes.
+    pub(crate) test_confusion: Option<Vec<Vec<u64>>>,
 }
 
 /// One metric over the epochs, e.g. `val` / `acc_cls`.
@@ -103,7 +105,23 @@ pub(crate) fn pick(rows: &[MetricRow]) -> Option<ModelScores> {
         test_fused: get(names::TEST, names::ACC_FUSED, e),
         test_balanced: get(names::TEST, names::BALANCED_ACC_CLS, e),
         curves: curves(rows),
+        test_confusion: confusion(rows, names::TEST, e),
     })
+}
+
+/// The `confusion_cls` cells of `split` at `epoch` as a square matrix; `None` when the run recorded none.
+fn confusion(rows: &[MetricRow], split: &str, epoch: u32) -> Option<Vec<Vec<u64>>> {
+    let cells: Vec<(usize, usize, u64)> = rows
+        .iter()
+        .filter(|r| r.split == split && r.metric == "confusion_cls" && r.epoch == epoch)
+        .filter_map(|r| Some((r.class? as usize, r.pred? as usize, r.value.max(0.0).round() as u64)))
+        .collect();
+    let c = cells.iter().map(|&(t, p, _)| t.max(p) + 1).max()?;
+    let mut m = vec![vec![0u64; c]; c];
+    for (t, p, v) in cells {
+        m[t][p] = v;
+    }
+    Some(m)
 }
 
 #[cfg(test)]
@@ -130,6 +148,24 @@ mod tests {
         assert_eq!(val.points, vec![(1, 0.50), (2, 0.60), (3, 0.60)]);
         assert_eq!(s.curve("test", "acc_fused").unwrap().points, vec![(2, 0.57)]);
         assert!(s.curve("train", "loss").is_none());
+        assert_eq!(s.test_confusion, None);
+        let cell = |e: u32, split: &str, t: u32, p: u32, v: f64| MetricRow {
+            class: Some(t),
+            pred: Some(p),
+            ..MetricRow::scalar(e, 0, split, "confusion_cls", v)
+        };
+        let mut with = rows.clone();
+        with.extend([
+            cell(2, "test", 0, 0, 5.0),
+            cell(2, "test", 1, 0, 2.0),
+            cell(2, "val", 1, 1, 9.0),
+            cell(3, "test", 1, 1, 7.0),
+        ]);
+        assert_eq!(
+            pick(&with).unwrap().test_confusion,
+            Some(vec![vec![5, 0], vec![2, 0]]),
+            "test, best val epoch only"
+        );
         assert!(pick(&rows[1..2]).is_none());
     }
 }

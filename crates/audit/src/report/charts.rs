@@ -199,7 +199,7 @@ pub fn heatmap(title: &str, names: &[String], m: &[Vec<u64>]) -> String {
                     String::new()
                 }
             })
-            .x_desc("pseudo-label")
+            .x_desc("predicted class (pseudo-label)")
             .draw()?;
         for (t, row) in m.iter().enumerate() {
             let total: u64 = row.iter().sum::<u64>().max(1);

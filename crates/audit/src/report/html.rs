@@ -96,10 +96,18 @@ pub fn run_page(r: &RunReport) -> String {
     let _ = write!(b, "<div class=\"charts\">{}</div>", charts::grouped_bars("class histogram", &r.classes, &bars));
     b.push_str(&section(2, &tables::per_class(d)));
     b.push_str(&section(3, &tables::class_recall(d)));
+    let test = r.model.as_ref().and_then(|m| m.test_confusion.as_ref().map(|c| (m.best_epoch, c)));
     let _ = write!(
         b,
-        "<h2 id=\"confusion\">Fused confusion matrix</h2><div class=\"charts\">{}</div>",
-        charts::heatmap("rows: true class", &r.classes, &d.confusion)
+        "<h2 id=\"confusion\">Confusion matrices</h2><div class=\"charts\">{}{}</div>",
+        charts::heatmap(
+            &format!("fused pseudo-labels, epoch {} (rows: true class)", d.epoch),
+            &r.classes,
+            &d.confusion
+        ),
+        test.filter(|(_, c)| c.len() == r.classes.len())
+            .map(|(e, c)| charts::heatmap(&format!("test predictions, epoch {e} (best val)"), &r.classes, c))
+            .unwrap_or_default()
     );
     if let Some(g) = &r.gallery {
         b.push_str(&gallery(r, g));
