@@ -72,7 +72,7 @@ embed-text: setup ## descriptions -> artifacts/text/$(ENCODER)/<set>/ (ENCODER=m
 	@$(BUILD)
 	$(BIN)/embed-text --encoder $(ENCODER) $(if $(TEXT_SET),--set $(TEXT_SET),) $(FORCE_FLAG)
 
-train: setup ## shards + split + text embeddings up to date, then train PRESET on SPLIT (SCALE=cpu|paper|tiny, DEVICE=auto|cpu|cuda, NPROC=N ranks, SEED=N)
+train: setup ## shards + split + text embeddings up to date, then train PRESET on SPLIT (SCALE=cpu|paper|demo|tiny, DEVICE=auto|cpu|cuda, NPROC=N ranks, SEED=N)
 	@$(BUILD)
 	$(BIN)/shard prepare $(SPLIT) --on-error $(ON_ERROR)
 	@# train plan says which text prototypes the preset reads (and the run's name): no copy of its rules here.

@@ -258,7 +258,13 @@ pub fn compare_page(runs: &[RunReport], paired: Option<&[crate::paired::PresetRo
             row
         })
         .collect();
-    let _ = write!(b, "<h2 id=\"compare\">Side by side</h2>{}", table(&head, &rows));
+    let _ = write!(
+        b,
+        "<h2 id=\"compare\">Side by side</h2><p class=\"note\">In parentheses: points against the first run, \
+         <code>{}</code> (not paired by seed; the verdict above is).</p>{}",
+        esc(&runs[0].run),
+        table(&head, &rows)
+    );
     b.push_str(&compare_charts(runs));
     for r in runs {
         let _ = write!(b, "<p><a href=\"../{0}/index.html\">{0}: full report</a></p>", esc(&r.run));

@@ -82,6 +82,7 @@ pub fn render_compare(runs: &[RunReport]) -> String {
         }
         let _ = writeln!(s);
     }
+    let _ = writeln!(s, "(in parentheses: points against the first run, {}; not paired by seed)", base.run);
     s
 }
 

@@ -12,7 +12,7 @@ pub struct PresetArgs {
     /// Method preset: pipelines/train/<preset>.toml (supervised, fixmatch, sitfer, sitfer-official, …).
     #[arg(long, default_value = "sitfer")]
     pub preset: String,
-    /// Scale preset: pipelines/train/scale/<scale>.toml (cpu, paper, tiny).
+    /// Scale preset: pipelines/train/scale/<scale>.toml (cpu, paper, demo, tiny).
     #[arg(long, default_value = "cpu")]
     pub scale: String,
     /// The run's seed (`run.seed`: the heads' initialisation and the sampling, not the split). Also names
