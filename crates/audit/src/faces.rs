@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::load::EpochData;
+use crate::metrics::decide;
 
 /// One face of the gallery.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -79,13 +80,12 @@ impl Gallery {
 /// pseudo-labels (the ones the run trained on). Ties in confidence go to the earlier row.
 pub(crate) fn pick(d: &EpochData, per_class: usize, pairs: usize) -> Gallery {
     let c = d.classes;
-    let mut selected: Vec<(f32, usize, usize)> = Vec::new(); // (confidence, row, pseudo)
-    for (i, row) in d.fused.chunks(c).enumerate() {
-        let (pseudo, conf) = row.iter().enumerate().fold((0, f32::MIN), |b, (k, v)| if *v > b.1 { (k, *v) } else { b });
-        if d.threshold.selects(conf, pseudo) {
-            selected.push((conf, i, pseudo));
-        }
-    }
+    let fused = decide(&d.fused, c);
+    // (confidence, row, pseudo-label) of every selected row.
+    let mut selected: Vec<(f32, usize, usize)> = (0..d.n)
+        .map(|i| (fused.conf[i], i, fused.pred[i] as usize))
+        .filter(|&(conf, _, pseudo)| d.threshold.selects(conf, pseudo))
+        .collect();
     selected.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     let face = |&(conf, i, pseudo): &(f32, usize, usize)| face(d, i, pseudo, conf);
     let truth = |s: &(f32, usize, usize)| d.truth[s.1] as usize;

@@ -49,10 +49,7 @@ fn legend(names: &[&str]) -> String {
     let mut s = String::from("<div class=\"legend\">");
     for (i, name) in names.iter().enumerate() {
         let RGBColor(r, g, b) = series_color(name, i);
-        s.push_str(&format!(
-            "<span><i style=\"background:#{r:02x}{g:02x}{b:02x}\"></i>{}</span>",
-            name.replace('&', "&amp;").replace('<', "&lt;")
-        ));
+        s.push_str(&format!("<span><i style=\"background:#{r:02x}{g:02x}{b:02x}\"></i>{}</span>", super::esc(name)));
     }
     s.push_str("</div>");
     s

@@ -6,13 +6,9 @@ use std::fmt::Write;
 use super::charts;
 use super::tables::{self, Table};
 use super::terminal::compare_rows;
-use super::{delta_pts, evaluation_line, pct, RunReport};
+use super::{delta_pts, esc, evaluation_line, pct, RunReport};
 use crate::analysis::{EpochReport, LevelReport};
 use crate::model_scores::ModelScores;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}\
 h1{font-size:1.5em}h2{margin-top:2em;border-bottom:1px solid #ddd}table{border-collapse:collapse;margin:.5em 0}\

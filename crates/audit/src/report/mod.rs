@@ -76,6 +76,11 @@ pub fn evaluation_line(e: &exchange::schema::evaluation::Evaluation) -> String {
     )
 }
 
+/// Text made safe for HTML (the page and the charts' legends).
+pub(crate) fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 pub fn pct(v: Option<f64>) -> String {
     v.map(|v| format!("{:.1}%", v * 100.0)).unwrap_or_else(|| "—".into())
 }
