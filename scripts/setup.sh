@@ -38,8 +38,8 @@ if [ ! -f "$venv/.complete" ]; then
   touch "$venv/.complete"
 fi
 # Python-side references and cross-checks (pyarrow/pandas readability tests, golden vectors, the PyTorch
-# training-step reference). Never used by the product itself.
-extras="numpy pyarrow pandas pillow sentence-transformers==5.1.0 transformers==4.57.6"
+# training-step reference, ONNX Runtime for the exported classifier). Never used by the product itself.
+extras="numpy pyarrow pandas pillow sentence-transformers==5.1.0 transformers==4.57.6 onnx==1.23.2 onnxruntime==1.32.0"
 if [ "$(cat "$venv/.extras" 2>/dev/null)" != "$extras" ]; then
   log "installing reference packages into the venv: $extras"
   "$venv/bin/pip" install --quiet --disable-pip-version-check $extras

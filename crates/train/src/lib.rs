@@ -14,7 +14,7 @@ pub mod data;
 pub mod distributed;
 /// Scoring a network on faces: `train evaluate` and `predict`.
 pub mod evaluate;
-/// TorchScript: `train export`.
+/// TorchScript and ONNX: `train export`.
 pub mod export;
 /// The networks: the binary opens a trained run's, the tests convert dlib's weights.
 pub mod model;

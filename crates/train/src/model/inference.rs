@@ -8,8 +8,9 @@ use std::borrow::Borrow;
 
 use tch::{Device, Kind, Tensor};
 
-use super::dlib::{self, DlibResNet, BN_EPS};
+use super::dlib::{self, DlibResNet};
 use super::heads::HeadOut;
+use super::norm::BatchNorm2d;
 use super::Net;
 use crate::data::augment::Img;
 use crate::data::batch::{to_tensor, MEAN, STD};
@@ -27,14 +28,23 @@ impl Arithmetic {
 }
 
 /// One convolution with its batch norm folded in.
-struct FoldedConv {
-    weight: Tensor,
-    bias: Tensor,
-    stride: i64,
-    padding: i64,
+pub(crate) struct FoldedConv {
+    pub(crate) weight: Tensor,
+    pub(crate) bias: Tensor,
+    pub(crate) stride: i64,
+    pub(crate) padding: i64,
 }
 
 impl FoldedConv {
+    /// `bn(conv(x))` in eval mode as one convolution (the backbones' convolutions have no bias).
+    pub(crate) fn of(conv: &tch::nn::Conv2D, bn: &BatchNorm2d, stride: i64, padding: i64) -> Self {
+        tch::no_grad(|| {
+            let (scale, shift) = bn_affine(bn);
+            let weight = (&conv.ws * scale.view([-1, 1, 1, 1])).contiguous();
+            FoldedConv { weight, bias: shift, stride, padding }
+        })
+    }
+
     fn apply(&self, x: &Tensor) -> Tensor {
         x.conv2d(&self.weight, Some(&self.bias), [self.stride], [self.padding], [1], 1)
     }
@@ -42,9 +52,9 @@ impl FoldedConv {
 
 /// The folded dlib trunk: convolutions in [`dlib::layer_names`] order, the stem taking one channel (grey
 /// inputs) or three.
-struct FoldedDlib {
-    layers: Vec<FoldedConv>,
-    stages: usize,
+pub(crate) struct FoldedDlib {
+    pub(crate) layers: Vec<FoldedConv>,
+    pub(crate) stages: usize,
     grey: bool,
 }
 
@@ -57,15 +67,15 @@ pub(crate) struct InferenceNet<'n> {
 }
 
 /// `γ / √(var + ε)` and `β − mean · γ / √(var + ε)` of a batch norm in eval mode.
-fn bn_affine(bn: &tch::nn::BatchNorm) -> (Tensor, Tensor) {
+fn bn_affine(bn: &BatchNorm2d) -> (Tensor, Tensor) {
     let (Some(gamma), Some(beta)) = (&bn.ws, &bn.bs) else { unreachable!("the backbones' batch norms are affine") };
-    let scale = gamma / (&bn.running_var + BN_EPS).sqrt();
+    let scale = gamma / (&bn.running_var + bn.eps()).sqrt();
     let shift = beta - &bn.running_mean * &scale;
     (scale, shift)
 }
 
 impl FoldedDlib {
-    fn new(trunk: &DlibResNet, grey: bool, channels_last: bool) -> Self {
+    pub(crate) fn new(trunk: &DlibResNet, grey: bool, channels_last: bool) -> Self {
         let shapes = dlib::conv_shapes();
         assert_eq!(shapes[0].padding, 0, "the input affine folds into the stem only without padding");
         let (a, b) = trunk.input_affine();

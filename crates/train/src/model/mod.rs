@@ -47,7 +47,7 @@ impl Arch {
     }
 }
 
-enum Backbone {
+pub(crate) enum Backbone {
     ResNet18(Box<ResNet18>),
     Dlib(Box<DlibResNet>),
     SmallCnn(SmallCnn),
@@ -98,6 +98,10 @@ impl Net {
             Backbone::SmallCnn(b) => b.forward(x, norm),
         };
         self.heads.forward(&f, train)
+    }
+
+    pub(crate) fn backbone(&self) -> &Backbone {
+        &self.backbone
     }
 
     /// The dlib backbone, for `init = "dlib"`.

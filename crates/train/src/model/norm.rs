@@ -49,6 +49,10 @@ pub(crate) fn batch_norm2d(p: nn::Path, channels: i64, eps: f64) -> BatchNorm2d 
 }
 
 impl BatchNorm2d {
+    pub(crate) fn eps(&self) -> f64 {
+        self.eps
+    }
+
     /// # Panics
     /// In [`Norm::AllRanks`], when the collective fails (a rank died or timed out): the process then stops,
     /// and the launcher names it and stops the others, as for any failed rank.

@@ -23,17 +23,30 @@ pub(crate) enum Stem {
     Small,
 }
 
+impl Stem {
+    /// The first convolution's stride (its padding is half its kernel, as for every convolution here).
+    pub(crate) fn stride(self) -> i64 {
+        match self {
+            Stem::Imagenet => 2,
+            Stem::Small => 1,
+        }
+    }
+}
+
 fn conv(p: nn::Path, i: i64, o: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
     nn::conv2d(p, i, o, k, nn::ConvConfig { stride, padding, bias: false, ..Default::default() })
 }
 
 #[derive(Debug)]
-struct Block {
-    conv1: nn::Conv2D,
-    bn1: BatchNorm2d,
-    conv2: nn::Conv2D,
-    bn2: BatchNorm2d,
-    down: Option<(nn::Conv2D, BatchNorm2d)>,
+pub(crate) struct Block {
+    pub(crate) conv1: nn::Conv2D,
+    pub(crate) bn1: BatchNorm2d,
+    pub(crate) conv2: nn::Conv2D,
+    pub(crate) bn2: BatchNorm2d,
+    /// The 1×1 shortcut convolution where the block changes size (stride or width).
+    pub(crate) down: Option<(nn::Conv2D, BatchNorm2d)>,
+    /// `conv1`'s and the shortcut's stride (tch keeps a convolution's own private).
+    pub(crate) stride: i64,
 }
 
 impl Block {
@@ -47,6 +60,7 @@ impl Block {
             conv2: conv(p / "conv2", o, o, 3, 1, 1),
             bn2: batch_norm2d(p / "bn2", o, BN_EPS),
             down,
+            stride,
         }
     }
 
@@ -64,10 +78,11 @@ impl Block {
 /// The backbone up to global average pooling: image `[B, 3, H, W]` -> feature `[B, 8 × width]`.
 #[derive(Debug)]
 pub(crate) struct ResNet18 {
-    conv1: nn::Conv2D,
-    bn1: BatchNorm2d,
-    stem: Stem,
-    layers: Vec<Block>,
+    pub(crate) conv1: nn::Conv2D,
+    pub(crate) bn1: BatchNorm2d,
+    pub(crate) stem: Stem,
+    /// `layer1.0`, `layer1.1`, `layer2.0`, … in order.
+    pub(crate) layers: Vec<Block>,
 }
 
 /// torchvision's first-stage width; the only one pretrained weights fit.
@@ -81,8 +96,8 @@ pub(crate) fn feature_dim(width: i64) -> i64 {
 impl ResNet18 {
     pub(crate) fn new(root: &nn::Path, stem: Stem, width: i64) -> Self {
         let conv1 = match stem {
-            Stem::Imagenet => conv(root / "conv1", 3, width, 7, 2, 3),
-            Stem::Small => conv(root / "conv1", 3, width, 3, 1, 1),
+            Stem::Imagenet => conv(root / "conv1", 3, width, 7, Stem::Imagenet.stride(), 3),
+            Stem::Small => conv(root / "conv1", 3, width, 3, Stem::Small.stride(), 1),
         };
         let mut layers = Vec::new();
         let mut i = width;

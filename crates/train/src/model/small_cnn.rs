@@ -13,10 +13,11 @@ use tch::Tensor;
 
 use super::norm::{batch_norm2d, BatchNorm2d, Norm};
 
+/// A 3×3 stride-1 convolution padded by 1, and its batch norm.
 #[derive(Debug)]
-struct ConvBn {
-    conv: nn::Conv2D,
-    bn: BatchNorm2d,
+pub(crate) struct ConvBn {
+    pub(crate) conv: nn::Conv2D,
+    pub(crate) bn: BatchNorm2d,
 }
 
 impl ConvBn {
@@ -33,7 +34,7 @@ impl ConvBn {
 /// Image `[B, 3, H, W]` -> feature `[B, 4 × width]`.
 #[derive(Debug)]
 pub(crate) struct SmallCnn {
-    stages: Vec<[ConvBn; 2]>,
+    pub(crate) stages: Vec<[ConvBn; 2]>,
 }
 
 /// The feature size this backbone ends with.

@@ -2,6 +2,7 @@
 
 mod doctor;
 mod faults;
+mod onnx;
 mod plan;
 mod run;
 mod use_model;

@@ -40,6 +40,11 @@ pub(crate) fn trained(root: &Path) -> PathBuf {
 
 /// A tiny sitfer run of `split` (a split file over the tiny shards) under `root/runs/<id>`, 3 epochs.
 pub(crate) fn trained_on(root: &Path, split: &Path, id: &str) -> PathBuf {
+    trained_with(root, split, id, &[])
+}
+
+/// [`trained_on`] with more `--set` values (another architecture, image size).
+pub(crate) fn trained_with(root: &Path, split: &Path, id: &str, sets: &[&str]) -> PathBuf {
     let mut args: Vec<String> = ["run", "--split"].map(String::from).to_vec();
     args.push(split.display().to_string());
     for (k, v) in [
@@ -61,7 +66,10 @@ pub(crate) fn trained_on(root: &Path, split: &Path, id: &str) -> PathBuf {
         // What a snapshot must carry beyond the weights: the EMA average evaluation reads, fitted temperatures.
         "optim.ema=0.9",
         "method.levels.fit_temperatures=true",
-    ] {
+    ]
+    .iter()
+    .chain(sets)
+    {
         args.extend(["--set".to_string(), s.to_string()]);
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

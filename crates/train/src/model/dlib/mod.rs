@@ -31,7 +31,7 @@ pub(crate) const EMBED_DIM: usize = 128;
 pub(crate) const BN_EPS: f64 = 1e-5;
 
 /// `(channels, blocks)` of each stage after the stem; every stage but the first opens with a down block.
-const STAGES: [(usize, usize); 5] = [(32, 3), (64, 4), (128, 3), (256, 3), (256, 1)];
+pub(crate) const STAGES: [(usize, usize); 5] = [(32, 3), (64, 4), (128, 3), (256, 3), (256, 1)];
 
 /// One convolution's geometry, as dlib's file states it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! The classifier as TorchScript: the network traced in eval mode from a preprocessed batch to its logits,
-//! weights baked in, for serving outside this project (`train export` writes it; a test loads it back).
+//! weights baked in, for PyTorch and libtorch (`torch.jit.load`, `torch::jit::load`).
 
 use tch::{CModule, Kind, Tensor};
 
