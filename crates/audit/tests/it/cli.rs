@@ -126,62 +126,183 @@ fn chromium() -> Option<PathBuf> {
     })
 }
 
+/// Appended to a page before it is rendered: after load, every image that did not decode is a console error,
+/// and the number of images is logged, so the console tells whether the faces showed.
+const IMAGE_CHECK: &str = "<script>window.addEventListener('load', () => { let n = 0; for (const i of \
+     document.images) { if (!i.complete || i.naturalWidth === 0) console.error('broken image'); else n++; } \
+     console.log('sitfer-check: images ' + n); });</script>";
+
+/// What headless Chromium made of a page: its DOM after load, and the console's messages.
+struct Rendered {
+    dom: String,
+    console: Vec<String>,
+}
+
+impl Rendered {
+    /// The console messages other than the image check's count.
+    fn errors(&self) -> Vec<&String> {
+        self.console.iter().filter(|m| !m.contains("sitfer-check: images")).collect()
+    }
+
+    /// The images that decoded, as the check counted them.
+    fn images(&self) -> usize {
+        let line = self.console.iter().find_map(|m| m.split("sitfer-check: images ").nth(1));
+        line.and_then(|l| l.split('"').next()).and_then(|n| n.parse().ok()).unwrap_or(0)
+    }
+}
+
+fn chromium_command(profile: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(chromium().expect("chromium found"));
+    c.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--virtual-time-budget=2000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    c
+}
+
+/// Renders `page` (with [`IMAGE_CHECK`] appended) and returns its DOM and console.
+fn render(page: &Path, profile: &Path) -> Rendered {
+    let html = std::fs::read_to_string(page).unwrap();
+    let checked = page.with_file_name("checked.html");
+    std::fs::write(&checked, html.replace("</body>", &format!("{IMAGE_CHECK}</body>"))).unwrap();
+    let o = chromium_command(profile)
+        .args(["--enable-logging=stderr", "--v=0", "--dump-dom"])
+        .arg(format!("file://{}", checked.display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success() && dom.contains("</html>"), "chromium failed: {}", String::from_utf8_lossy(&o.stderr));
+    let console =
+        String::from_utf8_lossy(&o.stderr).lines().filter(|l| l.contains(":CONSOLE")).map(String::from).collect();
+    Rendered { dom, console }
+}
+
+/// A full-page screenshot of `page`, kept under the target folder as the test's output.
+fn screenshot(page: &Path, profile: &Path, name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-pages");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shot = dir.join(name);
+    let o = chromium_command(profile)
+        .arg("--window-size=1200,2400")
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success() && shot.metadata().map(|m| m.len() > 10_000).unwrap_or(false), "screenshot {name}");
+    eprintln!("screenshot: {}", shot.display());
+    shot
+}
+
+/// Per-epoch metrics for a fixture run (which has none): what the learning curves draw. `lift` raises the
+/// accuracies, so presets differ.
+fn write_curves(run_dir: &Path, epochs: u32, lift: f64) {
+    use exchange::schema::metrics::MetricRow;
+    let mut rows = Vec::new();
+    for e in 1..=epochs {
+        let (t, step) = (f64::from(e) / f64::from(epochs), u64::from(e) * 10);
+        rows.extend([
+            MetricRow::scalar(e, step, "train", "loss", 2.0 - t),
+            MetricRow::scalar(e, step, "train", "loss_s", 1.2 - 0.5 * t),
+            MetricRow::scalar(e, step, "train", "loss_u", 0.8 - 0.5 * t),
+            MetricRow::scalar(e, step, "train", "mask_rate", 0.3 + 0.5 * t),
+            MetricRow::scalar(e, step, "train", "lr", 0.03 * (1.0 - 0.5 * t)),
+            MetricRow::scalar(e, step, "val", "acc_cls", 0.5 + 0.2 * t + lift),
+            MetricRow::scalar(e, step, "test", "acc_cls", 0.48 + 0.2 * t + lift),
+        ]);
+    }
+    write_table(run_dir.join("metrics.parquet"), &rows, &[]).unwrap();
+}
+
+/// Replaces the fixture's 1-byte stand-in images with real 16 px PNG faces (test-support's tiny ones), so
+/// the gallery has thumbnails to show.
+fn give_faces(dir: &Path) {
+    use exchange::schema::shard::ShardRow;
+    let part = dir.join("shards").join(exchange::layout::shard_part(0));
+    let mut rows: Vec<ShardRow> = read_table(&part).unwrap();
+    for (i, r) in rows.iter_mut().enumerate() {
+        r.image = test_support::tiny::png(usize::from(r.label.unwrap_or(0)), i);
+        (r.height, r.width) = (test_support::tiny::SIZE, test_support::tiny::SIZE);
+    }
+    write_table(&part, &rows, &[(exchange::keys::DATASET, "fixture".into())]).unwrap();
+}
+
+/// Two presets over two seeds, audited together: the comparison page.
+fn comparison_page(dir: &Path) -> PathBuf {
+    use exchange::schema::run_info::RunInfo;
+    let mut names = Vec::new();
+    for (preset, seed) in [("A", 0), ("A", 1), ("B", 0), ("B", 1)] {
+        let run_dir = fixture(dir, &format!("{preset}-s{seed}"), seed + 1);
+        let mut info = RunInfo::read(&run_dir).unwrap();
+        (info.preset, info.seed) = (preset.into(), Some(seed));
+        info.write(&run_dir).unwrap();
+        write_curves(&run_dir, 4, if preset == "B" { 0.03 + 0.01 * seed as f64 } else { 0.0 });
+        names.push(run_dir.to_str().unwrap().to_string());
+    }
+    let mut args: Vec<&str> = names.iter().map(String::as_str).collect();
+    args.extend(["--reports-root", "reports", "--grid-step", "0", "-q"]);
+    let (ok, out) = audit(dir, &args);
+    assert!(ok, "{out}");
+    std::fs::read_dir(dir.join("reports"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("index.html"))
+        .find(|p| p.parent().unwrap().file_name().unwrap().to_string_lossy().starts_with("compare-"))
+        .expect("a comparison page")
+}
+
 #[test]
 fn html_report_renders_in_headless_chromium() {
-    let Some(browser) = chromium() else {
+    if chromium().is_none() {
         panic!("headless Chromium not found: `make setup` installs Debian's chromium (apt-get install chromium)");
-    };
+    }
     let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("chromium-profile");
+    // The console check sees errors: a page that throws and has a broken image is caught.
+    let bad = dir.path().join("bad/index.html");
+    std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
+    std::fs::write(&bad, "<html><body><img src=\"data:image/png;base64,AAAA\"><script>nope();</script></body></html>")
+        .unwrap();
+    let r = render(&bad, &profile);
+    assert_eq!((r.errors().len(), r.images()), (2, 0), "{:?}", r.console);
+
     let run_dir = fixture(dir.path(), "h", 4);
+    write_curves(&run_dir, 4, 0.0);
+    give_faces(dir.path());
     let (ok, out) = audit(dir.path(), &[run_dir.to_str().unwrap(), "--reports-root", "reports", "-q"]);
     assert!(ok, "{out}");
     let page = dir.path().join("reports/h/index.html");
-    let profile = dir.path().join("chromium-profile");
-    let o = std::process::Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=2000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap();
-    let dom = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success() && dom.contains("</html>"), "chromium failed: {}", String::from_utf8_lossy(&o.stderr));
-    for id in ["trajectory", "levels", "calibration", "sweep", "classes", "confusion", "what-if", "votes", "faces"] {
-        assert!(dom.contains(&format!("id=\"{id}\"")), "section {id} rendered");
+    let r = render(&page, &profile);
+    assert!(r.errors().is_empty(), "console errors on the run page: {:?}", r.errors());
+    for id in
+        ["trajectory", "levels", "calibration", "sweep", "classes", "confusion", "what-if", "votes", "faces", "curves"]
+    {
+        assert!(r.dom.contains(&format!("id=\"{id}\"")), "section {id} rendered");
     }
+    // Every face thumbnail decoded.
+    let thumbnails = std::fs::read_to_string(&page).unwrap().matches("<img ").count();
+    assert!(thumbnails > 0 && r.images() == thumbnails, "{} of {thumbnails} faces shown", r.images());
     // 3 trajectory + 4 reliability + sweep + class bars + confusion = 10 charts, each with drawn content.
-    assert!(dom.matches("<svg").count() >= 10, "{} charts", dom.matches("<svg").count());
-    assert!(dom.matches("<polyline").count() + dom.matches("<path").count() >= 10, "lines drawn");
-    assert!(!dom.contains("chart failed"));
+    assert!(r.dom.matches("<svg").count() >= 10, "{} charts", r.dom.matches("<svg").count());
+    assert!(r.dom.matches("<polyline").count() + r.dom.matches("<path").count() >= 10, "lines drawn");
+    assert!(!r.dom.contains("chart failed"));
+    screenshot(&page, &profile, "run-page.png");
 
-    let o = std::process::Command::new(chromium().unwrap())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-first-run",
-            "--window-size=1200,2400",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", dir.path().join("shot.png").display()))
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success() && dir.path().join("shot.png").metadata().map(|m| m.len() > 10_000).unwrap_or(false),
-        "screenshot"
-    );
+    let page = comparison_page(dir.path());
+    let r = render(&page, &profile);
+    assert!(r.errors().is_empty(), "console errors on the comparison page: {:?}", r.errors());
+    for id in ["verdict", "compare", "curves"] {
+        assert!(r.dom.contains(&format!("id=\"{id}\"")), "comparison section {id} rendered");
+    }
+    assert!(r.dom.find("id=\"verdict\"") < r.dom.find("id=\"compare\""), "the verdict leads");
+    screenshot(&page, &profile, "compare-page.png");
 }
 
 #[test]
