@@ -140,28 +140,28 @@ impl Graph {
         Value { name: self.node("Relu", name, vec![x.name.clone()], vec![]), shape: x.shape.clone() }
     }
 
-    /// A square pooling window (`MaxPool` or `AveragePool`; the average counts padding, as PyTorch's default).
-    fn pool(&mut self, op: &str, x: &Value, kernel: i64, stride: i64, padding: i64) -> Value {
+    /// A square pooling window, unpadded but for `padding` on every side.
+    fn pool(&mut self, op: &str, x: &Value, window: [i64; 3], extra: Vec<AttributeProto>) -> Value {
+        let [kernel, stride, padding] = window;
         let name = self.fresh(op);
         let mut attrs = vec![
             ints("kernel_shape", &[kernel, kernel]),
             ints("strides", &[stride, stride]),
             ints("pads", &[padding; 4]),
         ];
-        if op == "AveragePool" {
-            attrs.push(int("count_include_pad", 1));
-        }
+        attrs.extend(extra);
         let out = self.node(op, name, vec![x.name.clone()], attrs);
         let side = |s| window_out(s, kernel, stride, padding);
         Value { name: out, shape: vec![x.shape[0], side(x.shape[1]), side(x.shape[2])] }
     }
 
     pub(crate) fn max_pool(&mut self, x: &Value, kernel: i64, stride: i64, padding: i64) -> Value {
-        self.pool("MaxPool", x, kernel, stride, padding)
+        self.pool("MaxPool", x, [kernel, stride, padding], vec![])
     }
 
+    /// An unpadded average (the padding would count, as in PyTorch's default, were there any).
     pub(crate) fn avg_pool(&mut self, x: &Value, kernel: i64, stride: i64) -> Value {
-        self.pool("AveragePool", x, kernel, stride, 0)
+        self.pool("AveragePool", x, [kernel, stride, 0], vec![int("count_include_pad", 1)])
     }
 
     /// Zeros appended after `x` along each per-face axis (`[channels, height, width]`); `x` itself when none.
