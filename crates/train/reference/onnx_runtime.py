@@ -12,6 +12,9 @@ Checks the file with onnx's full checker (shape inference included) first, then:
       one JSON object:
       faces, accuracy, and, given the table `train predict` wrote for the same faces, how many predictions
       differ and the largest |probability| difference. Nothing here comes from the Rust code.
+
+Decoding is PIL's: 8-bit PNGs decode as the loader's do; 16-bit images are refused (image-rs scales them,
+PIL clips), and a JPEG decoder may differ from zune-jpeg in a few pixels.
 """
 import glob
 import io
@@ -83,6 +86,8 @@ def preprocess(image_bytes, meta):
     mean = np.array([float(v) for v in meta["mean"].split(",")], np.float32).reshape(3, 1, 1)
     std = np.array([float(v) for v in meta["std"].split(",")], np.float32).reshape(3, 1, 1)
     img = Image.open(io.BytesIO(image_bytes))
+    if img.mode not in ("L", "RGB", "RGBA", "P", "LA"):
+        sys.exit(f"image mode {img.mode}: only 8-bit images are compared with the loader")
     if grey and img.mode != "L":
         # The card's grey: sRGB luma, (2126 R + 7152 G + 722 B) / 10000 rounded down.
         rgb = np.asarray(img.convert("RGB"), np.uint32)
@@ -110,7 +115,8 @@ def accuracy(model, shards, split, role, predictions=None):
             xs.append(preprocess(r.image, meta))
             labels.append(int(r.label))
     p = softmax(run(sess, np.stack(xs).astype(np.float32)))
-    # Shard labels index the canonical class list; the model's classes are names in that list.
+    # Shard labels index the canonical class list (exchange's labels::ALL, in that order); the model's classes
+    # are names in that list.
     canonical = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt"]
     predicted = [classes[k] for k in p.argmax(1)]
     truth = [canonical[l] for l in labels]

@@ -38,6 +38,7 @@ pub(crate) struct FoldedConv {
 impl FoldedConv {
     /// `bn(conv(x))` in eval mode as one convolution (the backbones' convolutions have no bias).
     pub(crate) fn of(conv: &tch::nn::Conv2D, bn: &BatchNorm2d, stride: i64, padding: i64) -> Self {
+        debug_assert!(conv.bs.is_none(), "the backbones' convolutions have no bias of their own");
         tch::no_grad(|| {
             let (scale, shift) = bn_affine(bn);
             let weight = (&conv.ws * scale.view([-1, 1, 1, 1])).contiguous();

@@ -46,7 +46,8 @@ channels) and give logits in model.json's class order; the ONNX file carries the
 pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
-    /// Folder to write model.json, model.safetensors and the classifier files into (created; files replaced).
+    /// Folder to write model.json, model.safetensors and the classifier files into (created; files replaced,
+    /// an earlier export's classifier in a format not asked for removed).
     #[arg(long)]
     out: PathBuf,
     /// The classifier's formats, comma-separated.
@@ -66,12 +67,19 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     for format in Format::value_variants().iter().copied().filter(|f| a.format.contains(f)) {
         let bytes = match format {
             Format::Torchscript => train::export::torchscript_bytes(&train::export::trace_classifier(&model)?)?,
-            Format::Onnx => train::export::onnx::onnx_bytes(&model)?,
+            Format::Onnx => train::export::onnx::onnx_bytes(&model).context("serialising the ONNX model")?,
         };
         classifiers.push((format.file(), bytes));
     }
     for (file, bytes) in &classifiers {
         exchange::atomic::write_bytes(a.out.join(file), bytes)?;
+    }
+    // A classifier of an earlier export in another format would no longer match the card written below.
+    for format in Format::value_variants().iter().filter(|f| !a.format.contains(f)) {
+        let stale = a.out.join(format.file());
+        if stale.is_file() {
+            std::fs::remove_file(&stale).with_context(|| format!("removing the earlier {}", stale.display()))?;
+        }
     }
     let run_dir = a.model.run_dir()?;
     let src = layout::run::model(&run_dir).join(&model.card.tensors);

@@ -77,6 +77,17 @@ fn initializer(name: &str, t: &Tensor) -> TensorProto {
     }
 }
 
+/// Integers (`int64`) as a 1-d initializer named `name`.
+fn int64_initializer(name: &str, values: &[i64]) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: vec![values.len() as i64],
+        data_type: DataType::INT64 as i32,
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
 /// A float tensor type `[batch, shape…]`.
 fn value_info(v: &Value) -> ValueInfoProto {
     let batch = Dimension { value: Some(dimension::Value::DimParam(BATCH.into())), ..Default::default() };
@@ -159,7 +170,8 @@ impl Graph {
         self.pool("MaxPool", x, [kernel, stride, padding], vec![])
     }
 
-    /// An unpadded average (the padding would count, as in PyTorch's default, were there any).
+    /// An unpadded average; `count_include_pad` mirrors the `avg_pool2d` call of dlib's shortcut, though with
+    /// no padding it changes nothing.
     pub(crate) fn avg_pool(&mut self, x: &Value, kernel: i64, stride: i64) -> Value {
         self.pool("AveragePool", x, [kernel, stride, 0], vec![int("count_include_pad", 1)])
     }
@@ -172,14 +184,9 @@ impl Graph {
         let name = self.fresh("Pad");
         // ONNX pads: every axis's start, then every axis's end, the batch axis first.
         let ends: Vec<i64> = [0, 0, 0, 0, 0].into_iter().chain(after).collect();
-        let pads_name = format!("{name}.pads");
-        self.initializers.push(TensorProto {
-            name: pads_name.clone(),
-            dims: vec![8],
-            data_type: DataType::INT64 as i32,
-            raw_data: ends.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ..Default::default()
-        });
+        let pads = int64_initializer(&format!("{name}.pads"), &ends);
+        let pads_name = pads.name.clone();
+        self.initializers.push(pads);
         let out = self.node("Pad", name, vec![x.name.clone(), pads_name], vec![]);
         Value { name: out, shape: x.shape.iter().zip(after).map(|(s, a)| s + a).collect() }
     }

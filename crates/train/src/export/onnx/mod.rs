@@ -20,7 +20,7 @@ pub const OUTPUT: &str = "logits";
 const NORM_EPS: f32 = 1e-12;
 
 /// The ONNX model of `model`'s eval-mode classifier, serialised.
-pub fn onnx_bytes(model: &Model) -> anyhow::Result<Vec<u8>> {
+pub fn onnx_bytes(model: &Model) -> protobuf::Result<Vec<u8>> {
     let card = &model.card;
     let s = i64::from(card.input.image_size);
     let input = Value { name: INPUT.into(), shape: vec![3, s, s] };
@@ -32,7 +32,7 @@ pub fn onnx_bytes(model: &Model) -> anyhow::Result<Vec<u8>> {
     let fc = g.linear("fc", &h, &heads.fc.ws, bias, heads.scale as f32);
     let logits = g.identity(&fc, OUTPUT);
     let proto = g.model(&input, &logits, doc(model), &metadata(model));
-    Ok(proto.write_to_bytes()?)
+    proto.write_to_bytes()
 }
 
 /// What the model is, for a person who opens it in a viewer.
@@ -40,7 +40,8 @@ fn doc(model: &Model) -> String {
     let c = &model.card;
     format!(
         "SIT-FER facial expression classifier (run {}, {} snapshot, epoch {}). Input {INPUT}: [batch, 3, {s}, {s}] \
-         float32, RGB pixels / 255 minus mean {:?}, divided by std {:?} per channel{}. Output {OUTPUT}: [batch, {}] \
+         float32: decoded, resized with a triangle filter (metadata `resize`), RGB pixels / 255 minus mean {:?}, \
+         divided by std {:?} per channel{}. Output {OUTPUT}: [batch, {}] \
          logits over {}.",
         c.run,
         c.snapshot,
@@ -62,6 +63,10 @@ fn metadata(model: &Model) -> Vec<(&'static str, String)> {
         ("classes", c.classes.join(",")),
         ("image_size", c.input.image_size.to_string()),
         ("grey", c.input.grey.to_string()),
+        // How a server reproduces the loader's preprocessing exactly (image-rs 0.25's `resize` and `to_luma8`);
+        // PIL's bilinear resize changes some predictions.
+        ("resize", "triangle filter, rows then columns, float32 taps, rounded to u8 (image-rs)".into()),
+        ("grey_from_rgb", "floor((2126 R + 7152 G + 722 B) / 10000)".into()),
         ("mean", list(&c.input.mean)),
         ("std", list(&c.input.std)),
         ("run", c.run.clone()),
