@@ -142,20 +142,30 @@ fn moved(key: &str, now: Option<&toml::Value>, given: &toml::Value) -> Option<&'
 
 /// Rewrites a saved config's old flat `[method]` keys to their grouped places, so run folders and snapshots
 /// written before the grouping still load; configs a person writes are refused instead ([`check_keys`]).
+/// Every old value is taken out before any group is made: an old key can share its name with a group (the
+/// old `fusion` string and the new `[method.fusion]`), so the order of [`MOVED`] does not matter.
 fn upgrade_saved(value: &mut toml::Value) {
+    upgrade_with(value, MOVED.iter());
+}
+
+/// [`upgrade_saved`] along the map `moved` (old key, new key), in the order given.
+fn upgrade_with<'m>(value: &mut toml::Value, moved: impl Iterator<Item = &'m (&'m str, &'m str)>) {
     let Some(method) = value.get_mut("method").and_then(toml::Value::as_table_mut) else { return };
-    for (old, new) in MOVED {
+    let mut moving = Vec::new();
+    for (old, new) in moved {
         let (Some(old), Some((group, key))) =
             (old.strip_prefix("method."), new.strip_prefix("method.").and_then(|n| n.split_once('.')))
         else {
             continue;
         };
         if method.get(old).is_some_and(|v| !v.is_table()) {
-            let v = method.remove(old).expect("present");
-            let slot = method.entry(group).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if let Some(t) = slot.as_table_mut() {
-                t.insert(key.to_string(), v);
-            }
+            moving.push((group, key, method.remove(old).expect("present")));
+        }
+    }
+    for (group, key, v) in moving {
+        let slot = method.entry(group).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let Some(t) = slot.as_table_mut() {
+            t.insert(key.to_string(), v);
         }
     }
 }
@@ -174,5 +184,30 @@ impl Config {
         let mut value = toml::Value::try_from(json).context("the model card's config is not a table")?;
         upgrade_saved(&mut value);
         value.try_into().context("the model card's config is not one this build of train reads")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The old flat `fusion` string shares its name with the new `[method.fusion]` group: whichever of the
+    /// two moves is listed first, the saved weights and the mode both arrive.
+    #[test]
+    fn the_saved_config_upgrade_does_not_depend_on_the_order_of_the_moves() {
+        let old = "[method]\nfusion = \"weighted-logit\"\nweights = [0.3, 0.2, 0.5]\nthreshold = 0.9\n";
+        let upgrade = |moved: Vec<&(&str, &str)>| {
+            let mut v: toml::Value = toml::from_str(old).unwrap();
+            upgrade_with(&mut v, moved.into_iter());
+            v
+        };
+        let forward = upgrade(MOVED.iter().collect());
+        let backward = upgrade(MOVED.iter().rev().collect());
+        assert_eq!(forward, backward);
+        let want: toml::Value = toml::from_str(
+            "[method.fusion]\nmode = \"weighted-logit\"\nweights = [0.3, 0.2, 0.5]\n[method.selection]\nthreshold = 0.9\n",
+        )
+        .unwrap();
+        assert_eq!(forward, want);
     }
 }
