@@ -244,7 +244,7 @@ pub fn read_truth(shards: &Path) -> Result<Truth> {
 }
 
 /// The encoded images (as the shards hold them) of the given shard rows (parts in order); only the image
-/// column is read.
+/// column is read, and only from the parts that hold one of the rows (a part's size comes from its footer).
 pub fn read_images(shards: &Path, rows: &[u32]) -> Result<std::collections::HashMap<u32, Vec<u8>>> {
     let mut out = std::collections::HashMap::with_capacity(rows.len());
     if rows.is_empty() {
@@ -252,11 +252,16 @@ pub fn read_images(shards: &Path, rows: &[u32]) -> Result<std::collections::Hash
     }
     let mut start = 0u32;
     for part in shard_parts(shards)? {
+        let n = exchange::parquet_io::row_count(&part)? as u32;
+        let wanted = |r: &&u32| (start..start + n).contains(*r);
+        if !rows.iter().any(|r| wanted(&r)) {
+            start += n;
+            continue;
+        }
         let df = read_columns(&part, &[sh::IMAGE])?;
-        let n = df.height() as u32;
         let images =
             df.column(sh::IMAGE).and_then(|c| c.as_materialized_series().binary().cloned()).map_err(pe(&part))?;
-        for &r in rows.iter().filter(|&&r| (start..start + n).contains(&r)) {
+        for &r in rows.iter().filter(wanted) {
             if let Some(bytes) = images.get((r - start) as usize) {
                 out.insert(r, bytes.to_vec());
             }
@@ -493,4 +498,41 @@ pub fn join_truth(file: EpochFile, class_ids: &[u8], truth: &Truth, warnings: &m
         dropped,
         subset_of: swept_of.filter(|&of| of > rows),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(id: &str, image: Vec<u8>) -> ShardRow {
+        ShardRow {
+            id: id.into(),
+            dataset: "d".into(),
+            split: "train".into(),
+            label: Some(0),
+            votes: None,
+            image,
+            height: 1,
+            width: 1,
+            channels: 1,
+            source_path: String::new(),
+        }
+    }
+
+    /// Shard rows are numbered across the parts in order: rows 3 and 4 are the second part's first two,
+    /// whether or not the first part is read.
+    #[test]
+    fn images_come_from_the_parts_that_hold_the_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = |k: u8, n: u8| (0..n).map(|i| shard(&format!("p{k}r{i}"), vec![k, i])).collect::<Vec<_>>();
+        exchange::parquet_io::write_table(dir.path().join(layout::shard_part(0)), &rows(0, 3), &[]).unwrap();
+        exchange::parquet_io::write_table(dir.path().join(layout::shard_part(1)), &rows(1, 2), &[]).unwrap();
+        let got = read_images(dir.path(), &[4, 3, 1]).unwrap();
+        assert_eq!((got[&1].clone(), got[&3].clone(), got[&4].clone()), (vec![0, 1], vec![1, 0], vec![1, 1]));
+        assert_eq!(got.len(), 3);
+        assert_eq!(read_images(dir.path(), &[0]).unwrap().keys().collect::<Vec<_>>(), [&0]);
+        // Only the second part's rows: the first part is skipped, the numbering still counts its 3 rows.
+        assert_eq!(read_images(dir.path(), &[3]).unwrap()[&3], vec![1, 0]);
+        assert!(read_images(dir.path(), &[]).unwrap().is_empty());
+    }
 }

@@ -107,6 +107,15 @@ pub fn file_metadata(path: impl AsRef<Path>) -> Result<HashMap<String, String>> 
     Ok(kv_map(builder.metadata().file_metadata().key_value_metadata()))
 }
 
+/// The number of rows a Parquet file's footer states (nothing else is read).
+pub fn row_count(path: impl AsRef<Path>) -> Result<usize> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|source| Error::Parquet { path: path.into(), source })?;
+    Ok(builder.metadata().file_metadata().num_rows().max(0) as usize)
+}
+
 /// Refuses a file that says it holds another table or another schema version. Files without those keys
 /// (written by a notebook) pass: their columns are checked where they are read.
 fn check_identity<T: Table>(path: &Path, metadata: &HashMap<String, String>) -> Result<()> {
