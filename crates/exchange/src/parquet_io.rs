@@ -98,22 +98,20 @@ pub fn write_table<T: Table>(path: impl AsRef<Path>, rows: &[T], metadata: &[(&s
     w.finish()
 }
 
+/// A Parquet file's footer, read; no page yet.
+fn footer(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet { path: path.into(), source })
+}
+
 /// File-level key-value metadata of a Parquet file.
 pub fn file_metadata(path: impl AsRef<Path>) -> Result<HashMap<String, String>> {
-    let path = path.as_ref();
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|source| Error::Parquet { path: path.into(), source })?;
-    Ok(kv_map(builder.metadata().file_metadata().key_value_metadata()))
+    Ok(kv_map(footer(path.as_ref())?.metadata().file_metadata().key_value_metadata()))
 }
 
 /// The number of rows a Parquet file's footer states (nothing else is read).
 pub fn row_count(path: impl AsRef<Path>) -> Result<usize> {
-    let path = path.as_ref();
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|source| Error::Parquet { path: path.into(), source })?;
-    Ok(builder.metadata().file_metadata().num_rows().max(0) as usize)
+    Ok(footer(path.as_ref())?.metadata().file_metadata().num_rows().max(0) as usize)
 }
 
 /// Refuses a file that says it holds another table or another schema version. Files without those keys

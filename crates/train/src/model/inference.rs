@@ -39,11 +39,19 @@ impl FoldedConv {
     /// `bn(conv(x))` in eval mode as one convolution (the backbones' convolutions have no bias).
     pub(crate) fn of(conv: &tch::nn::Conv2D, bn: &BatchNorm2d, stride: i64, padding: i64) -> Self {
         debug_assert!(conv.bs.is_none(), "the backbones' convolutions have no bias of their own");
-        tch::no_grad(|| {
-            let (scale, shift) = bn_affine(bn);
-            let weight = (&conv.ws * scale.view([-1, 1, 1, 1])).contiguous();
-            FoldedConv { weight, bias: shift, stride, padding }
-        })
+        let f = tch::no_grad(|| Self::fold(&conv.ws, None, bn, stride, padding));
+        FoldedConv { weight: f.weight.contiguous(), ..f }
+    }
+
+    /// `bn(conv_w(x) + bias)` in eval mode as one convolution: `W·s` and `bias·s + shift` per output channel.
+    fn fold(w: &Tensor, bias: Option<Tensor>, bn: &BatchNorm2d, stride: i64, padding: i64) -> Self {
+        let (scale, shift) = bn_affine(bn);
+        let weight = w * scale.view([-1, 1, 1, 1]);
+        let bias = match bias {
+            Some(b) => b * &scale + shift,
+            None => shift,
+        };
+        FoldedConv { weight, bias, stride, padding }
     }
 
     fn apply(&self, x: &Tensor) -> Tensor {
@@ -87,21 +95,19 @@ impl FoldedDlib {
                 .zip(&shapes)
                 .enumerate()
                 .map(|(i, (layer, shape))| {
-                    let (scale, shift) = bn_affine(&layer.bn);
-                    let w = &layer.conv.ws;
-                    let (w, bias) = if i > 0 {
-                        (w.shallow_clone(), Tensor::zeros_like(&shift))
+                    let (stride, padding) = (shape.stride as i64, shape.padding as i64);
+                    let f = if i > 0 {
+                        FoldedConv::fold(&layer.conv.ws, None, &layer.bn, stride, padding)
                     } else {
-                        stem_weights(w, a, b, grey)
+                        let (w, bias) = stem_weights(&layer.conv.ws, a, b, grey);
+                        FoldedConv::fold(&w, Some(bias), &layer.bn, stride, padding)
                     };
-                    let weight = &w * scale.view([-1, 1, 1, 1]);
-                    let bias = bias * &scale + shift;
                     let weight = if channels_last {
-                        torch_ext::memory_format::channels_last(&weight).expect("a convolution weight is 4-d")
+                        torch_ext::memory_format::channels_last(&f.weight).expect("a convolution weight is 4-d")
                     } else {
-                        weight.contiguous()
+                        f.weight.contiguous()
                     };
-                    FoldedConv { weight, bias, stride: shape.stride as i64, padding: shape.padding as i64 }
+                    FoldedConv { weight, ..f }
                 })
                 .collect()
         });

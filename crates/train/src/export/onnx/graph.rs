@@ -64,28 +64,22 @@ pub(crate) fn window_out(size: i64, kernel: i64, stride: i64, padding: i64) -> i
     (size + 2 * padding - kernel) / stride + 1
 }
 
+/// A tensor initializer named `name` from its little-endian bytes.
+fn raw_initializer(name: &str, dims: Vec<i64>, data_type: DataType, raw_data: Vec<u8>) -> TensorProto {
+    TensorProto { name: name.into(), dims, data_type: data_type as i32, raw_data, ..Default::default() }
+}
+
 /// A float tensor's values as an initializer named `name`.
 fn initializer(name: &str, t: &Tensor) -> TensorProto {
     let t = t.detach().to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
     let values = Vec::<f32>::try_from(t.flatten(0, -1)).expect("a float tensor converts to f32 values");
-    TensorProto {
-        name: name.into(),
-        dims: t.size(),
-        data_type: DataType::FLOAT as i32,
-        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ..Default::default()
-    }
+    raw_initializer(name, t.size(), DataType::FLOAT, values.iter().flat_map(|v| v.to_le_bytes()).collect())
 }
 
 /// Integers (`int64`) as a 1-d initializer named `name`.
 fn int64_initializer(name: &str, values: &[i64]) -> TensorProto {
-    TensorProto {
-        name: name.into(),
-        dims: vec![values.len() as i64],
-        data_type: DataType::INT64 as i32,
-        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ..Default::default()
-    }
+    let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    raw_initializer(name, vec![values.len() as i64], DataType::INT64, raw)
 }
 
 /// A float tensor type `[batch, shape…]`.
