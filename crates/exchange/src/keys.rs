@@ -24,6 +24,10 @@ pub const FUSION: &str = "sitfer.fusion";
 /// Per-class selection thresholds in force for a pseudo-label file, comma-separated in class order, when the
 /// run selects with a self-adaptive threshold; they replace [`THRESHOLD`] for that file.
 pub const CLASS_THRESHOLDS: &str = "sitfer.class_thresholds";
+/// Per-class factors, comma-separated in class order, by which the run's distribution alignment multiplied
+/// each face's fused distribution (then renormalised) before selection; a file's `p_fused` is the aligned one.
+/// Absent when the run does not align.
+pub const ALIGNMENT_FACTORS: &str = "sitfer.alignment_factors";
 /// How many unlabeled faces the run had when it wrote a pseudo-label file; the file holds fewer rows when its
 /// sweep read a seeded subset (`run.sweep_subset`).
 pub const SWEPT_OF: &str = "sitfer.swept_of";

@@ -1,5 +1,5 @@
 //! Checkpoints: `checkpoints/ckpt-<step>.safetensors` (model variables, optimiser state, memory bank, the
-//! self-adaptive threshold's averages) plus `checkpoints/latest.json` (step, epoch, samplers, best-so-far, the
+//! self-adaptive threshold's averages, the curriculum threshold's record, the alignment's average) plus `checkpoints/latest.json` (step, epoch, samplers, best-so-far, the
 //! fitted temperatures), written in that order and each atomically,
 //! so a crash leaves the previous pair intact: `latest.json` only ever names a complete tensor file.
 
@@ -18,8 +18,9 @@ use crate::ema::Ema;
 use crate::epoch_stats::Running;
 use crate::named_tensors::load_into;
 use crate::optim::Optimizer;
+use crate::sitfer::alignment::Alignment;
 use crate::sitfer::memory_bank::MemoryBank;
-use crate::sitfer::threshold::SelfAdaptive;
+use crate::sitfer::threshold::{Flex, SelfAdaptive};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct State {
@@ -48,6 +49,9 @@ pub(crate) struct Parts<'a> {
     pub(crate) bank: &'a mut MemoryBank,
     pub(crate) ema: Option<&'a mut Ema>,
     pub(crate) sat: &'a mut SelfAdaptive,
+    pub(crate) flex: &'a mut Flex,
+    pub(crate) align: Option<&'a mut Alignment>,
+    pub(crate) propagated: &'a mut Option<Tensor>,
 }
 
 pub fn dir(run_dir: &Path) -> PathBuf {
@@ -67,6 +71,13 @@ pub(crate) fn save(run_dir: &Path, p: &Parts, state: &State) -> anyhow::Result<(
     named.push(("bank.written".into(), bank.written.to_kind(tch::Kind::Uint8)));
     named.push((SAT_GLOBAL.into(), p.sat.global.shallow_clone()));
     named.push((SAT_CLASS.into(), p.sat.class.shallow_clone()));
+    named.push((FLEX_LATEST.into(), p.flex.latest.shallow_clone()));
+    if let Some(a) = &p.align {
+        named.push((ALIGN_MODEL.into(), a.model.shallow_clone()));
+    }
+    if let Some(z) = &*p.propagated {
+        named.push((PROPAGATED.into(), z.shallow_clone()));
+    }
     let name = format!("ckpt-{:08}.safetensors", state.step);
     crate::named_tensors::write(&d.join(&name), &named)?;
     let previous = load_state(run_dir).ok().map(|s| s.tensors);
@@ -83,6 +94,9 @@ pub(crate) fn save(run_dir: &Path, p: &Parts, state: &State) -> anyhow::Result<(
 
 const SAT_GLOBAL: &str = "threshold.global";
 const SAT_CLASS: &str = "threshold.class";
+const FLEX_LATEST: &str = "threshold.flex_latest";
+const ALIGN_MODEL: &str = "alignment.model";
+const PROPAGATED: &str = "propagation.p";
 
 pub fn load_state(run_dir: &Path) -> anyhow::Result<State> {
     let p = layout::run::latest_checkpoint(run_dir);
@@ -108,6 +122,15 @@ pub(crate) fn restore(run_dir: &Path, p: &mut Parts) -> anyhow::Result<State> {
         load_into(&named, SAT_GLOBAL, &mut p.sat.global)?;
         load_into(&named, SAT_CLASS, &mut p.sat.class)?;
     }
+    // Likewise the curriculum record (restarts uncounted) and the alignment's average (restarts at its target).
+    if named.contains_key(FLEX_LATEST) {
+        load_into(&named, FLEX_LATEST, &mut p.flex.latest)?;
+    }
+    if let (Some(a), true) = (p.align.as_deref_mut(), named.contains_key(ALIGN_MODEL)) {
+        load_into(&named, ALIGN_MODEL, &mut a.model)?;
+    }
+    // The propagated distributions exist from the first sweep of a run that propagates.
+    *p.propagated = named.get(PROPAGATED).map(|z| z.to_device(p.bank.feats.device()));
     p.opt.load_state(&named)?;
     if let Some(e) = p.ema.as_deref_mut() {
         e.load_state(&named)?;

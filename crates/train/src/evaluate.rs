@@ -19,8 +19,10 @@ use crate::sitfer::levels::{levels, text_scores};
 use crate::sitfer::memory_bank::MemoryBank;
 
 /// A set's raw outputs, on the CPU: classifier logits and the text and instance levels' scores (before any
-/// temperature), so temperatures can be fitted and fusions recomputed without another forward pass.
+/// temperature), so temperatures can be fitted and fusions recomputed without another forward pass, and the
+/// features (the transductive level's graph reads them).
 pub(crate) struct Raw {
+    pub(crate) h: Tensor,
     pub(crate) z: Tensor,
     pub(crate) s_text: Option<Tensor>,
     pub(crate) s_ins: Option<Tensor>,
@@ -47,21 +49,21 @@ pub(crate) fn forward_set<I: Borrow<Img> + Sync>(
 ) -> Raw {
     let grey = !images.is_empty() && images.iter().all(|i| i.borrow().c == 1);
     let frozen = InferenceNet::new(net, grey, arithmetic(cfg, device));
-    let mut parts: Vec<[Option<Tensor>; 3]> = Vec::new();
+    let mut parts: Vec<[Option<Tensor>; 4]> = Vec::new();
     tch::no_grad(|| {
         for chunk in images.chunks(cfg.schedule.eval_batch.max(1) as usize) {
             let out = frozen.forward(&frozen.input(chunk, device));
             let s_text = protos.filter(|_| cfg.method.levels.text).map(|p| text_scores(&out.g, p));
             let s_ins = cfg.method.levels.instance.then(|| bank.scores(&out.h, cfg.method.levels.instance_rule));
             let cpu = |t: &Tensor| t.to_device(Device::Cpu);
-            parts.push([Some(cpu(&out.z)), s_text.as_ref().map(cpu), s_ins.as_ref().map(cpu)]);
+            parts.push([Some(cpu(&out.z)), s_text.as_ref().map(cpu), s_ins.as_ref().map(cpu), Some(cpu(&out.h))]);
         }
     });
     let cat = |k: usize| -> Option<Tensor> {
         let ts: Vec<Tensor> = parts.iter().filter_map(|p| p[k].as_ref().map(|t| t.shallow_clone())).collect();
         (!ts.is_empty()).then(|| Tensor::cat(&ts, 0))
     };
-    Raw { z: cat(0).expect("non-empty set"), s_text: cat(1), s_ins: cat(2) }
+    Raw { h: cat(3).expect("non-empty set"), z: cat(0).expect("non-empty set"), s_text: cat(1), s_ins: cat(2) }
 }
 
 /// The inference arithmetic of a run with `cfg` on `device`: its training precision and memory format (a

@@ -7,8 +7,10 @@ use exchange::fusion::FusionMode;
 use serde::{Deserialize, Serialize};
 
 use crate::range::Range;
+use crate::sitfer::alignment::AlignTarget;
 use crate::sitfer::losses::{LabelTargets, UnlabeledMean};
 use crate::sitfer::memory_bank::InstanceRule;
+use crate::sitfer::propagation::{InstanceSource, PropagationConfig};
 use crate::sitfer::threshold::ThresholdRule;
 
 /// The method's knobs, grouped by the question each answers (`[method.levels]`, `[method.fusion]`,
@@ -46,6 +48,10 @@ pub struct Levels {
     /// The same as a share of `schedule.epochs`, so a preset keeps its proportion at every scale (the
     /// released code: 15 of 80 epochs, 0.1875); at most one of the two is set. See [`Config::instance_warmup`].
     pub(crate) instance_warmup_fraction: f64,
+    /// `bank` (the memory bank's vote, every step) or `propagation` (label propagation over every training
+    /// face, recomputed at each sweep; sitfer/propagation.rs).
+    pub(crate) instance_source: InstanceSource,
+    pub(crate) propagation: PropagationConfig,
 }
 
 /// How the levels' votes combine into one pseudo-label distribution.
@@ -66,10 +72,15 @@ pub(crate) struct FusionConfig {
 pub(crate) struct Selection {
     /// The fixed threshold (`rule = "fixed"`).
     pub(crate) threshold: f64,
-    /// `fixed` or FreeMatch's `self-adaptive` (sitfer/threshold.rs).
+    /// `fixed`, FreeMatch's `self-adaptive` or FlexMatch's `flex` (sitfer/threshold.rs; `flex` scales
+    /// `threshold` per class).
     pub(crate) rule: ThresholdRule,
     /// EMA momentum of the self-adaptive threshold, per step (FreeMatch: 0.999 over ~10⁶ steps).
     pub(crate) sat_momentum: f64,
+    /// Distribution alignment before selection: `off`, `uniform` or `labeled` (sitfer/alignment.rs).
+    pub(crate) alignment: AlignTarget,
+    /// EMA momentum of the alignment's running model distribution, per step (USB: 0.999).
+    pub(crate) alignment_momentum: f64,
     /// Epochs before `L_u` is switched on.
     pub(crate) unlabeled_warmup_epochs: u32,
 }
@@ -156,6 +167,8 @@ impl Default for Levels {
             bank_momentum: 0.0,
             instance_warmup_epochs: 0,
             instance_warmup_fraction: 0.0,
+            instance_source: InstanceSource::Bank,
+            propagation: PropagationConfig::default(),
         }
     }
 }
@@ -168,7 +181,14 @@ impl Default for FusionConfig {
 
 impl Default for Selection {
     fn default() -> Self {
-        Selection { threshold: 0.75, rule: ThresholdRule::Fixed, sat_momentum: 0.999, unlabeled_warmup_epochs: 0 }
+        Selection {
+            threshold: 0.75,
+            rule: ThresholdRule::Fixed,
+            sat_momentum: 0.999,
+            alignment: AlignTarget::Off,
+            alignment_momentum: 0.999,
+            unlabeled_warmup_epochs: 0,
+        }
     }
 }
 
@@ -239,6 +259,15 @@ impl Levels {
                 self.instance_warmup_fraction
             );
         }
+        let p = &self.propagation;
+        if p.k < 1 || p.iterations < 1 {
+            bail!("method.levels.propagation = {p:?}: expected k and iterations of at least 1");
+        }
+        Range::NonNegative.check("method.levels.propagation.gamma", p.gamma)?;
+        Range::ZeroToOneOpen.check("method.levels.propagation.alpha", p.alpha)?;
+        if self.instance_source == InstanceSource::Propagation && !self.instance {
+            bail!("method.levels.instance_source = \"propagation\" feeds the instance level: set method.levels.instance = true");
+        }
         if let InstanceRule::TopKMean(k) | InstanceRule::Knn(k) = self.instance_rule {
             if k < 1 {
                 bail!("method.levels.instance_rule = {:?}: expected k of at least 1", self.instance_rule);
@@ -265,7 +294,8 @@ impl FusionConfig {
 impl Selection {
     fn validate(&self) -> anyhow::Result<()> {
         Range::ZeroToOneOpen.check("method.selection.threshold", self.threshold)?;
-        Range::ZeroToOneOpen.check("method.selection.sat_momentum", self.sat_momentum)
+        Range::ZeroToOneOpen.check("method.selection.sat_momentum", self.sat_momentum)?;
+        Range::ZeroToOneOpen.check("method.selection.alignment_momentum", self.alignment_momentum)
     }
 }
 

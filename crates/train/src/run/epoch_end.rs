@@ -205,12 +205,18 @@ impl Trainer<'_> {
         let mine = if share.is_empty() {
             let one = forward(&images[..1]);
             let none = |t: &Tensor| t.narrow(0, 0, 0);
-            Raw { z: none(&one.z), s_text: one.s_text.as_ref().map(none), s_ins: one.s_ins.as_ref().map(none) }
+            Raw {
+                h: none(&one.h),
+                z: none(&one.z),
+                s_text: one.s_text.as_ref().map(none),
+                s_ins: one.s_ins.as_ref().map(none),
+            }
         } else {
             forward(&images[share])
         };
         let gather = |t: &Tensor| d.gather_shares(t, n);
         Ok(Raw {
+            h: gather(&mine.h)?,
             z: gather(&mine.z)?,
             s_text: mine.s_text.as_ref().map(gather).transpose()?,
             s_ins: mine.s_ins.as_ref().map(gather).transpose()?,

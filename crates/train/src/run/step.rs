@@ -14,10 +14,11 @@ use crate::data::prefetch::Batch;
 use crate::epoch_stats::StepLosses;
 use crate::model::heads::HeadOut;
 use crate::optim::learning_rate;
-use crate::sitfer::fusion::fuse;
+use crate::sitfer::fusion::{fuse, select};
 use crate::sitfer::levels::{levels, text_scores};
 use crate::sitfer::losses::{self, Terms};
 use crate::sitfer::placebo;
+use crate::sitfer::propagation;
 use crate::sitfer::threshold::ThresholdRule;
 
 /// A step's forward pass: the loss to minimise and what the update needs besides it.
@@ -27,6 +28,11 @@ pub(crate) struct Forward {
     /// Labeled slots of the batch (rows of the memory bank) and their features.
     slots: Tensor,
     h_labeled: Tensor,
+}
+
+/// `[B]` int64 indices of the batch's unlabeled faces in the unlabeled set.
+fn unlabeled_index(faces: &[usize], device: tch::Device) -> Tensor {
+    Tensor::from_slice(&faces.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device)
 }
 
 impl Trainer<'_> {
@@ -53,7 +59,7 @@ impl Trainer<'_> {
         let mut mask_rate = None;
         let mut u = None;
         if nu > 0 {
-            let (label, mask) = self.pseudo_labels(&out, nl, nu, epoch)?;
+            let (label, mask) = self.pseudo_labels(&out, nl, nu, epoch, &batch.unlabeled)?;
             mask_rate = Some(mask.mean(Kind::Float));
             if epoch > cfg.method.selection.unlabeled_warmup_epochs {
                 u = Some(losses::unlabeled(
@@ -109,9 +115,17 @@ impl Trainer<'_> {
         HeadOut { h: cat(|o| &o.h), z: cat(|o| &o.z), g: cat(|o| &o.g) }
     }
 
-    /// The three levels on the weak view, without gradient, fused into pseudo-labels for the strong view:
-    /// `(label, mask)` over the `nu` unlabeled faces.
-    fn pseudo_labels(&mut self, out: &HeadOut, nl: i64, nu: i64, epoch: u32) -> anyhow::Result<(Tensor, Tensor)> {
+    /// The three levels on the weak view, without gradient, fused into pseudo-labels for the strong view
+    /// (aligned first with `method.selection.alignment`), selected by the rule in force: `(label, mask)` over
+    /// the `nu` unlabeled faces, whose indices in the unlabeled set are `faces`.
+    fn pseudo_labels(
+        &mut self,
+        out: &HeadOut,
+        nl: i64,
+        nu: i64,
+        epoch: u32,
+        faces: &[usize],
+    ) -> anyhow::Result<(Tensor, Tensor)> {
         let m = &self.cfg.method;
         let fusion = self.fusion_at(epoch);
         let q = tch::no_grad(|| {
@@ -123,7 +137,12 @@ impl Trainer<'_> {
                 out.z.narrow(0, nl, nu).detach()
             };
             let s_text = self.protos.as_ref().map(|p| text_scores(&out.g.narrow(0, nl, nu).detach(), p));
-            let s_ins = m.levels.instance.then(|| self.bank.scores(&h_w, m.levels.instance_rule));
+            let s_ins = m.levels.instance.then(|| match &self.propagated {
+                Some(p) => {
+                    propagation::as_scores(&p.index_select(0, &unlabeled_index(faces, self.device)), self.taus[1])
+                }
+                None => self.bank.scores(&h_w, m.levels.instance_rule),
+            });
             let mut l = levels(&z_w, s_text, s_ins, self.taus[0], self.taus[1]);
             if m.fusion.placebo {
                 // Drawn from the step's seeded generator (see `forward`): the same shuffle on a resume.
@@ -132,16 +151,31 @@ impl Trainer<'_> {
             }
             fuse(&l, &fusion, self.cfg.threshold())
         });
+        // The running averages and the curriculum follow the whole batch, so they stay the same on every rank.
+        let whole = |t: &Tensor| match &self.dist {
+            Some(d) => d.gather_rows(t),
+            None => Ok(t.shallow_clone()),
+        };
+        let q = match &mut self.align {
+            Some(a) => {
+                a.update(&whole(&q.p)?);
+                select(a.align(&q.p), self.cfg.threshold())
+            }
+            None => q,
+        };
+        let tau = m.selection.threshold;
         let mask = match m.selection.rule {
             ThresholdRule::Fixed => q.mask,
             ThresholdRule::SelfAdaptive => {
-                // The averages follow the whole batch, so they stay the same on every rank.
-                let p = match &self.dist {
-                    Some(d) => d.gather_rows(&q.p)?,
-                    None => q.p.shallow_clone(),
-                };
-                self.sat.update(&p);
+                self.sat.update(&whole(&q.p)?);
                 self.sat.select(&q.confidence, &q.label)
+            }
+            ThresholdRule::Flex => {
+                // FlexMatch selects with the bars from before this batch, then counts the batch.
+                let mask = self.flex.select(&q.confidence, &q.label, tau);
+                let idx = unlabeled_index(faces, self.device);
+                self.flex.update(&whole(&idx)?, &whole(&q.confidence)?, &whole(&q.label)?, tau);
+                mask
             }
         };
         Ok((q.label, mask))

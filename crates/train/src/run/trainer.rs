@@ -20,8 +20,9 @@ use crate::data::sampler::Sampler;
 use crate::ema::Ema;
 use crate::model::{dlib, init, Init, Net};
 use crate::optim::Optimizer;
+use crate::sitfer::alignment::Alignment;
 use crate::sitfer::memory_bank::MemoryBank;
-use crate::sitfer::threshold::SelfAdaptive;
+use crate::sitfer::threshold::{Flex, SelfAdaptive};
 use exchange::fusion::Threshold;
 
 pub(crate) struct Trainer<'a> {
@@ -45,6 +46,13 @@ pub(crate) struct Trainer<'a> {
     pub(crate) soft_targets: Option<Tensor>,
     /// FreeMatch's threshold averages (updated only under `threshold_rule = "self-adaptive"`).
     pub(crate) sat: SelfAdaptive,
+    /// FlexMatch's per-face record (updated only under `rule = "flex"`).
+    pub(crate) flex: Flex,
+    /// Distribution alignment's running average (`method.selection.alignment`).
+    pub(crate) align: Option<Alignment>,
+    /// `[N_u, C]` the unlabeled faces' propagated distributions from the last sweep, on the device
+    /// (`method.levels.instance_source = "propagation"`; `None` until the first).
+    pub(crate) propagated: Option<Tensor>,
     /// τ_t, τ_i in force: the config's until fitted on val (`method.levels.fit_temperatures`).
     pub(crate) taus: [f64; 2],
 }
@@ -186,6 +194,15 @@ impl<'a> Trainer<'a> {
             labels,
             soft_targets,
             sat: SelfAdaptive::new(c, cfg.method.selection.sat_momentum, device),
+            flex: Flex::new(data.unlabeled.ids.len() as i64, c, device),
+            align: Alignment::new(
+                cfg.method.selection.alignment,
+                &data.labeled.labels,
+                c,
+                cfg.method.selection.alignment_momentum,
+                device,
+            ),
+            propagated: None,
             taus: [cfg.method.levels.tau_text, cfg.method.levels.tau_ins],
         };
         let start = t.start(spec, data)?;
@@ -232,7 +249,16 @@ impl<'a> Trainer<'a> {
     }
 
     fn parts(&mut self) -> Parts<'_> {
-        Parts { vs: &mut self.vs, opt: &mut self.opt, bank: &mut self.bank, ema: self.ema.as_mut(), sat: &mut self.sat }
+        Parts {
+            vs: &mut self.vs,
+            opt: &mut self.opt,
+            bank: &mut self.bank,
+            ema: self.ema.as_mut(),
+            sat: &mut self.sat,
+            flex: &mut self.flex,
+            align: self.align.as_mut(),
+            propagated: &mut self.propagated,
+        }
     }
 
     /// The fusion in force at `epoch`, with the temperatures in force.
@@ -260,13 +286,14 @@ impl<'a> Trainer<'a> {
     }
 
     /// The selection thresholds in force, in the form the pseudo-label files and audit share: the fixed one
-    /// for every class, or the self-adaptive ones per class.
+    /// for every class, or the self-adaptive or curriculum ones per class.
     pub(crate) fn thresholds(&self) -> Threshold {
+        use crate::config::ThresholdRule;
+        let per_class = |t: Tensor| Threshold::PerClass(Vec::try_from(&t).unwrap_or_default());
         match self.cfg.method.selection.rule {
-            crate::config::ThresholdRule::Fixed => Threshold::Global(self.cfg.threshold()),
-            crate::config::ThresholdRule::SelfAdaptive => {
-                Threshold::PerClass(Vec::try_from(&self.sat.thresholds()).unwrap_or_default())
-            }
+            ThresholdRule::Fixed => Threshold::Global(self.cfg.threshold()),
+            ThresholdRule::SelfAdaptive => per_class(self.sat.thresholds()),
+            ThresholdRule::Flex => per_class(self.flex.thresholds(self.cfg.method.selection.threshold)),
         }
     }
 

@@ -19,7 +19,11 @@ pub(crate) struct Pseudo {
 /// Fuses `l` with `f` (the fusion in force) and selects with [`exchange::fusion::selected`]'s rule: the
 /// confidence strictly above the threshold, in `f32`.
 pub(crate) fn fuse(l: &Levels, f: &Fusion, threshold: f32) -> Pseudo {
-    let p = fused(l, f);
+    select(fused(l, f), threshold)
+}
+
+/// The pseudo-labels of a fused (or aligned) distribution `p` and [`fuse`]'s mask.
+pub(crate) fn select(p: Tensor, threshold: f32) -> Pseudo {
     let (confidence, label) = p.max_dim(-1, false);
     let mask = confidence.gt(f64::from(threshold)).to_kind(Kind::Float);
     Pseudo { p, label, confidence, mask }

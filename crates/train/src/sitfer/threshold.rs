@@ -1,12 +1,18 @@
-//! Which pseudo-labels count. Two rules, both selecting with exchange's comparison (confidence strictly above
+//! Which pseudo-labels count. Three rules, all selecting with exchange's comparison (confidence strictly above
 //! the threshold of the pseudo-label's class, [`exchange::fusion::selected`]):
 //! - `fixed` (FixMatch, the paper): one threshold for every class and every step (`method.selection.threshold`);
 //! - `self-adaptive` (FreeMatch, Wang et al. 2023): a global threshold that follows the model's own mean
 //!   confidence on the unlabeled batches, times a per-class factor that follows its mean predicted
 //!   distribution, so a class the model is still unsure of gets a lower bar instead of no pseudo-labels.
-//!   Both start at 1/C and are exponential moving averages over steps (`method.selection.sat_momentum`).
+//!   Both start at 1/C and are exponential moving averages over steps (`method.selection.sat_momentum`);
+//! - `flex` (FlexMatch's curriculum pseudo-labelling, Zhang et al. 2021): class c's bar is
+//!   `τ · β_c / (2 − β_c)` (the convex mapping), where the learning effect `β_c = σ_c / max(max_k σ_k, σ_∅)`
+//!   and σ_c counts the unlabeled faces whose latest prediction above the fixed τ was c (σ_∅: faces never
+//!   above it; the "threshold warm-up", so every bar starts near 0 and rises as the model learns). A class
+//!   the model rarely predicts confidently keeps a low bar instead of being vetoed.
 //!
-//! Owns the self-adaptive state and its update; the fused distribution it reads comes from [`super::fusion`].
+//! Owns the self-adaptive and curriculum states and their updates; the fused distribution they read comes
+//! from [`super::fusion`].
 
 use tch::{Device, Kind, Tensor};
 
@@ -16,6 +22,7 @@ pub(crate) enum ThresholdRule {
     #[default]
     Fixed,
     SelfAdaptive,
+    Flex,
 }
 
 /// FreeMatch's self-adaptive threshold state.
@@ -64,6 +71,51 @@ impl SelfAdaptive {
     }
 }
 
+/// FlexMatch's curriculum state: for each unlabeled face (by its index in the run's unlabeled set), the class
+/// of its latest prediction above the fixed threshold, −1 while it has never been above it.
+pub(crate) struct Flex {
+    /// `[N_u]` int64.
+    pub(crate) latest: Tensor,
+    classes: i64,
+}
+
+impl Flex {
+    pub(crate) fn new(unlabeled: i64, classes: i64, device: Device) -> Self {
+        Flex { latest: Tensor::full([unlabeled.max(0)], -1, (Kind::Int64, device)), classes: classes.max(1) }
+    }
+
+    /// `[C]` learning effects `β_c = σ_c / max(max_k σ_k, σ_∅)` (0 for every class while no face is counted).
+    pub(crate) fn learning_effect(&self) -> Tensor {
+        let counts = (&self.latest + 1).bincount::<Tensor>(None, self.classes + 1).to_kind(Kind::Float);
+        let unused = counts.get(0);
+        let sigma = counts.narrow(0, 1, self.classes);
+        &sigma / sigma.max().maximum(&unused).clamp_min(1.0)
+    }
+
+    /// `[C]` thresholds in force under the fixed threshold `tau`: `τ β_c / (2 − β_c)`.
+    pub(crate) fn thresholds(&self, tau: f64) -> Tensor {
+        let beta = self.learning_effect();
+        (&beta / (2.0 - &beta)) * tau
+    }
+
+    /// `[B]` float mask: confidence above the bar of the pseudo-label's class.
+    pub(crate) fn select(&self, confidence: &Tensor, label: &Tensor, tau: f64) -> Tensor {
+        confidence.gt_tensor(&self.thresholds(tau).index_select(0, label)).to_kind(Kind::Float)
+    }
+
+    /// Records the batch's faces `idx` (`[B]` int64, unlabeled indices) whose confidence is above `tau`
+    /// with their pseudo-label; the others keep their earlier class.
+    pub(crate) fn update(&mut self, idx: &Tensor, confidence: &Tensor, label: &Tensor, tau: f64) {
+        tch::no_grad(|| {
+            let above = confidence.gt(tau);
+            let (idx, label) = (idx.masked_select(&above), label.masked_select(&above));
+            if idx.size()[0] > 0 {
+                let _ = self.latest.index_copy_(0, &idx, &label);
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +144,33 @@ mod tests {
         s.update(&Tensor::zeros([0, 3], (Kind::Float, Device::Cpu)));
         let t = v(&s.thresholds());
         assert!(t.iter().all(|x| (x - 1.0 / 3.0).abs() < 1e-6), "{t:?}");
+    }
+
+    #[test]
+    fn flex_bars_rise_with_each_class_s_confident_faces() {
+        let mut f = Flex::new(6, 3, Device::Cpu);
+        // Nothing counted yet: β = 0, every bar 0, so every pseudo-label counts (FlexMatch's warm-up).
+        assert_eq!(v(&f.thresholds(0.9)), vec![0.0, 0.0, 0.0]);
+        // Faces 0, 1, 2 predicted 0, 0, 1 above 0.9; face 3 at 0.5 stays uncounted.
+        let idx = Tensor::from_slice(&[0i64, 1, 2, 3]);
+        let conf = Tensor::from_slice(&[0.95f32, 0.99, 0.92, 0.5]);
+        f.update(&idx, &conf, &Tensor::from_slice(&[0i64, 0, 1, 2]), 0.9);
+        assert_eq!(Vec::<i64>::try_from(&f.latest).unwrap(), vec![0, 0, 1, -1, -1, -1]);
+        // σ = (2, 1, 0), σ_∅ = 3: β = (2/3, 1/3, 0); bar = 0.9 β / (2 − β) = (0.45, 0.18, 0).
+        let t = v(&f.thresholds(0.9));
+        for (got, want) in t.iter().zip([0.45f32, 0.18, 0.0]) {
+            assert!((got - want).abs() < 1e-6, "{t:?}");
+        }
+        // Face 0 changes its mind to class 2, face 4 joins class 0, face 5 joins class 0:
+        // σ = (3, 1, 1), σ_∅ = 1: β = (1, 1/3, 1/3); bars (0.9, 0.18, 0.18).
+        let idx = Tensor::from_slice(&[0i64, 4, 5]);
+        f.update(&idx, &Tensor::from_slice(&[0.91f32, 0.93, 0.97]), &Tensor::from_slice(&[2i64, 0, 0]), 0.9);
+        let t = v(&f.thresholds(0.9));
+        for (got, want) in t.iter().zip([0.9f32, 0.18, 0.18]) {
+            assert!((got - want).abs() < 1e-6, "{t:?}");
+        }
+        // A 0.5-confident class-2 label passes its 0.18 bar; a 0.85-confident class-0 one fails 0.9.
+        let mask = f.select(&Tensor::from_slice(&[0.5f32, 0.85]), &Tensor::from_slice(&[2i64, 0]), 0.9);
+        assert_eq!(v(&mask), vec![1.0, 0.0]);
     }
 }

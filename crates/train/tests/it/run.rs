@@ -244,6 +244,66 @@ fn fitted_temperatures_and_adaptive_thresholds_resume_and_are_recorded() {
     assert_eq!(read_table::<PseudoLabelRow>(&file).unwrap(), b);
 }
 
+/// The selection without a veto — FlexMatch's per-face curriculum record and the alignment's running average —
+/// survives a stop mid-epoch 2 (both come back from the checkpoint), and the sweep records the bars and the
+/// alignment's factors beside aligned fused distributions.
+#[test]
+fn curriculum_thresholds_and_alignment_resume_and_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    let cfg = config("sitfer-flex", &["method.selection.alignment_momentum=0.5"]);
+    let whole = go(dir.path(), "whole", &cfg, false, None).unwrap();
+    let first = go(dir.path(), "split", &cfg, false, Some(4)).unwrap();
+    let rest = go(dir.path(), "split", &cfg, true, None).unwrap();
+    assert_eq!(first.into_iter().chain(rest).collect::<Vec<_>>(), whole);
+    let run = dir.path().join("runs/whole");
+    let metrics: Vec<MetricRow> = read_table(layout::run::metrics(&run)).unwrap();
+    let bars: Vec<f64> =
+        metrics.iter().filter(|r| r.metric == "class_threshold" && r.epoch == 2).map(|r| r.value).collect();
+    assert_eq!(bars.len(), tiny::CLASSES);
+    assert!(bars.iter().all(|b| (0.0..=0.75).contains(b)), "curriculum bars lie in [0, τ]: {bars:?}");
+    let file = run.join("pseudo_labels/epoch-0002.parquet");
+    let meta = exchange::parquet_io::check_table::<PseudoLabelRow>(&file, &[]).unwrap();
+    let factors: Vec<f32> = meta[exchange::keys::ALIGNMENT_FACTORS].split(',').map(|f| f.parse().unwrap()).collect();
+    assert_eq!(factors.len(), tiny::CLASSES);
+    assert!(factors.iter().all(|f| f.is_finite() && *f > 0.0), "{factors:?}");
+    let rows: Vec<PseudoLabelRow> = read_table(&file).unwrap();
+    for r in &rows {
+        let sum: f32 = r.p_fused.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-4, "aligned rows stay distributions: {sum}");
+    }
+    let b: Vec<PseudoLabelRow> = read_table(dir.path().join("runs/split/pseudo_labels/epoch-0002.parquet")).unwrap();
+    assert_eq!(rows, b);
+}
+
+/// The transductive level: with a sweep every epoch, epoch 1's propagation serves epoch 2's steps, survives a
+/// stop mid-epoch 2 (the distributions come back from the checkpoint), and the sweep files hold the propagated
+/// distributions as the instance level, every face swept.
+#[test]
+fn propagated_instance_level_resumes_and_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    write_data(dir.path(), false);
+    let cfg =
+        config("sitfer-lp", &["run.pseudo_labels_every=1", "run.sweep_subset=10", "method.levels.propagation.k=5"]);
+    let whole = go(dir.path(), "whole", &cfg, false, None).unwrap();
+    let first = go(dir.path(), "split", &cfg, false, Some(4)).unwrap();
+    let rest = go(dir.path(), "split", &cfg, true, None).unwrap();
+    assert_eq!(first.into_iter().chain(rest).collect::<Vec<_>>(), whole);
+    let bank = go(dir.path(), "bank", &config("sitfer", &["run.pseudo_labels_every=1"]), false, None).unwrap();
+    assert_eq!(bank[..3], whole[..3], "the bank votes until the first propagation");
+    assert_ne!(bank[3..], whole[3..], "epoch 2 trains on the propagated level");
+    for epoch in [1, 2] {
+        let file = dir.path().join(format!("runs/whole/pseudo_labels/epoch-{epoch:04}.parquet"));
+        let rows: Vec<PseudoLabelRow> = read_table(&file).unwrap();
+        assert_eq!(rows.len(), 80, "epoch {epoch}: propagation sweeps every face, whatever run.sweep_subset says");
+        let p = rows[0].p_ins.as_ref().unwrap();
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{p:?}");
+    }
+    let a: Vec<PseudoLabelRow> = read_table(dir.path().join("runs/whole/pseudo_labels/epoch-0002.parquet")).unwrap();
+    let b: Vec<PseudoLabelRow> = read_table(dir.path().join("runs/split/pseudo_labels/epoch-0002.parquet")).unwrap();
+    assert_eq!(a, b);
+}
+
 /// FER+'s probability protocol: refused by face id where the shards have no votes; with votes that are all
 /// for the majority label it trains exactly as the majority targets do; with split votes it trains otherwise.
 #[test]
