@@ -4,7 +4,7 @@
 use exchange::fusion::{Fusion, Threshold};
 use serde::Serialize;
 
-use crate::fusion::{describe, fuse};
+use crate::fusion::{align, describe, fuse};
 use crate::load::{Dropped, EpochData};
 use crate::metrics::agreement::{agreement, Agreement};
 use crate::metrics::calibration::{calibration, Bin};
@@ -102,9 +102,18 @@ fn level_report(
 /// The fused distribution in force and its description.
 pub(crate) fn fused_in_force<'a>(e: &'a EpochData, over: &Override) -> (std::borrow::Cow<'a, [f32]>, Fusion) {
     match over.fusion {
-        Some(f) => (fuse(levels_of(e), e.classes, &f).into(), f),
+        Some(f) => (refuse(e, &f).into(), f),
         None => (e.fused.as_slice().into(), e.fusion),
     }
+}
+
+/// The levels of `e` fused with `f`, aligned as the run aligned its own (the stored `p_fused` is aligned).
+fn refuse(e: &EpochData, f: &Fusion) -> Vec<f32> {
+    let mut p = fuse(levels_of(e), e.classes, f);
+    if let Some(factors) = &e.alignment {
+        align(&mut p, e.classes, factors);
+    }
+    p
 }
 
 pub(crate) fn levels_of(e: &EpochData) -> [Option<&[f32]>; 3] {
@@ -126,7 +135,7 @@ pub(crate) fn analyse(e: &EpochData, names: &[String], prior: &[f64], over: &Ove
     }
     levels.push(level_report(LEVELS[3], &fused, &e.truth, &threshold, c, classifier_k));
     let stored_fusion_max_diff = over.fusion.is_none().then(|| {
-        let again = fuse(levels_of(e), c, &e.fusion);
+        let again = refuse(e, &e.fusion);
         again.iter().zip(&e.fused).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max)
     });
     EpochReport {
@@ -172,6 +181,7 @@ mod tests {
             threshold: Threshold::Global(0.75),
             fusion: Fusion { mode: FusionMode::MeanProb, weights: [1.0, 1.0, 0.0], tau_text: 1.0, tau_ins: 1.0 },
             dropped: Default::default(),
+            alignment: None,
             subset_of: None,
         };
         let names = vec!["a".to_string(), "b".to_string()];

@@ -161,6 +161,7 @@ mod tests {
             threshold: Threshold::Global(0.6),
             fusion: Fusion { mode: FusionMode::MeanProb, weights: [1.0; 3], tau_text: 1.0, tau_ins: 1.0 },
             dropped: Dropped::default(),
+            alignment: None,
             subset_of: None,
         }
     }

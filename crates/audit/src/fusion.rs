@@ -47,6 +47,18 @@ pub(crate) fn fuse(levels: [Option<&[f32]>; 3], c: usize, fusion: &Fusion) -> Ve
     out
 }
 
+/// Distribution alignment as the trainer applied it: each row of `p` (`n × c`) multiplied class by class by
+/// `factors` and renormalised to sum 1.
+pub(crate) fn align(p: &mut [f32], c: usize, factors: &[f32]) {
+    p.par_chunks_mut(c).for_each(|row| {
+        row.iter_mut().zip(factors).for_each(|(x, f)| *x *= f);
+        let s: f32 = row.iter().sum();
+        if s > 0.0 {
+            row.iter_mut().for_each(|x| *x /= s);
+        }
+    });
+}
+
 /// `mode:w_sem,w_text,w_ins` for reports.
 pub(crate) fn describe(f: &Fusion) -> String {
     let w = f.weights;
@@ -56,6 +68,15 @@ pub(crate) fn describe(f: &Fusion) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alignment_by_hand() {
+        // [0.6, 0.4] · [0.5/0.7, 0.5/0.3] = [0.428571, 0.666667] → [0.391304, 0.608696]; a zero row stays.
+        let mut p = vec![0.6f32, 0.4, 0.0, 0.0];
+        align(&mut p, 2, &[0.5 / 0.7, 0.5 / 0.3]);
+        assert!((p[0] - 0.391_304).abs() < 1e-5 && (p[1] - 0.608_696).abs() < 1e-5, "{p:?}");
+        assert_eq!(p[2..], [0.0, 0.0]);
+    }
 
     fn f(mode: FusionMode, w: [f32; 3]) -> Fusion {
         Fusion { mode, weights: w, tau_text: 1.0, tau_ins: 1.0 }

@@ -99,6 +99,9 @@ pub struct EpochData {
     pub(crate) votes: Option<Vec<f32>>,
     pub(crate) threshold: Threshold,
     pub(crate) fusion: Fusion,
+    /// The run's distribution-alignment factors per class ([`keys::ALIGNMENT_FACTORS`]): `fused` is the
+    /// aligned fusion, and a recomputed fusion is aligned by them too.
+    pub(crate) alignment: Option<Vec<f32>>,
     pub(crate) dropped: Dropped,
     /// The run's unlabeled faces when this epoch's sweep read a subset of them (the file's rows are fewer);
     /// `None` when the file does not say (files written before sweeps could be subsets read every face).
@@ -360,6 +363,7 @@ pub struct EpochFile {
     fused: Vec<f32>,
     threshold: Threshold,
     fusion: Fusion,
+    alignment: Option<Vec<f32>>,
     swept_of: Option<usize>,
 }
 
@@ -391,6 +395,7 @@ pub fn read_epoch_file(epoch: u32, path: &Path, info: &RunInfo, c: usize) -> Res
             })
         })
         .transpose()?;
+    let alignment = meta.get(keys::ALIGNMENT_FACTORS).map(|v| alignment_factors(v, c, path)).transpose()?;
 
     // The four columns validated and flattened side by side.
     let names = [pl::P_SEM, pl::P_TEXT, pl::P_INS, pl::P_FUSED];
@@ -421,14 +426,29 @@ pub fn read_epoch_file(epoch: u32, path: &Path, info: &RunInfo, c: usize) -> Res
         fused,
         threshold,
         fusion,
+        alignment,
         swept_of,
     })
+}
+
+/// `c` positive finite factors, comma-separated, or an error naming the file and the key.
+fn alignment_factors(v: &str, c: usize, path: &Path) -> Result<Vec<f32>> {
+    let factors: Option<Vec<f32>> =
+        v.split(',').map(|f| f.trim().parse::<f32>().ok().filter(|f| f.is_finite() && *f > 0.0)).collect();
+    match factors {
+        Some(f) if f.len() == c => Ok(f),
+        _ => Err(LoadError::Input(format!(
+            "{}: metadata {} is `{v}`, expected {c} positive numbers separated by commas (one per class)",
+            path.display(),
+            keys::ALIGNMENT_FACTORS
+        ))),
+    }
 }
 
 /// Joins an epoch's rows with the truth by id and keeps the auditable ones (a known id, a true label in the
 /// run's classes); what was left out is counted, and too many unknown ids is an error.
 pub fn join_truth(file: EpochFile, class_ids: &[u8], truth: &Truth, warnings: &mut Vec<String>) -> Result<EpochData> {
-    let EpochFile { epoch, path, ids, sem, text, ins, fused, threshold, fusion, swept_of } = file;
+    let EpochFile { epoch, path, ids, sem, text, ins, fused, threshold, fusion, alignment, swept_of } = file;
     let path = path.as_path();
     let c = class_ids.len();
     // Join with the truth and keep auditable rows.
@@ -495,6 +515,7 @@ pub fn join_truth(file: EpochFile, class_ids: &[u8], truth: &Truth, warnings: &m
         votes,
         threshold,
         fusion,
+        alignment,
         dropped,
         subset_of: swept_of.filter(|&of| of > rows),
     })

@@ -450,6 +450,7 @@ mod tests {
             threshold: Threshold::Global(0.5),
             fusion: Fusion { mode: FusionMode::MeanProb, weights: [1.0, 1.0, 1.0], tau_text: 0.5, tau_ins: 0.1 },
             dropped: Default::default(),
+            alignment: None,
             subset_of: None,
         }
     }

@@ -520,3 +520,41 @@ fn a_subset_sweep_shows_its_size_and_a_bad_count_is_named() {
     let (ok, out) = audit(dir.path(), &[run_dir.to_str().unwrap(), "--no-html"]);
     assert!(!ok && out.contains("sitfer.swept_of is `lots`"), "{out}");
 }
+
+/// A run that aligns its fused distributions stores the aligned ones and the factors: audit replays the fusion
+/// with the same alignment (no inconsistency note on the detailed, last epoch), notices aligned rows stored
+/// without their factors, and names a damaged factor list.
+#[test]
+fn aligned_fusions_replay_with_their_factors_and_bad_factors_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = fixture(dir.path(), "al", 1);
+    let file = run_dir.join("pseudo_labels/epoch-0002.parquet");
+    let meta = run_metadata(&file);
+    let mut rows: Vec<PseudoLabelRow> = read_table(&file).unwrap();
+    let c = rows[0].p_fused.len();
+    let factors: Vec<f32> = (0..c).map(|k| 1.0 + k as f32).collect();
+    for r in &mut rows {
+        r.p_fused.iter_mut().zip(&factors).for_each(|(p, f)| *p *= f);
+        let s: f32 = r.p_fused.iter().sum();
+        r.p_fused.iter_mut().for_each(|p| *p /= s);
+    }
+    let listed = factors.iter().map(f32::to_string).collect::<Vec<_>>().join(",");
+    let with = |v: &str| -> Vec<(&str, String)> {
+        meta.iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .chain([(exchange::keys::ALIGNMENT_FACTORS, v.to_string())])
+            .collect()
+    };
+    write_table(&file, &rows, &with(&listed)).unwrap();
+    let (ok, out) = audit(dir.path(), &[run_dir.to_str().unwrap(), "--no-html"]);
+    assert!(ok && !out.contains("the stored p_fused differs"), "{out}");
+
+    let without: Vec<(&str, String)> = meta.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    write_table(&file, &rows, &without).unwrap();
+    let (ok, out) = audit(dir.path(), &[run_dir.to_str().unwrap(), "--no-html"]);
+    assert!(ok && out.contains("the stored p_fused differs"), "{out}");
+
+    write_table(&file, &rows, &with("1,2")).unwrap();
+    let (ok, out) = audit(dir.path(), &[run_dir.to_str().unwrap(), "--no-html"]);
+    assert!(!ok && out.contains(&format!("sitfer.alignment_factors is `1,2`, expected {c} positive numbers")), "{out}");
+}
