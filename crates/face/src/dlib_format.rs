@@ -1,0 +1,139 @@
+//! dlib's serialisation format, the parts its landmark model uses (little-endian throughout):
+//! - an integer is one control byte (low nibble: how many bytes follow, bit 7: negative) and then that many
+//!   bytes of magnitude;
+//! - a float is two integers, a mantissa and an exponent, worth `mantissa · 2^exponent` (exponents 32000,
+//!   32001 and 32002 mean +∞, −∞ and NaN);
+//! - a `std::vector` is its length as an integer, then its elements;
+//! - a `matrix` is `−rows`, `−columns` (negated in dlib's current format) and its elements row by row.
+//!
+//! Every error names the byte offset where reading failed.
+
+/// Reading failed at byte `.0` because of `.1`.
+pub(crate) type Failure = (usize, String);
+
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+    pub(crate) pos: usize,
+}
+
+const IS_INF: i64 = 32000;
+const IS_NINF: i64 = 32001;
+const IS_NAN: i64 = 32002;
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, pos: 0 }
+    }
+
+    pub(crate) fn fail(&self, what: impl Into<String>) -> Failure {
+        (self.pos, what.into())
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.bytes.len()
+    }
+
+    pub(crate) fn int(&mut self) -> Result<i64, Failure> {
+        let control = *self.bytes.get(self.pos).ok_or_else(|| self.fail("file ends inside an integer"))?;
+        let n = usize::from(control & 0x0f);
+        if n > 8 || control & 0x70 != 0 {
+            return Err(self.fail(format!("byte {control:#04x} is not an integer's control byte")));
+        }
+        let body =
+            self.bytes.get(self.pos + 1..self.pos + 1 + n).ok_or_else(|| self.fail("file ends inside an integer"))?;
+        let v = body.iter().enumerate().fold(0u64, |v, (i, b)| v | u64::from(*b) << (8 * i));
+        let v = i64::try_from(v).map_err(|_| self.fail("integer out of range"))?;
+        self.pos += 1 + n;
+        Ok(if control & 0x80 != 0 { -v } else { v })
+    }
+
+    /// A non-negative integer that counts or indexes something (`what`, for the message).
+    pub(crate) fn count(&mut self, what: &str) -> Result<usize, Failure> {
+        let at = self.pos;
+        let v = self.int()?;
+        usize::try_from(v).map_err(|_| (at, format!("{what} is {v}, expected a non-negative number")))
+    }
+
+    /// A float as dlib writes it, converted as dlib converts it: `ldexp((float) mantissa, exponent)`.
+    pub(crate) fn float(&mut self) -> Result<f32, Failure> {
+        let mantissa = self.int()?;
+        let exponent = self.int()?;
+        Ok(match exponent {
+            IS_INF => f32::INFINITY,
+            IS_NINF => f32::NEG_INFINITY,
+            IS_NAN => f32::NAN,
+            e => ldexp(mantissa as f32, e),
+        })
+    }
+
+    /// A `std::vector` of `what`s, each read by `item`.
+    pub(crate) fn vec<T>(
+        &mut self,
+        what: &str,
+        mut item: impl FnMut(&mut Self) -> Result<T, Failure>,
+    ) -> Result<Vec<T>, Failure> {
+        let n = self.count(&format!("the length of a vector of {what}"))?;
+        // Every element takes at least one byte: a length beyond the file is damage, not a huge allocation.
+        if n > self.bytes.len() - self.pos {
+            return Err(self.fail(format!("a vector of {n} {what} is longer than the rest of the file")));
+        }
+        (0..n).map(|_| item(self)).collect()
+    }
+
+    /// A column vector (`matrix<float,0,1>`) of floats.
+    pub(crate) fn column(&mut self) -> Result<Vec<f32>, Failure> {
+        let at = self.pos;
+        let (rows, cols) = (self.int()?, self.int()?);
+        if rows > 0 || cols != -1 {
+            return Err((at, format!("a matrix of {} × {}, expected a column vector", -rows, -cols)));
+        }
+        let n = usize::try_from(-rows).map_err(|_| (at, "matrix rows out of range".to_string()))?;
+        if n > self.bytes.len() - self.pos {
+            return Err((at, format!("a column of {n} floats is longer than the rest of the file")));
+        }
+        (0..n).map(|_| self.float()).collect()
+    }
+}
+
+/// `x · 2^e` in f32, as C's `ldexp` (exact unless the result leaves f32's range).
+fn ldexp(x: f32, e: i64) -> f32 {
+    let e = e.clamp(-400, 400) as i32;
+    // In two halves so that 2^(e/2) stays representable while the product may be subnormal or large.
+    let half = e / 2;
+    x * 2f32.powi(half) * 2f32.powi(e - half)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_floats_vectors_and_columns_by_hand() {
+        // 300 = 0x012c: control 0x02 then 2c 01; −5: control 0x81 then 05.
+        let mut r = Reader::new(&[0x02, 0x2c, 0x01, 0x81, 0x05, 0x00]);
+        assert_eq!((r.int().unwrap(), r.int().unwrap(), r.int().unwrap()), (300, -5, 0));
+        // 0.75 = 3 · 2^−2; −1.5 = −3 · 2^−1; +∞.
+        let mut r = Reader::new(&[0x01, 0x03, 0x81, 0x02, 0x81, 0x03, 0x81, 0x01, 0x00, 0x02, 0x00, 0x7d]);
+        assert_eq!((r.float().unwrap(), r.float().unwrap(), r.float().unwrap()), (0.75, -1.5, f32::INFINITY));
+        // A vector of two integers; a 2 × 1 column [1.0, 2.0] (1 · 2^0, 1 · 2^1).
+        let mut r = Reader::new(&[0x01, 0x02, 0x01, 0x07, 0x01, 0x09]);
+        assert_eq!(r.vec("ints", Reader::int).unwrap(), vec![7, 9]);
+        let mut r = Reader::new(&[0x81, 0x02, 0x81, 0x01, 0x01, 0x01, 0x00, 0x01, 0x01, 0x01, 0x01]);
+        assert_eq!(r.column().unwrap(), vec![1.0, 2.0]);
+        assert!(r.at_end());
+    }
+
+    #[test]
+    fn damage_is_named_with_its_offset() {
+        let e = Reader::new(&[0x02, 0x01]).int().unwrap_err();
+        assert_eq!(e, (0, "file ends inside an integer".into()));
+        let e = Reader::new(&[0x31]).int().unwrap_err();
+        assert!(e.1.contains("not an integer's control byte"), "{e:?}");
+        // A vector claiming 100 elements in a 2-byte file.
+        let e = Reader::new(&[0x01, 0x64]).vec("ints", Reader::int).unwrap_err();
+        assert_eq!(e, (2, "a vector of 100 ints is longer than the rest of the file".into()));
+        // A 2 × 2 matrix where a column is expected.
+        let e = Reader::new(&[0x81, 0x02, 0x81, 0x02]).column().unwrap_err();
+        assert!(e.1.contains("a matrix of 2 × 2"), "{e:?}");
+    }
+}

@@ -1,0 +1,97 @@
+//! Golden tests against dlib itself (the `dlib-bin` wheel `make setup` installs beside libtorch): the same
+//! model files, the same pictures, the same answers.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use face::{FaceBox, Image, ShapePredictor};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The reference Python and the model folder; both come with `make setup`, so their absence is a failure.
+fn setup() -> (PathBuf, PathBuf) {
+    let python = repo().join(".venv-torch/bin/python");
+    let models = std::env::var_os("SITFER_FACE_MODEL").map(PathBuf::from).unwrap_or_else(|| repo().join(".face-model"));
+    assert!(python.exists(), "reference Python (.venv-torch) missing: run `make setup`");
+    assert!(
+        models.join("shape_predictor_5_face_landmarks.dat").is_file(),
+        "no landmark model in {}: run `make setup`",
+        models.display()
+    );
+    (python, models)
+}
+
+/// A picture with structure at every scale (so the trees' pixel tests go both ways): smooth blobs, an
+/// edge and a ramp, seeded.
+fn picture(w: usize, h: usize, c: usize, seed: u64) -> Image {
+    let mut img = Image::new(w, h, c);
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = || {
+        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (s >> 33) as f64 / (1u64 << 31) as f64
+    };
+    let blobs: Vec<[f64; 4]> =
+        (0..12).map(|_| [next() * w as f64, next() * h as f64, 4.0 + next() * 30.0, next() * 2.0 - 1.0]).collect();
+    for y in 0..h {
+        for x in 0..w {
+            for ch in 0..c {
+                let mut v = 100.0 + 60.0 * (x as f64 / w as f64) + if y > h / 2 { 30.0 } else { 0.0 };
+                for b in &blobs {
+                    let d2 = (x as f64 - b[0]).powi(2) + (y as f64 - b[1]).powi(2);
+                    v += 120.0 * b[3] * (-d2 / (2.0 * b[2] * b[2])).exp() * (1.0 + 0.2 * ch as f64);
+                }
+                img.data[(y * w + x) * c + ch] = v.round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    img
+}
+
+fn save(img: &Image, path: &Path) {
+    let color = if img.c == 1 { image::ColorType::L8 } else { image::ColorType::Rgb8 };
+    image::save_buffer(path, &img.data, img.w as u32, img.h as u32, color).unwrap();
+}
+
+#[test]
+fn landmarks_equal_dlib_s_on_grey_and_rgb_pictures_and_boxes_of_every_size() {
+    let (python, models) = setup();
+    let sp = ShapePredictor::open(&models.join("shape_predictor_5_face_landmarks.dat")).unwrap();
+    assert_eq!(sp.points(), 5);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cases = Vec::new();
+    let mut ours = Vec::new();
+    for (k, (w, h, c)) in [(160, 120, 1), (320, 240, 3), (640, 480, 3), (90, 200, 1)].into_iter().enumerate() {
+        let img = picture(w, h, c, k as u64);
+        let path = dir.path().join(format!("p{k}.png"));
+        save(&img, &path);
+        // Boxes small and large, inside the picture and running off its edges.
+        let (w, h) = (w as i64, h as i64);
+        for b in [
+            FaceBox { left: w / 4, top: h / 4, right: 3 * w / 4, bottom: 3 * h / 4 },
+            FaceBox { left: 3, top: 5, right: 3 + w / 6, bottom: 5 + w / 6 },
+            FaceBox { left: -20, top: h / 3, right: w / 2, bottom: h + 15 },
+            FaceBox { left: w / 2, top: 0, right: w / 2 + 40, bottom: 40 },
+        ] {
+            cases.push(serde_json::json!({"image": path, "box": [b.left, b.top, b.right, b.bottom]}));
+            ours.push(sp.predict(&img, b).into_iter().map(|p| p.pixel()).map(|(x, y)| vec![x, y]).collect::<Vec<_>>());
+        }
+    }
+    let cases_path = dir.path().join("cases.json");
+    std::fs::write(&cases_path, serde_json::to_string(&cases).unwrap()).unwrap();
+    let script = repo().join("crates/face/reference/dlib_landmarks.py");
+    let out = Command::new(&python).arg(&script).arg(&models).arg(&cases_path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: Vec<Vec<Vec<i64>>> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(theirs.len(), ours.len());
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        for (p, q) in a.iter().zip(b) {
+            let off = (p[0] - q[0]).abs().max((p[1] - q[1]).abs());
+            assert!(off <= 1, "case {i} ({}): ours {a:?}, dlib's {b:?}", cases[i]);
+        }
+    }
+    let exact = ours.iter().zip(&theirs).filter(|(a, b)| a == b).count();
+    eprintln!("{exact} of {} cases identical to dlib's to the pixel", ours.len());
+    assert!(exact * 10 >= ours.len() * 9, "only {exact} of {} cases identical to the pixel", ours.len());
+}
