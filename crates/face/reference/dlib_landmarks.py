@@ -4,7 +4,8 @@
 
 CASES.json: [{"image": "a.png", "box": [left, top, right, bottom]}, ...]. Prints, as JSON, per case the five
 landmarks dlib's shape_predictor_5_face_landmarks gives in that box, [[x, y], ...]. Grey PNGs are read as
-grey (dlib then reads the value), RGB as RGB (dlib reads the channels' mean).
+grey (dlib then reads the value), RGB as RGB (dlib reads the channels' mean). A case with "chip":
+{"size": S, "padding": P, "out": "c.png"} also writes dlib.get_face_chip of those landmarks (RGB pictures).
 """
 import json
 import sys
@@ -24,6 +25,10 @@ def main():
         left, top, right, bottom = case["box"]
         shape = sp(arr, dlib.rectangle(left, top, right, bottom))
         out.append([[shape.part(i).x, shape.part(i).y] for i in range(shape.num_parts)])
+        if "chip" in case:
+            c = case["chip"]
+            chip = dlib.get_face_chip(arr, shape, size=c["size"], padding=c["padding"])
+            Image.fromarray(chip).save(c["out"])
     json.dump(out, sys.stdout)
 
 

@@ -95,3 +95,50 @@ fn landmarks_equal_dlib_s_on_grey_and_rgb_pictures_and_boxes_of_every_size() {
     eprintln!("{exact} of {} cases identical to dlib's to the pixel", ours.len());
     assert!(exact * 10 >= ours.len() * 9, "only {exact} of {} cases identical to the pixel", ours.len());
 }
+
+#[test]
+fn aligned_chips_equal_dlib_s_get_face_chip() {
+    let (python, models) = setup();
+    let sp = ShapePredictor::open(&models.join("shape_predictor_5_face_landmarks.dat")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cases = Vec::new();
+    let mut ours = Vec::new();
+    // Faces from a fifth to most of the picture, so the chips come from the picture itself and from one or two
+    // halvings of it; get_face_chip's defaults (150, 0.25) and the sizes the trainer reads.
+    for (k, (w, h)) in [(320, 240), (640, 480), (800, 600)].into_iter().enumerate() {
+        let img = picture(w, h, 3, 10 + k as u64);
+        let path = dir.path().join(format!("c{k}.png"));
+        save(&img, &path);
+        let (w, h) = (w as i64, h as i64);
+        for (j, (b, size, padding)) in [
+            (FaceBox { left: w / 3, top: h / 3, right: w / 3 + w / 5, bottom: h / 3 + w / 5 }, 150, 0.25),
+            (FaceBox { left: w / 8, top: h / 8, right: 7 * w / 8, bottom: 7 * h / 8 }, 150, 0.25),
+            (FaceBox { left: w / 4, top: h / 5, right: 3 * w / 4, bottom: 4 * h / 5 }, 112, 0.2),
+            (FaceBox { left: 10, top: 10, right: 10 + w / 3, bottom: 10 + w / 3 }, 48, 0.25),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let out = dir.path().join(format!("chip{k}-{j}.png"));
+            let chip = serde_json::json!({"size": size, "padding": padding, "out": out});
+            cases.push(serde_json::json!({"image": path, "box": [b.left, b.top, b.right, b.bottom], "chip": chip}));
+            let lm: Vec<(i64, i64)> = sp.predict(&img, b).into_iter().map(|p| p.pixel()).collect();
+            let frame = face::chip::frame(&[lm[0], lm[1], lm[2], lm[3], lm[4]], size, padding);
+            ours.push((face::chip::extract(&img, &frame), out));
+        }
+    }
+    let cases_path = dir.path().join("cases.json");
+    std::fs::write(&cases_path, serde_json::to_string(&cases).unwrap()).unwrap();
+    let script = repo().join("crates/face/reference/dlib_landmarks.py");
+    let out = Command::new(&python).arg(&script).arg(&models).arg(&cases_path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (i, (chip, path)) in ours.iter().enumerate() {
+        let theirs = image::open(path).unwrap().to_rgb8();
+        assert_eq!((theirs.width() as usize, theirs.height() as usize), (chip.w, chip.h), "case {i}");
+        let diffs: Vec<u8> = chip.data.iter().zip(theirs.as_raw()).map(|(a, b)| a.abs_diff(*b)).collect();
+        let off = diffs.iter().filter(|&&d| d > 0).count();
+        let max = diffs.iter().copied().max().unwrap_or(0);
+        eprintln!("chip case {i}: {off} of {} values differ, at most by {max}", diffs.len());
+        assert!(max <= 1 && off * 100 <= diffs.len(), "case {i} ({}): {off} values differ, up to {max}", cases[i]);
+    }
+}
