@@ -100,7 +100,7 @@ demo: ## THE main job: synthetic faces -> shards -> label-scarce split -> text -
 # Benchmarks time optimised code: their own (release) build.
 bench: PROFILE = release
 bench: setup ## every stage's benchmark against its reference, then a ratio table (BENCH_QUICK=1 for a short run)
-	@$(BUILD) && $(CARGO) build --profile $(PROFILE) -q $(STAGES) --example fixture --example loader_throughput
+	@$(BUILD) && $(CARGO) build --profile $(PROFILE) -q $(STAGES) --example fixture --example loader_throughput && $(CARGO) build --profile $(PROFILE) -q -p face --example align_throughput
 	$(BIN)/shard synthetic -q && $(BIN)/shard split synthetic_10pct
 	$(BIN)/embed-text -q --encoder minilm --set facs
 	@mkdir -p artifacts/bench
@@ -108,5 +108,5 @@ bench: setup ## every stage's benchmark against its reference, then a ratio tabl
 	@.venv-torch/bin/python -c 'import torchvision' 2> /dev/null || .venv-torch/bin/python -m pip install --quiet \
 	  --disable-pip-version-check --no-deps torchvision==0.28.0
 	@export BIN_DIR=$(abspath $(BIN)); set -o pipefail; { bash bench/shard_ferplus.sh; bash bench/embed_text.sh; bash bench/train_step.sh; bash bench/precision.sh; bash bench/precision_ferplus.sh; \
-	  bash bench/loader.sh; bash bench/audit_1m.sh; } 2>&1 | tee artifacts/bench/last.log
+	  bash bench/loader.sh; bash bench/audit_1m.sh; bash bench/face_align.sh; } 2>&1 | tee artifacts/bench/last.log
 	@echo; echo "== make bench: $$(nproc) cores, $$(date -u +%F)"; grep '^bench ' artifacts/bench/last.log

@@ -171,23 +171,21 @@ fn halve(img: &Image) -> Image {
     }
     let (tw, oh) = ((img.w - 3) / 2, (img.h - 3) / 2);
     let mut rows = vec![0u32; img.h * tw * c];
-    for y in 0..img.h {
-        for x in 0..tw {
-            for ch in 0..c {
-                let at = |k: usize| u32::from(img.data[(y * img.w + 2 * x + k) * c + ch]);
-                rows[(y * tw + x) * c + ch] = at(0) + 4 * at(1) + 6 * at(2) + 4 * at(3) + at(4);
+    for (src, dst) in img.data.chunks_exact(img.w * c).zip(rows.chunks_exact_mut(tw * c)) {
+        for (x, out) in dst.chunks_exact_mut(c).enumerate() {
+            let tap = |k: usize, ch: usize| u32::from(src[(2 * x + k) * c + ch]);
+            for (ch, o) in out.iter_mut().enumerate() {
+                *o = tap(0, ch) + 4 * tap(1, ch) + 6 * tap(2, ch) + 4 * tap(3, ch) + tap(4, ch);
             }
         }
     }
     let mut out = Image::new(tw, oh, c);
-    for oy in 0..oh {
+    let line = tw * c;
+    for (oy, dst) in out.data.chunks_exact_mut(line).enumerate() {
         let y = 2 * oy + 2;
-        for x in 0..tw {
-            for ch in 0..c {
-                let at = |yy: usize| rows[(yy * tw + x) * c + ch];
-                let v = at(y - 2) + 4 * at(y - 1) + 6 * at(y) + 4 * at(y + 1) + at(y + 2);
-                out.data[(oy * tw + x) * c + ch] = (v / 256) as u8;
-            }
+        let r: Vec<&[u32]> = (y - 2..=y + 2).map(|yy| &rows[yy * line..(yy + 1) * line]).collect();
+        for (i, o) in dst.iter_mut().enumerate() {
+            *o = ((r[0][i] + 4 * r[1][i] + 6 * r[2][i] + 4 * r[3][i] + r[4][i]) / 256) as u8;
         }
     }
     out

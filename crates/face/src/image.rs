@@ -16,6 +16,7 @@ impl Image {
 
     /// The pixel's intensity as dlib's `get_pixel_intensity` reads it (grey: the value; RGB: the channels'
     /// mean rounded down), `None` outside the image.
+    #[inline]
     pub fn intensity(&self, x: i64, y: i64) -> Option<u8> {
         if x < 0 || y < 0 || x as usize >= self.w || y as usize >= self.h {
             return None;

@@ -51,8 +51,10 @@ struct Split {
 /// A complete binary tree: node i's children are 2i+1 (the difference is above the threshold) and 2i+2.
 struct Tree {
     splits: Vec<Split>,
-    /// `splits.len() + 1` leaves, each a shape increment.
-    leaves: Vec<Vec<f32>>,
+    /// `splits.len() + 1` leaves, each a shape increment of `dim` numbers, one after the other (one
+    /// allocation per tree: the cascade visits thousands of trees per face).
+    leaves: Vec<f32>,
+    dim: usize,
 }
 
 impl Tree {
@@ -62,7 +64,8 @@ impl Tree {
             let s = &self.splits[i];
             i = if pixels[s.a] - pixels[s.b] > s.threshold { 2 * i + 1 } else { 2 * i + 2 };
         }
-        &self.leaves[i - self.splits.len()]
+        let leaf = i - self.splits.len();
+        &self.leaves[leaf * self.dim..(leaf + 1) * self.dim]
     }
 }
 
@@ -125,8 +128,8 @@ impl ShapePredictor {
                 return Err(r.fail(format!("stage {k}: anchors do not match its offsets or the {points} points")));
             }
             let bad = trees.iter().any(|t| {
-                t.leaves.len() != t.splits.len() + 1
-                    || t.leaves.iter().any(|l| l.len() != mean.len())
+                t.dim != mean.len()
+                    || t.leaves.len() != (t.splits.len() + 1) * t.dim
                     || t.splits.iter().any(|s| s.a >= anchors.len() || s.b >= anchors.len())
             });
             if bad {
@@ -184,7 +187,11 @@ fn tree(r: &mut Reader) -> Result<Tree, Failure> {
         Ok(Split { a: r.count("a split's first pixel")?, b: r.count("a split's second pixel")?, threshold: r.float()? })
     })?;
     let leaves = r.vec("leaves", Reader::column)?;
-    Ok(Tree { splits, leaves })
+    let dim = leaves.first().map_or(0, Vec::len);
+    if leaves.iter().any(|l| l.len() != dim) {
+        return Err(r.fail("a tree's leaves differ in length"));
+    }
+    Ok(Tree { splits, leaves: leaves.concat(), dim })
 }
 
 #[cfg(test)]
