@@ -200,6 +200,26 @@ fn bf16_channels_last_runs_checkpoint_and_resume() {
     assert!(rel > 0.0 && rel < 0.05, "first loss bf16 {} vs fp32 {} (relative {rel})", whole[0], fp32[0]);
 }
 
+/// Trains `cfg` uninterrupted (run "whole") and stopped after step 4 then resumed (run "split"); the losses
+/// agree step for step. Returns them.
+fn resumes_exactly(dir: &Path, cfg: &Config) -> Vec<f64> {
+    let whole = go(dir, "whole", cfg, false, None).unwrap();
+    let first = go(dir, "split", cfg, false, Some(4)).unwrap();
+    let rest = go(dir, "split", cfg, true, None).unwrap();
+    assert_eq!(first.into_iter().chain(rest).collect::<Vec<_>>(), whole);
+    whole
+}
+
+/// The "whole" and "split" runs' sweeps of `epoch` hold the same rows; returns them.
+fn same_sweeps(dir: &Path, epoch: u32) -> Vec<PseudoLabelRow> {
+    let read = |run: &str| -> Vec<PseudoLabelRow> {
+        read_table(dir.join(format!("runs/{run}/pseudo_labels/epoch-{epoch:04}.parquet"))).unwrap()
+    };
+    let whole = read("whole");
+    assert_eq!(whole, read("split"));
+    whole
+}
+
 /// The levels issue's options together — kNN instance vote, temperatures fitted on val, FreeMatch's threshold,
 /// the released code's L_u mean and separate forwards, dropout on — survive a stop mid-epoch 2: the fitted τs
 /// and the threshold averages come back from the checkpoint, and the run is recorded where audit reads it.
@@ -219,10 +239,7 @@ fn fitted_temperatures_and_adaptive_thresholds_resume_and_are_recorded() {
             "model.dropout=0.5",
         ],
     );
-    let whole = go(dir.path(), "whole", &cfg, false, None).unwrap();
-    let first = go(dir.path(), "split", &cfg, false, Some(4)).unwrap();
-    let rest = go(dir.path(), "split", &cfg, true, None).unwrap();
-    assert_eq!(first.into_iter().chain(rest).collect::<Vec<_>>(), whole);
+    resumes_exactly(dir.path(), &cfg);
     let run = dir.path().join("runs/whole");
     let metrics: Vec<MetricRow> = read_table(layout::run::metrics(&run)).unwrap();
     for epoch in [1, 2] {
@@ -240,8 +257,7 @@ fn fitted_temperatures_and_adaptive_thresholds_resume_and_are_recorded() {
     let fusion: exchange::fusion::Fusion = serde_json::from_str(&meta[exchange::keys::FUSION]).unwrap();
     let tau = metrics.iter().find(|r| r.metric == "tau_ins" && r.epoch == 2).unwrap().value;
     assert_eq!(fusion.tau_ins, tau as f32, "the sweep used the fitted τ_i");
-    let b: Vec<PseudoLabelRow> = read_table(dir.path().join("runs/split/pseudo_labels/epoch-0002.parquet")).unwrap();
-    assert_eq!(read_table::<PseudoLabelRow>(&file).unwrap(), b);
+    same_sweeps(dir.path(), 2);
 }
 
 /// The selection without a veto — FlexMatch's per-face curriculum record and the alignment's running average —
@@ -252,10 +268,7 @@ fn curriculum_thresholds_and_alignment_resume_and_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
     write_data(dir.path(), false);
     let cfg = config("sitfer-flex", &["method.selection.alignment_momentum=0.5"]);
-    let whole = go(dir.path(), "whole", &cfg, false, None).unwrap();
-    let first = go(dir.path(), "split", &cfg, false, Some(4)).unwrap();
-    let rest = go(dir.path(), "split", &cfg, true, None).unwrap();
-    assert_eq!(first.into_iter().chain(rest).collect::<Vec<_>>(), whole);
+    resumes_exactly(dir.path(), &cfg);
     let run = dir.path().join("runs/whole");
     let metrics: Vec<MetricRow> = read_table(layout::run::metrics(&run)).unwrap();
     let bars: Vec<f64> =
@@ -267,13 +280,10 @@ fn curriculum_thresholds_and_alignment_resume_and_are_recorded() {
     let factors: Vec<f32> = meta[exchange::keys::ALIGNMENT_FACTORS].split(',').map(|f| f.parse().unwrap()).collect();
     assert_eq!(factors.len(), tiny::CLASSES);
     assert!(factors.iter().all(|f| f.is_finite() && *f > 0.0), "{factors:?}");
-    let rows: Vec<PseudoLabelRow> = read_table(&file).unwrap();
-    for r in &rows {
+    for r in &same_sweeps(dir.path(), 2) {
         let sum: f32 = r.p_fused.iter().sum();
         assert!((sum - 1.0).abs() < 1e-4, "aligned rows stay distributions: {sum}");
     }
-    let b: Vec<PseudoLabelRow> = read_table(dir.path().join("runs/split/pseudo_labels/epoch-0002.parquet")).unwrap();
-    assert_eq!(rows, b);
 }
 
 /// The transductive level: with a sweep every epoch, epoch 1's propagation serves epoch 2's steps, survives a
@@ -285,10 +295,7 @@ fn propagated_instance_level_resumes_and_is_recorded() {
     write_data(dir.path(), false);
     let cfg =
         config("sitfer-lp", &["run.pseudo_labels_every=1", "run.sweep_subset=10", "method.levels.propagation.k=5"]);
-    let whole = go(dir.path(), "whole", &cfg, false, None).unwrap();
-    let first = go(dir.path(), "split", &cfg, false, Some(4)).unwrap();
-    let rest = go(dir.path(), "split", &cfg, true, None).unwrap();
-    assert_eq!(first.into_iter().chain(rest).collect::<Vec<_>>(), whole);
+    let whole = resumes_exactly(dir.path(), &cfg);
     let bank = go(dir.path(), "bank", &config("sitfer", &["run.pseudo_labels_every=1"]), false, None).unwrap();
     assert_eq!(bank[..3], whole[..3], "the bank votes until the first propagation");
     assert_ne!(bank[3..], whole[3..], "epoch 2 trains on the propagated level");
@@ -299,9 +306,7 @@ fn propagated_instance_level_resumes_and_is_recorded() {
         let p = rows[0].p_ins.as_ref().unwrap();
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{p:?}");
     }
-    let a: Vec<PseudoLabelRow> = read_table(dir.path().join("runs/whole/pseudo_labels/epoch-0002.parquet")).unwrap();
-    let b: Vec<PseudoLabelRow> = read_table(dir.path().join("runs/split/pseudo_labels/epoch-0002.parquet")).unwrap();
-    assert_eq!(a, b);
+    same_sweeps(dir.path(), 2);
 }
 
 /// FER+'s probability protocol: refused by face id where the shards have no votes; with votes that are all
