@@ -4,7 +4,9 @@
 //! - a float is two integers, a mantissa and an exponent, worth `mantissa · 2^exponent` (exponents 32000,
 //!   32001 and 32002 mean +∞, −∞ and NaN);
 //! - a `std::vector` is its length as an integer, then its elements;
-//! - a `matrix` is `−rows`, `−columns` (negated in dlib's current format) and its elements row by row.
+//! - a `matrix` is `−rows`, `−columns` (negated in dlib's current format) and its elements row by row;
+//! - a string is its length as an integer, then its bytes; a network layer's record starts with its name;
+//! - a network tensor is version 2, four dimensions, then raw little-endian `f32`s (not float pairs).
 //!
 //! Every error names the byte offset where reading failed.
 
@@ -66,6 +68,62 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// A double as dlib writes it (the same pair as [`Self::float`], converted in 64 bits).
+    pub(crate) fn double(&mut self) -> Result<f64, Failure> {
+        let mantissa = self.int()?;
+        let exponent = self.int()?;
+        Ok(match exponent {
+            IS_INF => f64::INFINITY,
+            IS_NINF => f64::NEG_INFINITY,
+            IS_NAN => f64::NAN,
+            e => mantissa as f64 * 2f64.powi(e.clamp(-2000, 2000) as i32),
+        })
+    }
+
+    pub(crate) fn string(&mut self) -> Result<String, Failure> {
+        let n = self.count("a string's length")?;
+        let bytes = self.bytes.get(self.pos..self.pos + n).ok_or_else(|| self.fail("file ends inside a string"))?;
+        self.pos += n;
+        String::from_utf8(bytes.to_vec()).map_err(|_| self.fail("a string that is not UTF-8"))
+    }
+
+    /// A network tensor: its four dimensions and `f32`s.
+    pub(crate) fn tensor(&mut self) -> Result<([usize; 4], Vec<f32>), Failure> {
+        let at = self.pos;
+        let version = self.int()?;
+        if version != 2 {
+            return Err((at, format!("tensor version {version}, expected 2")));
+        }
+        let mut dims = [0usize; 4];
+        for d in &mut dims {
+            *d = self.count("a tensor dimension")?;
+        }
+        let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| self.fail("tensor too large"))?;
+        let end = n.checked_mul(4).and_then(|b| b.checked_add(self.pos)).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| self.fail(format!("file ends inside a tensor of {n} floats")))?;
+        let v =
+            self.bytes[self.pos..end].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        self.pos = end;
+        Ok((dims, v))
+    }
+
+    /// Moves to just after the next record named one of `names` (its name serialised as a string); `None`
+    /// when none follows. The search starts after the fields already read, so it runs only over records the
+    /// caller skips; a chance match there would fail the caller's architecture check, not load wrong.
+    pub(crate) fn next_record(&mut self, names: &[&'static str]) -> Option<&'static str> {
+        let rest = &self.bytes[self.pos..];
+        let found = names
+            .iter()
+            .filter_map(|name| {
+                let mut marker = vec![0x01, name.len() as u8];
+                marker.extend_from_slice(name.as_bytes());
+                rest.windows(marker.len()).position(|w| w == marker.as_slice()).map(|p| (p, marker.len(), *name))
+            })
+            .min_by_key(|(p, _, _)| *p)?;
+        self.pos += found.0 + found.1;
+        Some(found.2)
+    }
+
     /// A `std::vector` of `what`s, each read by `item`.
     pub(crate) fn vec<T>(
         &mut self,
@@ -121,6 +179,24 @@ mod tests {
         let mut r = Reader::new(&[0x81, 0x02, 0x81, 0x01, 0x01, 0x01, 0x00, 0x01, 0x01, 0x01, 0x01]);
         assert_eq!(r.column().unwrap(), vec![1.0, 2.0]);
         assert!(r.at_end());
+    }
+
+    #[test]
+    fn doubles_strings_tensors_and_records_by_hand() {
+        // 0.375 = 3 · 2^−3; "ab"; a 1×1×1×2 tensor [1.5, −2.0] in raw f32; then a record named "x_".
+        let mut b = vec![
+            0x01, 0x03, 0x81, 0x03, 0x01, 0x02, b'a', b'b', 0x01, 0x02, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02,
+        ];
+        b.extend_from_slice(&1.5f32.to_le_bytes());
+        b.extend_from_slice(&(-2.0f32).to_le_bytes());
+        b.extend_from_slice(&[0xff, 0x01, 0x02, b'x', b'_', 0x01, 0x07]);
+        let mut r = Reader::new(&b);
+        assert_eq!(r.double().unwrap(), 0.375);
+        assert_eq!(r.string().unwrap(), "ab");
+        assert_eq!(r.tensor().unwrap(), ([1, 1, 1, 2], vec![1.5, -2.0]));
+        assert_eq!(r.next_record(&["y_", "x_"]), Some("x_"));
+        assert_eq!(r.int().unwrap(), 7);
+        assert_eq!(r.next_record(&["x_"]), None);
     }
 
     #[test]

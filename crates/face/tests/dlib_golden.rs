@@ -142,3 +142,19 @@ fn aligned_chips_equal_dlib_s_get_face_chip() {
         assert!(max <= 1 && off * 100 <= diffs.len(), "case {i} ({}): {off} values differ, up to {max}", cases[i]);
     }
 }
+
+#[test]
+fn the_detector_file_reads_as_dlib_s_face_detector() {
+    let (_, models) = setup();
+    let w = face::mmod::DetectorWeights::open(&models.join("mmod_human_face_detector.dat")).unwrap();
+    // One 80 × 80 window; the suppression's IoU is the one dlib fitted to its training boxes (a number in
+    // (0, 1); the file holds 0.338), the percent-covered test off at 1; the colour means dlib's input layer
+    // defaults to (122.782, 117.001, 104.298), which a misread field would not reproduce.
+    assert_eq!(w.options.windows, vec![(80, 80)]);
+    assert!(w.options.nms_iou > 0.0 && w.options.nms_iou < 1.0 && w.options.nms_covered == 1.0, "{:?}", w.options);
+    assert_eq!((w.input.padding, w.input.outer_padding), (10, 11));
+    for (got, want) in w.input.mean_rgb.iter().zip([122.782f32, 117.001, 104.298]) {
+        assert!((got - want).abs() < 1e-3, "{:?}", w.input);
+    }
+    assert!(w.norms.iter().all(|n| n.scale.iter().chain(&n.shift).all(|v| v.is_finite())));
+}
