@@ -77,6 +77,9 @@ pub(crate) struct Selection {
     pub(crate) rule: ThresholdRule,
     /// EMA momentum of the self-adaptive threshold, per step (FreeMatch: 0.999 over ~10⁶ steps).
     pub(crate) sat_momentum: f64,
+    /// `rule = "flex"`: FlexMatch's threshold warm-up (faces never counted weigh in every class's
+    /// learning effect) on (its default) or off (sitfer/threshold.rs).
+    pub(crate) flex_warmup: bool,
     /// Distribution alignment before selection: `off`, `uniform` or `labeled` (sitfer/alignment.rs).
     pub(crate) alignment: AlignTarget,
     /// EMA momentum of the alignment's running model distribution, per step (USB: 0.999).
@@ -185,6 +188,7 @@ impl Default for Selection {
             threshold: 0.75,
             rule: ThresholdRule::Fixed,
             sat_momentum: 0.999,
+            flex_warmup: true,
             alignment: AlignTarget::Off,
             alignment_momentum: 0.999,
             unlabeled_warmup_epochs: 0,

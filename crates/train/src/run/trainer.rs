@@ -194,7 +194,7 @@ impl<'a> Trainer<'a> {
             labels,
             soft_targets,
             sat: SelfAdaptive::new(c, cfg.method.selection.sat_momentum, device),
-            flex: Flex::new(data.unlabeled.ids.len() as i64, c, device),
+            flex: Flex::new(data.unlabeled.ids.len() as i64, c, cfg.method.selection.flex_warmup, device),
             align: Alignment::new(
                 cfg.method.selection.alignment,
                 &data.labeled.labels,

@@ -9,7 +9,9 @@
 //!   `τ · β_c / (2 − β_c)` (the convex mapping), where the learning effect `β_c = σ_c / max(max_k σ_k, σ_∅)`
 //!   and σ_c counts the unlabeled faces whose latest prediction above the fixed τ was c (σ_∅: faces never
 //!   above it; the "threshold warm-up", so every bar starts near 0 and rises as the model learns). A class
-//!   the model rarely predicts confidently keeps a low bar instead of being vetoed.
+//!   the model rarely predicts confidently keeps a low bar instead of being vetoed. Without the warm-up
+//!   (`method.selection.flex_warmup = false`, FlexMatch's other variant) `β_c = σ_c / max_k σ_k`: the
+//!   best-learned class is held to τ from the first counted face on.
 //!
 //! Owns the self-adaptive and curriculum states and their updates; the fused distribution they read comes
 //! from [`super::fusion`].
@@ -77,19 +79,23 @@ pub(crate) struct Flex {
     /// `[N_u]` int64.
     pub(crate) latest: Tensor,
     classes: i64,
+    /// σ_∅ in the denominator (FlexMatch's threshold warm-up).
+    warmup: bool,
 }
 
 impl Flex {
-    pub(crate) fn new(unlabeled: i64, classes: i64, device: Device) -> Self {
-        Flex { latest: Tensor::full([unlabeled.max(0)], -1, (Kind::Int64, device)), classes: classes.max(1) }
+    pub(crate) fn new(unlabeled: i64, classes: i64, warmup: bool, device: Device) -> Self {
+        Flex { latest: Tensor::full([unlabeled.max(0)], -1, (Kind::Int64, device)), classes: classes.max(1), warmup }
     }
 
-    /// `[C]` learning effects `β_c = σ_c / max(max_k σ_k, σ_∅)` (0 for every class while no face is counted).
+    /// `[C]` learning effects `β_c = σ_c / max(max_k σ_k, σ_∅)`, or `σ_c / max_k σ_k` without the warm-up (0 for
+    /// every class while no face is counted).
     pub(crate) fn learning_effect(&self) -> Tensor {
         let counts = (&self.latest + 1).bincount::<Tensor>(None, self.classes + 1).to_kind(Kind::Float);
         let unused = counts.get(0);
         let sigma = counts.narrow(0, 1, self.classes);
-        &sigma / sigma.max().maximum(&unused).clamp_min(1.0)
+        let top = if self.warmup { sigma.max().maximum(&unused) } else { sigma.max() };
+        &sigma / top.clamp_min(1.0)
     }
 
     /// `[C]` thresholds in force under the fixed threshold `tau`: `τ β_c / (2 − β_c)`.
@@ -148,7 +154,7 @@ mod tests {
 
     #[test]
     fn flex_bars_rise_with_each_class_s_confident_faces() {
-        let mut f = Flex::new(6, 3, Device::Cpu);
+        let mut f = Flex::new(6, 3, true, Device::Cpu);
         // Nothing counted yet: β = 0, every bar 0, so every pseudo-label counts (FlexMatch's warm-up).
         assert_eq!(v(&f.thresholds(0.9)), vec![0.0, 0.0, 0.0]);
         // Faces 0, 1, 2 predicted 0, 0, 1 above 0.9; face 3 at 0.5 stays uncounted.
@@ -172,5 +178,20 @@ mod tests {
         // A 0.5-confident class-2 label passes its 0.18 bar; a 0.85-confident class-0 one fails 0.9.
         let mask = f.select(&Tensor::from_slice(&[0.5f32, 0.85]), &Tensor::from_slice(&[2i64, 0]), 0.9);
         assert_eq!(v(&mask), vec![1.0, 0.0]);
+    }
+
+    #[test]
+    fn without_the_warm_up_the_best_learned_class_is_held_to_tau_at_once() {
+        let mut f = Flex::new(6, 3, false, Device::Cpu);
+        assert_eq!(v(&f.thresholds(0.9)), vec![0.0, 0.0, 0.0]);
+        let idx = Tensor::from_slice(&[0i64, 1, 2, 3]);
+        let conf = Tensor::from_slice(&[0.95f32, 0.99, 0.92, 0.5]);
+        f.update(&idx, &conf, &Tensor::from_slice(&[0i64, 0, 1, 2]), 0.9);
+        // σ = (2, 1, 0), the three uncounted faces no longer in the denominator: β = (1, 1/2, 0);
+        // bars 0.9 · β / (2 − β) = (0.9, 0.3, 0).
+        let t = v(&f.thresholds(0.9));
+        for (got, want) in t.iter().zip([0.9f32, 0.3, 0.0]) {
+            assert!((got - want).abs() < 1e-6, "{t:?}");
+        }
     }
 }
