@@ -11,11 +11,11 @@
 //! Every error names the byte offset where reading failed.
 
 /// Reading failed at byte `.0` because of `.1`.
-pub(crate) type Failure = (usize, String);
+pub type Failure = (usize, String);
 
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     bytes: &'a [u8],
-    pub(crate) pos: usize,
+    pos: usize,
 }
 
 const IS_INF: i64 = 32000;
@@ -23,19 +23,24 @@ const IS_NINF: i64 = 32001;
 const IS_NAN: i64 = 32002;
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+    pub fn new(bytes: &'a [u8]) -> Self {
         Reader { bytes, pos: 0 }
     }
 
-    pub(crate) fn fail(&self, what: impl Into<String>) -> Failure {
+    /// The byte offset reading has reached.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub fn fail(&self, what: impl Into<String>) -> Failure {
         (self.pos, what.into())
     }
 
-    pub(crate) fn at_end(&self) -> bool {
+    pub fn at_end(&self) -> bool {
         self.pos >= self.bytes.len()
     }
 
-    pub(crate) fn int(&mut self) -> Result<i64, Failure> {
+    pub fn int(&mut self) -> Result<i64, Failure> {
         let control = *self.bytes.get(self.pos).ok_or_else(|| self.fail("file ends inside an integer"))?;
         let n = usize::from(control & 0x0f);
         if n > 8 || control & 0x70 != 0 {
@@ -50,14 +55,14 @@ impl<'a> Reader<'a> {
     }
 
     /// A non-negative integer that counts or indexes something (`what`, for the message).
-    pub(crate) fn count(&mut self, what: &str) -> Result<usize, Failure> {
+    pub fn count(&mut self, what: &str) -> Result<usize, Failure> {
         let at = self.pos;
         let v = self.int()?;
         usize::try_from(v).map_err(|_| (at, format!("{what} is {v}, expected a non-negative number")))
     }
 
     /// A float as dlib writes it, converted as dlib converts it: `ldexp((float) mantissa, exponent)`.
-    pub(crate) fn float(&mut self) -> Result<f32, Failure> {
+    pub fn float(&mut self) -> Result<f32, Failure> {
         let mantissa = self.int()?;
         let exponent = self.int()?;
         Ok(match exponent {
@@ -69,7 +74,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A double as dlib writes it (the same pair as [`Self::float`], converted in 64 bits).
-    pub(crate) fn double(&mut self) -> Result<f64, Failure> {
+    pub fn double(&mut self) -> Result<f64, Failure> {
         let mantissa = self.int()?;
         let exponent = self.int()?;
         Ok(match exponent {
@@ -80,7 +85,7 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub(crate) fn string(&mut self) -> Result<String, Failure> {
+    pub fn string(&mut self) -> Result<String, Failure> {
         let n = self.count("a string's length")?;
         let bytes = self.bytes.get(self.pos..self.pos + n).ok_or_else(|| self.fail("file ends inside a string"))?;
         self.pos += n;
@@ -88,7 +93,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A network tensor: its four dimensions and `f32`s.
-    pub(crate) fn tensor(&mut self) -> Result<([usize; 4], Vec<f32>), Failure> {
+    pub fn tensor(&mut self) -> Result<([usize; 4], Vec<f32>), Failure> {
         let at = self.pos;
         let version = self.int()?;
         if version != 2 {
@@ -110,7 +115,7 @@ impl<'a> Reader<'a> {
     /// Moves to just after the next record named one of `names` (its name serialised as a string); `None`
     /// when none follows. The search starts after the fields already read, so it runs only over records the
     /// caller skips; a chance match there would fail the caller's architecture check, not load wrong.
-    pub(crate) fn next_record(&mut self, names: &[&'static str]) -> Option<&'static str> {
+    pub fn next_record(&mut self, names: &[&'static str]) -> Option<&'static str> {
         let rest = &self.bytes[self.pos..];
         let found = names
             .iter()
@@ -125,7 +130,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A `std::vector` of `what`s, each read by `item`.
-    pub(crate) fn vec<T>(
+    pub fn vec<T>(
         &mut self,
         what: &str,
         mut item: impl FnMut(&mut Self) -> Result<T, Failure>,
@@ -139,7 +144,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A column vector (`matrix<float,0,1>`) of floats.
-    pub(crate) fn column(&mut self) -> Result<Vec<f32>, Failure> {
+    pub fn column(&mut self) -> Result<Vec<f32>, Failure> {
         let at = self.pos;
         let (rows, cols) = (self.int()?, self.int()?);
         if rows > 0 || cols != -1 {
@@ -151,6 +156,53 @@ impl<'a> Reader<'a> {
         }
         (0..n).map(|_| self.float()).collect()
     }
+}
+
+/// A `con_` record's weights (the same in every dlib network): `weight` is `[cout, cin, k, k]` flattened
+/// (PyTorch's OIHW), `bias` has `cout` values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvRecord {
+    pub cout: usize,
+    pub cin: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+}
+
+/// The fields of a `con_4` record after its name: the parameter tensor (filters, then biases), the filter
+/// count, kernel size, stride and padding; square kernels, strides and paddings only.
+pub fn conv_record(r: &mut Reader) -> Result<ConvRecord, Failure> {
+    let at = r.pos;
+    let (_, params) = r.tensor()?;
+    let cout = r.count("num_filters")?;
+    let (kh, kw) = (r.count("kernel rows")?, r.count("kernel columns")?);
+    let (sy, sx) = (r.count("stride y")?, r.count("stride x")?);
+    let (py, px) = (r.count("padding y")?, r.count("padding x")?);
+    if kh != kw || sy != sx || py != px || cout == 0 || kh == 0 {
+        return Err((
+            at,
+            format!("convolution {cout} filters {kh}x{kw} stride {sy}/{sx} padding {py}/{px}: expected square"),
+        ));
+    }
+    let per_filter = params.len().saturating_sub(cout) / (cout * kh * kw);
+    if per_filter * cout * kh * kw + cout != params.len() {
+        return Err((
+            at,
+            format!("{} parameters do not split into {cout} filters of {kh}x{kw} plus biases", params.len()),
+        ));
+    }
+    let split = params.len() - cout;
+    Ok(ConvRecord {
+        cout,
+        cin: per_filter,
+        kernel: kh,
+        stride: sy,
+        padding: py,
+        weight: params[..split].to_vec(),
+        bias: params[split..].to_vec(),
+    })
 }
 
 /// `x · 2^e` in f32, as C's `ldexp` (exact unless the result leaves f32's range).

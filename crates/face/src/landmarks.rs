@@ -98,7 +98,7 @@ impl ShapePredictor {
     /// anchors and the offsets; every index is checked against what it indexes.
     fn parse(bytes: &[u8]) -> Result<Self, Failure> {
         let mut r = Reader::new(bytes);
-        let at = r.pos;
+        let at = r.pos();
         let version = r.int()?;
         if version != 1 {
             return Err((at, format!("shape predictor version {version}, expected 1 (dlib's shape_predictor)")));

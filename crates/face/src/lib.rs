@@ -4,7 +4,7 @@
 //! mapping are still to come).
 
 pub mod chip;
-mod dlib_format;
+pub mod dlib_format;
 pub mod geometry;
 pub mod image;
 pub mod landmarks;

@@ -14,19 +14,9 @@
 
 use std::path::Path;
 
-use crate::dlib_format::{Failure, Reader};
+use crate::dlib_format::{conv_record, Failure, Reader};
 
-/// One convolution, filters in PyTorch's `[out, in, k, k]` order.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Conv {
-    pub out: usize,
-    pub input: usize,
-    pub kernel: usize,
-    pub stride: usize,
-    pub padding: usize,
-    pub weight: Vec<f32>,
-    pub bias: Vec<f32>,
-}
+pub use crate::dlib_format::ConvRecord as Conv;
 
 /// A batch norm folded into a per-channel `scale · x + shift`.
 #[derive(Clone, Debug, PartialEq)]
@@ -110,7 +100,7 @@ impl DetectorWeights {
             match name {
                 LOSS => options = Some(mmod_options(&mut r)?),
                 INPUT | INPUT2 => input = Some(input_layer(&mut r, name == INPUT2)?),
-                CONV => convs.push(conv(&mut r)?),
+                CONV => convs.push(conv_record(&mut r)?),
                 _ => norms.push(batch_norm(&mut r)?),
             }
         }
@@ -129,7 +119,7 @@ impl DetectorWeights {
             ));
         }
         for (i, (c, a)) in self.convs.iter().zip(ARCH).enumerate() {
-            let got = (c.out, c.input, c.kernel, c.stride, c.padding);
+            let got = (c.cout, c.cin, c.kernel, c.stride, c.padding);
             if got != a {
                 return Err(format!(
                     "convolution {i} is (filters, inputs, kernel, stride, padding) {got:?}, expected {a:?}"
@@ -149,7 +139,7 @@ impl DetectorWeights {
 }
 
 fn mmod_options(r: &mut Reader) -> Result<Options, Failure> {
-    let at = r.pos;
+    let at = r.pos();
     let version = r.int()?;
     let windows = match version {
         1 => vec![(r.count("window width")?, r.count("window height")?)],
@@ -178,42 +168,10 @@ fn input_layer(r: &mut Reader, with_padding: bool) -> Result<InputLayer, Failure
     Ok(InputLayer { mean_rgb, padding, outer_padding })
 }
 
-fn conv(r: &mut Reader) -> Result<Conv, Failure> {
-    let at = r.pos;
-    let (_, params) = r.tensor()?;
-    let out = r.count("num_filters")?;
-    let (kh, kw) = (r.count("kernel rows")?, r.count("kernel columns")?);
-    let (sy, sx) = (r.count("stride y")?, r.count("stride x")?);
-    let (py, px) = (r.count("padding y")?, r.count("padding x")?);
-    if kh != kw || sy != sx || py != px || out == 0 || kh == 0 {
-        return Err((
-            at,
-            format!("convolution of {out} filters {kh}x{kw} stride {sy}/{sx} padding {py}/{px}: expected square"),
-        ));
-    }
-    let per_filter = params.len().saturating_sub(out) / (out * kh * kw);
-    if per_filter * out * kh * kw + out != params.len() {
-        return Err((
-            at,
-            format!("{} parameters do not split into {out} filters of {kh}x{kw} plus biases", params.len()),
-        ));
-    }
-    let split = params.len() - out;
-    Ok(Conv {
-        out,
-        input: per_filter,
-        kernel: kh,
-        stride: sy,
-        padding: py,
-        weight: params[..split].to_vec(),
-        bias: params[split..].to_vec(),
-    })
-}
-
 /// `bn_con2`: params `[γ; β]`, two alias records, the batch statistics, the running mean and variance, the
 /// update counts and learning-rate multipliers, then ε.
 fn batch_norm(r: &mut Reader) -> Result<Norm, Failure> {
-    let at = r.pos;
+    let at = r.pos();
     let (_, params) = r.tensor()?;
     for _ in 0..2 {
         let v = r.int()?;

@@ -3,25 +3,15 @@
 //! affines that follow them (dlib's `affine_`, a batch norm folded into `scale`, `shift`) and the final
 //! 256 → 128 linear map. Nothing here knows tch; [`super::convert`] turns the result into named tensors.
 //!
-//! The format (little-endian): a dlib integer is one control byte (low nibble = byte count, bit 7 = negative)
-//! then that many bytes; a string is its length as a dlib integer then its bytes; a tensor is a version integer
-//! (2), four dimension integers, then raw `f32`s. Each layer record starts with its name. The records this
+//! The format is read by `face::dlib_format` (dlib's integers, tensors and named records; the `con_4` record
+//! shared with the face detector). Each layer record starts with its name. The records this
 //! reader needs are found by their names, and each is then read field by field, so the bytes of a tensor it has
 //! read are never searched for a name; the records it skips (ReLU, pooling, additions, the loss) hold no
 //! weights. The counts and shapes are then checked against the architecture, so a different or damaged file is
 //! refused with what differed rather than loaded wrong.
 
-/// One `con_4` record: `weight` is `[cout, cin, kh, kw]` flattened (OIHW), `bias` has `cout` values.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Conv {
-    pub(crate) cout: usize,
-    pub(crate) cin: usize,
-    pub(crate) kernel: usize,
-    pub(crate) stride: usize,
-    pub(crate) padding: usize,
-    pub(crate) weight: Vec<f32>,
-    pub(crate) bias: Vec<f32>,
-}
+/// One `con_4` record (dlib's own layout, read by the face crate's reader for every dlib network).
+pub(crate) use face::dlib_format::ConvRecord as Conv;
 
 /// One `affine_` record: `y = x · scale[c] + shift[c]`.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,115 +39,14 @@ pub(crate) enum DatError {
     Architecture { path: String, what: String },
 }
 
-/// Walks the bytes; every error names the byte offset where reading failed.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn fail(&self, what: impl Into<String>) -> (usize, String) {
-        (self.pos, what.into())
-    }
-
-    fn int(&mut self) -> Result<i64, (usize, String)> {
-        let control = *self.bytes.get(self.pos).ok_or_else(|| self.fail("file ends inside an integer"))?;
-        let n = usize::from(control & 0x0f);
-        if n > 8 {
-            return Err(self.fail(format!("integer control byte {control:#04x} claims {n} bytes (at most 8)")));
-        }
-        let body =
-            self.bytes.get(self.pos + 1..self.pos + 1 + n).ok_or_else(|| self.fail("file ends inside an integer"))?;
-        let mut v: u64 = 0;
-        for (i, b) in body.iter().enumerate() {
-            v |= u64::from(*b) << (8 * i);
-        }
-        self.pos += 1 + n;
-        let v = i64::try_from(v).map_err(|_| self.fail("integer out of range"))?;
-        Ok(if control & 0x80 != 0 { -v } else { v })
-    }
-
-    fn count(&mut self, what: &str) -> Result<usize, (usize, String)> {
-        let at = self.pos;
-        let v = self.int()?;
-        usize::try_from(v).map_err(|_| (at, format!("{what} is {v}, expected a non-negative count")))
-    }
-
-    /// A dlib tensor: version 2, four dimensions, then their product of `f32`s.
-    fn tensor(&mut self) -> Result<(Vec<usize>, Vec<f32>), (usize, String)> {
-        let at = self.pos;
-        let version = self.int()?;
-        if version != 2 {
-            return Err((at, format!("tensor version {version}, expected 2")));
-        }
-        let dims = (0..4).map(|_| self.count("a tensor dimension")).collect::<Result<Vec<_>, _>>()?;
-        let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| self.fail("tensor too large"))?;
-        self.floats(n).map(|v| (dims, v))
-    }
-
-    fn floats(&mut self, n: usize) -> Result<Vec<f32>, (usize, String)> {
-        let end = n.checked_mul(4).and_then(|b| b.checked_add(self.pos)).filter(|&e| e <= self.bytes.len());
-        let end = end.ok_or_else(|| self.fail(format!("file ends inside a tensor of {n} floats")))?;
-        let v =
-            self.bytes[self.pos..end].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        self.pos = end;
-        Ok(v)
-    }
-
-    /// Moves to just after the next serialised name among `names`; `None` at the end of the file.
-    fn next_record(&mut self, names: &[&'static str]) -> Option<&'static str> {
-        let rest = &self.bytes[self.pos..];
-        let found = names
-            .iter()
-            .filter_map(|name| {
-                let mut marker = vec![0x01, name.len() as u8];
-                marker.extend_from_slice(name.as_bytes());
-                rest.windows(marker.len()).position(|w| w == marker.as_slice()).map(|p| (p, marker.len(), *name))
-            })
-            .min_by_key(|(p, _, _)| *p)?;
-        self.pos += found.0 + found.1;
-        Some(found.2)
-    }
-}
+use face::dlib_format::{conv_record, Reader};
 
 const CONV: &str = "con_4";
 const AFFINE: &str = "affine_";
 const FC: &str = "fc_2";
 
-fn conv(r: &mut Reader) -> Result<Conv, (usize, String)> {
-    let at = r.pos;
-    let (_, params) = r.tensor()?;
-    let cout = r.count("num_filters")?;
-    let (kh, kw) = (r.count("kernel rows")?, r.count("kernel columns")?);
-    let (sy, sx) = (r.count("stride y")?, r.count("stride x")?);
-    let (py, px) = (r.count("padding y")?, r.count("padding x")?);
-    if kh != kw || sy != sx || py != px || cout == 0 || kh == 0 {
-        return Err((
-            at,
-            format!("convolution {cout} filters {kh}x{kw} stride {sy}/{sx} padding {py}/{px}: expected square"),
-        ));
-    }
-    let per_filter = (params.len() - cout.min(params.len())) / (cout * kh * kw);
-    if per_filter * cout * kh * kw + cout != params.len() {
-        return Err((
-            at,
-            format!("{} parameters do not split into {cout} filters of {kh}x{kw} plus biases", params.len()),
-        ));
-    }
-    let split = params.len() - cout;
-    Ok(Conv {
-        cout,
-        cin: per_filter,
-        kernel: kh,
-        stride: sy,
-        padding: py,
-        weight: params[..split].to_vec(),
-        bias: params[split..].to_vec(),
-    })
-}
-
 fn affine(r: &mut Reader) -> Result<Affine, (usize, String)> {
-    let at = r.pos;
+    let at = r.pos();
     let (_, params) = r.tensor()?;
     if params.is_empty() || params.len() % 2 != 0 {
         return Err((at, format!("affine with {} parameters, expected 2 per channel", params.len())));
@@ -168,7 +57,7 @@ fn affine(r: &mut Reader) -> Result<Affine, (usize, String)> {
 
 /// `(outputs, inputs, W as [outputs][inputs])` of an `fc_2` record (dlib stores `[inputs][outputs]`).
 fn fc(r: &mut Reader) -> Result<(usize, usize, Vec<f32>), (usize, String)> {
-    let at = r.pos;
+    let at = r.pos();
     let outputs = r.count("fc outputs")?;
     let inputs = r.count("fc inputs")?;
     let (dims, w) = r.tensor()?;
@@ -186,12 +75,12 @@ fn fc(r: &mut Reader) -> Result<(usize, usize, Vec<f32>), (usize, String)> {
 
 /// Parses `bytes` (the file at `path`, named in errors) and checks it against [`super::ARCH`].
 pub(crate) fn parse(path: &str, bytes: &[u8]) -> Result<DatWeights, DatError> {
-    let mut r = Reader { bytes, pos: 0 };
+    let mut r = Reader::new(bytes);
     let (mut convs, mut affines, mut embed) = (Vec::new(), Vec::new(), None);
     let format = |(offset, what): (usize, String)| DatError::Format { path: path.to_string(), offset, what };
     while let Some(name) = r.next_record(&[CONV, AFFINE, FC]) {
         match name {
-            CONV => convs.push(conv(&mut r).map_err(format)?),
+            CONV => convs.push(conv_record(&mut r).map_err(format)?),
             AFFINE => affines.push(affine(&mut r).map_err(format)?),
             _ => {
                 if embed.is_some() {
@@ -245,7 +134,7 @@ mod tests {
     fn dlib_integers() {
         // Hand-encoded: 4736 = 0x1280 → [0x02, 0x80, 0x12]; 0 → [0x00]; -3 → [0x81, 0x03].
         let bytes = [0x02, 0x80, 0x12, 0x00, 0x81, 0x03];
-        let mut r = Reader { bytes: &bytes, pos: 0 };
+        let mut r = Reader::new(&bytes);
         assert_eq!((r.int().unwrap(), r.int().unwrap(), r.int().unwrap()), (4736, 0, -3));
         assert_eq!(int(4736), vec![0x02, 0x80, 0x12]);
         assert!(r.int().unwrap_err().1.contains("ends inside"));
@@ -265,9 +154,9 @@ mod tests {
         for v in [2, 1, 1, 1, 1, 0, 0] {
             b.extend(int(v));
         }
-        let mut r = Reader { bytes: &b, pos: 0 };
+        let mut r = Reader::new(&b);
         assert_eq!(r.next_record(&[CONV, AFFINE]), Some(CONV));
-        let c = conv(&mut r).unwrap();
+        let c = conv_record(&mut r).unwrap();
         assert_eq!((c.cout, c.cin, c.kernel, c.stride, c.padding), (2, 1, 1, 1, 0));
         assert_eq!((c.weight, c.bias), (vec![1.0, 2.0], vec![0.5, -0.5]));
         assert_eq!(r.next_record(&[CONV, AFFINE]), None);
