@@ -61,19 +61,13 @@ impl<'a> Reader<'a> {
         usize::try_from(v).map_err(|_| (at, format!("{what} is {v}, expected a non-negative number")))
     }
 
-    /// A float as dlib writes it, converted as dlib converts it: `ldexp((float) mantissa, exponent)`.
+    /// A float as dlib writes it: the pair [`Self::double`] reads, narrowed to `f32` (exact for every value
+    /// dlib wrote from an `f32`: its mantissa then has at most 24 bits).
     pub fn float(&mut self) -> Result<f32, Failure> {
-        let mantissa = self.int()?;
-        let exponent = self.int()?;
-        Ok(match exponent {
-            IS_INF => f32::INFINITY,
-            IS_NINF => f32::NEG_INFINITY,
-            IS_NAN => f32::NAN,
-            e => ldexp(mantissa as f32, e),
-        })
+        Ok(self.double()? as f32)
     }
 
-    /// A double as dlib writes it (the same pair as [`Self::float`], converted in 64 bits).
+    /// A double as dlib writes it, converted as dlib converts it: `ldexp((double) mantissa, exponent)`.
     pub fn double(&mut self) -> Result<f64, Failure> {
         let mantissa = self.int()?;
         let exponent = self.int()?;
@@ -203,14 +197,6 @@ pub fn conv_record(r: &mut Reader) -> Result<ConvRecord, Failure> {
         weight: params[..split].to_vec(),
         bias: params[split..].to_vec(),
     })
-}
-
-/// `x · 2^e` in f32, as C's `ldexp` (exact unless the result leaves f32's range).
-fn ldexp(x: f32, e: i64) -> f32 {
-    let e = e.clamp(-400, 400) as i32;
-    // In two halves so that 2^(e/2) stays representable while the product may be subnormal or large.
-    let half = e / 2;
-    x * 2f32.powi(half) * 2f32.powi(e - half)
 }
 
 #[cfg(test)]
