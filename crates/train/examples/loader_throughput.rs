@@ -1,8 +1,8 @@
 //! `make bench`'s loader row: images per second on ONE core of what the input pipeline does to a face,
 //! measured on the first `n` images of a shard folder:
 //! - decode: the shard's PNG bytes → a `size × size` image (once per sample, when a run loads its data);
-//! - weak + strong: both augmented views of one image and their conversion to planar f32 (every step, for
-//!   every unlabeled face; the labeled faces get the weak view only).
+//! - weak + strong: both augmented views of one image rendered into the model's planar f32 input (every
+//!   step, for every unlabeled face; the labeled faces get the weak view only).
 //!
 //! The same work through PIL and torchvision is `bench/loader_reference.py`; `bench/loader.sh` runs both.
 //!
@@ -16,9 +16,8 @@ use exchange::parquet_io::TableReader;
 use exchange::schema::shard::ShardRow;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use train::data::augment::{strong, weak};
-use train::data::batch::planar;
 use train::data::loader::decode;
+use train::data::views::{render, Plan};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -57,8 +56,11 @@ fn main() -> anyhow::Result<()> {
         let t = Instant::now();
         let mut checksum = 0f64;
         for img in &images {
-            let w = planar(&weak(img, pad, &mut rng));
-            let s = planar(&strong(img, pad, &mut rng));
+            // Fresh buffers per view, as the reference gets a new tensor per view.
+            let mut w = vec![0f32; 3 * (size * size) as usize];
+            let mut s = w.clone();
+            render(img, &Plan::weak(pad, &mut rng), &mut w);
+            render(img, &Plan::strong(img.w, img.h, pad, &mut rng), &mut s);
             checksum += f64::from(w[0]) + f64::from(s[0]);
         }
         let augment_s = t.elapsed().as_secs_f64();

@@ -1,5 +1,5 @@
 //! The data path: loading shards by split role ([`loader`]), seeded samplers ([`sampler`]), the weak and
-//! strong augmentations ([`augment`]) and the bounded queue that runs them ahead of the step ([`prefetch`]).
+//! strong views ([`views`], drawn as plans and rendered in one pass; [`augment`] holds the ops) and the bounded queue that runs them ahead of the step ([`prefetch`]).
 //! Everything here works on plain buffers so it can run on rayon threads ahead of the training step.
 
 pub mod augment;
@@ -7,3 +7,4 @@ pub mod batch;
 pub mod loader;
 pub(crate) mod prefetch;
 pub(crate) mod sampler;
+pub mod views;

@@ -13,11 +13,11 @@ use std::thread::Scope;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use tch::{Device, Tensor};
+use tch::Tensor;
 
-use super::augment::{strong, weak, Img};
-use super::batch::to_tensor;
+use super::augment::Img;
 use super::sampler::{Sampler, SamplerState};
+use super::views;
 
 /// What one step consumes.
 pub(crate) struct Batch {
@@ -95,20 +95,20 @@ fn rng(seed: u64, step: u64, stream: u64, i: usize) -> ChaCha8Rng {
 
 impl Plan<'_> {
     /// The views of `images[idx]` for `stream` (1 labeled weak, 2 unlabeled weak, 3 unlabeled strong), the
-    /// first of them at slot `first` of the global batch.
-    fn views(&self, images: &[Img], idx: &[usize], first: usize, step: u64, stream: u64) -> Vec<Img> {
+    /// first of them at slot `first` of the global batch, rendered into `out` (one input's floats per face).
+    fn views(&self, images: &[Img], idx: &[usize], first: usize, step: u64, stream: u64, out: &mut [f32]) {
         let (pad, seed) = (self.pad, self.seed);
-        idx.par_iter()
-            .enumerate()
-            .map(|(i, &j)| {
-                let mut r = rng(seed, step, stream, first + i);
-                if stream == 3 {
-                    strong(&images[j], pad, &mut r)
-                } else {
-                    weak(&images[j], pad, &mut r)
-                }
-            })
-            .collect()
+        let per_face = out.len() / idx.len().max(1);
+        out.par_chunks_mut(per_face.max(1)).zip(idx).enumerate().for_each(|(i, (out, &j))| {
+            let mut r = rng(seed, step, stream, first + i);
+            let img = &images[j];
+            let plan = if stream == 3 {
+                views::Plan::strong(img.w, img.h, pad, &mut r)
+            } else {
+                views::Plan::weak(pad, &mut r)
+            };
+            views::render(img, &plan, out);
+        });
     }
 
     /// This rank's share of one step's batch; advances the samplers (by the whole global batch).
@@ -116,16 +116,23 @@ impl Plan<'_> {
         let global_l = lab.next_batch(self.batch_labeled);
         let global_u = if self.batch_unlabeled > 0 { unl.next_batch(self.batch_unlabeled) } else { Vec::new() };
         let ((li, lf), (ui, uf)) = (self.shard.of(&global_l), self.shard.of(&global_u));
-        let mut all = self.views(self.labeled, li, lf, step, 1);
+        // Every face of a run has the same size and channels (the loader resizes them all).
+        let (w, h) = self.labeled.first().or(self.unlabeled.first()).map_or((1, 1), |f| (f.w, f.h));
+        let per_face = 3 * w * h;
+        let faces = li.len() + 2 * ui.len();
+        let mut flat = vec![0f32; faces * per_face];
+        let (lab_out, rest) = flat.split_at_mut(li.len() * per_face);
+        self.views(self.labeled, li, lf, step, 1, lab_out);
         if !ui.is_empty() {
-            all.extend(self.views(self.unlabeled, ui, uf, step, 2));
-            all.extend(self.views(self.unlabeled, ui, uf, step, 3));
+            let (weak_out, strong_out) = rest.split_at_mut(ui.len() * per_face);
+            self.views(self.unlabeled, ui, uf, step, 2, weak_out);
+            self.views(self.unlabeled, ui, uf, step, 3, strong_out);
         }
         Batch {
             step,
             labeled: li.to_vec(),
             unlabeled: ui.to_vec(),
-            x: to_tensor(&all, Device::Cpu),
+            x: Tensor::from_slice(&flat).view([faces as i64, 3, h as i64, w as i64]),
             labeled_state: lab.state(),
             unlabeled_state: unl.state(),
         }

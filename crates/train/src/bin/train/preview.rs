@@ -8,8 +8,9 @@ use clap::Args as ClapArgs;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use train::data::augment::{strong, weak, Img};
+use train::data::augment::Img;
 use train::data::loader;
+use train::data::views::{render_image, Plan};
 
 #[derive(ClapArgs)]
 pub struct Args {
@@ -49,8 +50,8 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     for r in 0..rows {
         let img = &data.labeled.images[r * data.labeled.images.len() / rows];
         let mut tiles: Vec<Img> = vec![img.clone()];
-        tiles.extend((0..a.views).map(|_| weak(img, pad, &mut rng)));
-        tiles.extend((0..a.views).map(|_| strong(img, pad, &mut rng)));
+        tiles.extend((0..a.views).map(|_| render_image(img, &Plan::weak(pad, &mut rng))));
+        tiles.extend((0..a.views).map(|_| render_image(img, &Plan::strong(img.w, img.h, pad, &mut rng))));
         for (c, t) in tiles.iter().enumerate() {
             for y in 0..t.h {
                 for x in 0..t.w {
