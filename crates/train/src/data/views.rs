@@ -104,22 +104,30 @@ fn draw_cutout(w: usize, h: usize, rng: &mut impl Rng) -> Option<Rect> {
 /// Renders `plan` on `img` into `out`: the model's input, planar and normalised, `3 × h × w` floats (a grey
 /// face copied to the three channels), as [`super::batch::planar`] would give for the op-by-op view.
 pub fn render(img: &Img, plan: &Plan, out: &mut [f32]) {
+    let (w, h) = (img.w, img.h);
+    assert_eq!(out.len(), 3 * w * h, "a {w} × {h} view is 3 planes of floats");
     let (base, luts) = warp_and_tone(img, plan);
-    let tables: [[f32; 256]; 3] = std::array::from_fn(|k| {
-        let lut = &luts[if img.c == 1 { 0 } else { k }];
-        std::array::from_fn(|v| (f32::from(lut[v]) / 255.0 - MEAN[k]) / STD[k])
+    view_rows(&base, plan, &luts, |y, ch, row| {
+        let planes = if img.c == 1 { 0..3 } else { ch..ch + 1 };
+        for k in planes {
+            // batch::planar's arithmetic, so the floats are those of the op-by-op view.
+            for (o, &v) in out[(k * h + y) * w..(k * h + y + 1) * w].iter_mut().zip(row) {
+                *o = (f32::from(v) / 255.0 - MEAN[k]) / STD[k];
+            }
+        }
     });
-    let fill: [f32; 3] = std::array::from_fn(|k| (FILL / 255.0 - MEAN[k]) / STD[k]);
-    finish(&base, plan, &tables, &fill, out);
 }
 
 /// The same view as an image (for previews, and the tests).
 pub fn render_image(img: &Img, plan: &Plan) -> Img {
     let (base, luts) = warp_and_tone(img, plan);
-    let mut planes = vec![0u8; img.data.len()];
-    finish(&base, plan, &luts, &vec![FILL as u8; img.c], &mut planes);
-    let n = img.w * img.h;
-    let data = (0..img.data.len()).map(|i| planes[(i % img.c) * n + i / img.c]).collect();
+    let mut data = vec![0u8; img.data.len()];
+    let c = img.c;
+    view_rows(&base, plan, &luts, |y, ch, row| {
+        for (x, &v) in row.iter().enumerate() {
+            data[(y * img.w + x) * c + ch] = v;
+        }
+    });
     Img { data, ..*img }
 }
 
@@ -327,40 +335,40 @@ fn sample_into(img: &Img, x: f32, y: f32, px: &mut [u8]) {
     }
 }
 
-/// A column the final pass fills with grey (the crop uncovered it or Cutout covers it), beside the 256 values.
-const GREY: usize = 256;
-
-/// The final pass: for each output row, the pixel of `base` each column takes after the crop and the flip
-/// (or [`GREY`]), then that pixel's value through each plane's table.
-fn finish<T: Copy>(base: &Img, plan: &Plan, tables: &[[T; 256]], fill: &[T], out: &mut [T]) {
+/// The final pass, row by row and channel by channel: the crop's shift (grey where it uncovers), Cutout's
+/// square, the chained tables, the flip; `emit(y, channel, values)` takes each finished row.
+fn view_rows(base: &Img, plan: &Plan, luts: &[[u8; 256]], mut emit: impl FnMut(usize, usize, &[u8])) {
     let (w, h, c) = (base.w, base.h, base.c);
-    assert_eq!(out.len(), tables.len() * w * h, "one {w} × {h} plane per table");
-    // Each plane's table with grey as its 257th entry, so a row is one lookup per column.
-    let tables: Vec<[T; GREY + 1]> =
-        tables.iter().zip(fill).map(|(t, &f)| std::array::from_fn(|v| if v == GREY { f } else { t[v] })).collect();
+    let untoned = luts == identity_luts(c).as_slice();
     let (ox, oy) = plan.crop.unwrap_or((0, 0));
-    let mut columns = vec![GREY as u16; w];
+    // Output columns whose source column `x + ox` is inside the frame.
+    let (lo, hi) = ((-ox).clamp(0, w as isize) as usize, (w as isize - ox).clamp(0, w as isize) as usize);
+    let mut row = vec![FILL as u8; w];
     for y in 0..h {
         let sy = y as isize + oy;
-        let line = (0..h as isize).contains(&sy).then(|| &base.data[sy as usize * w * c..(sy as usize + 1) * w * c]);
         let cut = plan.cutout.filter(|r| (r.y0..r.y1).contains(&sy));
-        for (k, table) in tables.iter().enumerate() {
-            // A grey face's planes all read its one channel: its columns are found once per row.
-            if k < c {
-                columns.fill(GREY as u16);
-                if let Some(line) = line {
-                    for (x, col) in columns.iter_mut().enumerate() {
-                        let sx = if plan.flip { w - 1 - x } else { x } as isize + ox;
-                        if (0..w as isize).contains(&sx) && !cut.is_some_and(|r| (r.x0..r.x1).contains(&sx)) {
-                            *col = u16::from(line[sx as usize * c + k]);
-                        }
+        for (ch, lut) in luts.iter().enumerate() {
+            row.fill(FILL as u8);
+            if (0..h as isize).contains(&sy) && lo < hi {
+                let line = &base.data[sy as usize * w * c..(sy as usize + 1) * w * c];
+                let src = (lo as isize + ox) as usize;
+                if c == 1 && untoned {
+                    row[lo..hi].copy_from_slice(&line[src..src + hi - lo]);
+                } else {
+                    for (v, px) in row[lo..hi].iter_mut().zip(line[src * c..].chunks_exact(c)) {
+                        *v = lut[px[ch] as usize];
                     }
                 }
+                if let Some(r) = cut {
+                    let (x0, x1) =
+                        ((r.x0 - ox).clamp(0, w as isize) as usize, (r.x1 - ox).clamp(0, w as isize) as usize);
+                    row[x0..x1.max(x0)].fill(FILL as u8);
+                }
+                if plan.flip {
+                    row.reverse();
+                }
             }
-            let row = &mut out[(k * h + y) * w..(k * h + y + 1) * w];
-            for (o, &col) in row.iter_mut().zip(&columns) {
-                *o = table[col as usize];
-            }
+            emit(y, ch, &row);
         }
     }
 }
