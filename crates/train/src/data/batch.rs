@@ -12,6 +12,12 @@ use super::augment::Img;
 pub(crate) const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub(crate) const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
+/// A pixel value as the model reads it in channel `ch`: scaled to [0, 1], minus the mean, over the deviation.
+#[inline]
+pub(crate) fn normalised(v: u8, ch: usize) -> f32 {
+    (f32::from(v) / 255.0 - MEAN[ch]) / STD[ch]
+}
+
 /// Planar, normalised `3 × S × S` floats of one image.
 pub fn planar(img: &Img) -> Vec<f32> {
     let n = img.w * img.h;
@@ -19,7 +25,7 @@ pub fn planar(img: &Img) -> Vec<f32> {
     for ch in 0..3 {
         let src = if img.c == 1 { 0 } else { ch };
         for i in 0..n {
-            out[ch * n + i] = (f32::from(img.data[i * img.c + src]) / 255.0 - MEAN[ch]) / STD[ch];
+            out[ch * n + i] = normalised(img.data[i * img.c + src], ch);
         }
     }
     out

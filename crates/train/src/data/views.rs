@@ -20,7 +20,7 @@ use wide::{f32x8, CmpGe, CmpGt, CmpLt};
 use super::augment::{
     enhance_factor, histograms, identity_luts, inverse_map, local, point_luts, to_u8, Action, Img, Luts, Op, FILL, OPS,
 };
-use super::batch::{MEAN, STD};
+use super::batch::normalised;
 
 /// RandAugment's ops per strong view.
 const STRONG_OPS: usize = 3;
@@ -110,9 +110,8 @@ pub fn render(img: &Img, plan: &Plan, out: &mut [f32]) {
     view_rows(&base, plan, &luts, |y, ch, row| {
         let planes = if img.c == 1 { 0..3 } else { ch..ch + 1 };
         for k in planes {
-            // batch::planar's arithmetic, so the floats are those of the op-by-op view.
             for (o, &v) in out[(k * h + y) * w..(k * h + y + 1) * w].iter_mut().zip(row) {
-                *o = (f32::from(v) / 255.0 - MEAN[k]) / STD[k];
+                *o = normalised(v, k);
             }
         }
     });
